@@ -1,0 +1,41 @@
+// Where kernels come from. Every op has a CPU kernel (src/cpu); a CUDA kernel
+// exists for the configurations listed in the CUDA kernel table
+// (src/cuda/kernel_table.cpp). Everything else answers Unsupported naming what
+// is missing.
+#pragma once
+
+#include <string>
+
+#include "core/plan_state.hpp"
+
+namespace kvserve::detail {
+
+// Specialised for every op by the CPU backend.
+template <class Op>
+Result<Kernel<Op>> cpu_kernel(const typename Op::Desc& desc);
+
+// Specialised by the CUDA backend for the ops it serves; this primary
+// definition answers for the rest.
+template <class Op>
+Result<Kernel<Op>> cuda_kernel(const typename Op::Desc&, Device device) {
+#if KVSERVE_WITH_CUDA
+  return Status::unsupported(std::string(Op::kName) + ": no CUDA kernel for this op in this build (" +
+                             device.to_string() + ")");
+#else
+  return Status::unsupported(std::string(Op::kName) + ": this build has no CUDA backend (asked for " +
+                             device.to_string() + "; configure with -DKVSERVE_ENABLE_CUDA=ON)");
+#endif
+}
+
+template <class Op>
+Result<Kernel<Op>> select_backend(const typename Op::Desc& desc, Device device) {
+  if (device.is_cpu()) return cpu_kernel<Op>(desc);
+  return cuda_kernel<Op>(desc, device);
+}
+
+}  // namespace kvserve::detail
+
+#include "cpu/cpu_kernels.hpp"  // declares the CPU specialisations
+#if KVSERVE_WITH_CUDA
+#include "cuda/cuda_kernels.hpp"  // declares the CUDA specialisations
+#endif

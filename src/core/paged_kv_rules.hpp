@@ -1,0 +1,36 @@
+// Checks shared by every op that reads or writes a paged KV cache.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kvserve/attention.hpp"
+
+namespace kvserve::detail {
+
+// Descriptor fields of a paged cache; `field` prefixes the names ("kv").
+Status check_paged_kv_desc(std::string_view op, std::string_view field, const PagedKvDesc& kv);
+// Query/output dtype against the cache: equal, or f16/bf16 over an fp8 cache.
+Status check_q_dtype(std::string_view op, std::string_view field, DType q_dtype, DType kv_dtype);
+// Descriptor fields common to all attention ops.
+Status check_attention_params(std::string_view op, std::string_view field, const AttentionParams& attn);
+// "q=bf16 kv=fp8_e4m3 d=128 layout=NHD"
+std::string paged_config(DType q_dtype, const PagedKvDesc& kv);
+
+// The tensors of a PagedKv for `batch` rows (requests or groups); `name`
+// prefixes the argument names ("kv" -> "kv.indptr"). On the CPU, where the
+// page table is host memory, its contents are checked too.
+Status check_paged_kv_args(std::string_view op, std::string_view name, const PagedKvDesc& desc, const PagedKv& kv,
+                           std::int64_t batch, Device device);
+// Host-side lengths handed to prepare(): indptr, last_page_len; returns B.
+Status check_paged_lengths(std::string_view op, std::string_view name, const PagedKvDesc& desc,
+                           const PagedKvLengths& host, std::int64_t max_batch, std::int64_t* batch);
+// The contents of a host page table: the first bad entry, named.
+Status check_page_table_host(std::string_view op, std::string_view name, const PagedKvDesc& desc,
+                             const std::int32_t* indptr, std::int64_t batch, const std::int32_t* indices,
+                             std::int64_t num_indices, const std::int32_t* last_page_len);
+// run()'s batch against the last prepare().
+Status check_prepared_batch(std::string_view op, std::int64_t batch, std::int64_t prepared, std::int64_t max_batch);
+
+}  // namespace kvserve::detail
