@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "kvserve/dtype.hpp"
 
@@ -76,6 +77,13 @@ class [[nodiscard]] Result {
  private:
   std::variant<Status, T> v_;
 };
+
+// Returns the Status of `expr` from the enclosing function unless it is ok.
+#define KVSERVE_TRY(expr)                                         \
+  do {                                                            \
+    if (::kvserve::Status kvserve_try_ = (expr); !kvserve_try_)   \
+      return kvserve_try_;                                        \
+  } while (0)
 
 // ---------------------------------------------------------------- device ----
 
@@ -162,5 +170,15 @@ struct KernelInfo {
   // "cuda/sm_90a/BatchPagedDecode/q=bf16 kv=bf16 d=128 ..."
   std::string key() const;
 };
+
+// One compiled kernel configuration. The list is data: `kvserve list` prints
+// it and docs/support-matrix.md is generated from it. The CPU backend has one
+// generic entry per op (every dtype, head_dim, layout and page size).
+struct CompiledKernel {
+  Backend backend = Backend::cpu;
+  std::string op;
+  std::string config;
+};
+std::vector<CompiledKernel> compiled_kernels();
 
 }  // namespace kvserve

@@ -12,13 +12,6 @@
 
 #include "kvserve/core.hpp"
 
-// Returns the Status of `expr` from the enclosing function unless it is ok.
-#define KVS_TRY(expr)                          \
-  do {                                         \
-    if (::kvserve::Status kvs_s_ = (expr); !kvs_s_) \
-      return kvs_s_;                           \
-  } while (0)
-
 namespace kvserve::detail {
 
 inline constexpr std::int64_t kAny = -1;  // a shape entry that is not checked

@@ -26,16 +26,16 @@ Status check_scales(std::string_view op, const std::string& field, const std::ve
 }  // namespace
 
 Status check_paged_kv_desc(std::string_view op, std::string_view field, const PagedKvDesc& kv) {
-  KVS_TRY(check_positive(op, f(field, "page_size"), kv.page_size));
-  KVS_TRY(check_positive(op, f(field, "num_pages"), kv.num_pages));
-  KVS_TRY(check_positive(op, f(field, "num_kv_heads"), kv.num_kv_heads));
-  KVS_TRY(check_head_dim(op, f(field, "head_dim"), kv.head_dim));
+  KVSERVE_TRY(check_positive(op, f(field, "page_size"), kv.page_size));
+  KVSERVE_TRY(check_positive(op, f(field, "num_pages"), kv.num_pages));
+  KVSERVE_TRY(check_positive(op, f(field, "num_kv_heads"), kv.num_kv_heads));
+  KVSERVE_TRY(check_head_dim(op, f(field, "head_dim"), kv.head_dim));
   if (!(is_activation(kv.dtype) || is_fp8(kv.dtype)))
     return invalid_field(op, f(field, "dtype"), "f16, bf16, f32, fp8_e4m3 or fp8_e5m2", to_text(kv.dtype));
   if (kv.layout != KvLayout::NHD && kv.layout != KvLayout::HND)
     return invalid_field(op, f(field, "layout"), "NHD or HND", to_text(static_cast<std::int64_t>(kv.layout)));
-  KVS_TRY(check_scales(op, f(field, "k_scale"), kv.k_scale, kv));
-  KVS_TRY(check_scales(op, f(field, "v_scale"), kv.v_scale, kv));
+  KVSERVE_TRY(check_scales(op, f(field, "k_scale"), kv.k_scale, kv));
+  KVSERVE_TRY(check_scales(op, f(field, "v_scale"), kv.v_scale, kv));
   return Status::ok();
 }
 
@@ -49,7 +49,7 @@ Status check_q_dtype(std::string_view op, std::string_view field, DType q_dtype,
 }
 
 Status check_attention_params(std::string_view op, std::string_view field, const AttentionParams& attn) {
-  if (attn.sm_scale) KVS_TRY(check_finite_positive(op, f(field, "sm_scale"), *attn.sm_scale));
+  if (attn.sm_scale) KVSERVE_TRY(check_finite_positive(op, f(field, "sm_scale"), *attn.sm_scale));
   if (!(std::isfinite(attn.logits_soft_cap) && attn.logits_soft_cap >= 0))
     return invalid_field(op, f(field, "logits_soft_cap"), "0 (off) or a finite value > 0", to_text(double{attn.logits_soft_cap}));
   if (attn.window_left < -1)
@@ -67,15 +67,15 @@ Status check_paged_kv_args(std::string_view op, std::string_view name, const Pag
   const bool nhd = desc.layout == KvLayout::NHD;
   for (auto [pool, pname] : {std::pair{&kv.k_pages, "k_pages"}, std::pair{&kv.v_pages, "v_pages"}}) {
     if (nhd)
-      KVS_TRY(check_tensor(op, f(name, pname), *pool, device, desc.dtype,
+      KVSERVE_TRY(check_tensor(op, f(name, pname), *pool, device, desc.dtype,
                            {desc.num_pages, desc.page_size, desc.num_kv_heads, desc.head_dim}));
     else
-      KVS_TRY(check_tensor(op, f(name, pname), *pool, device, desc.dtype,
+      KVSERVE_TRY(check_tensor(op, f(name, pname), *pool, device, desc.dtype,
                            {desc.num_pages, desc.num_kv_heads, desc.page_size, desc.head_dim}));
   }
-  KVS_TRY(check_tensor(op, f(name, "indptr"), kv.indptr, device, DType::int32, {batch + 1}));
-  KVS_TRY(check_tensor(op, f(name, "indices"), kv.indices, device, DType::int32, {kAny}));
-  KVS_TRY(check_tensor(op, f(name, "last_page_len"), kv.last_page_len, device, DType::int32, {batch}));
+  KVSERVE_TRY(check_tensor(op, f(name, "indptr"), kv.indptr, device, DType::int32, {batch + 1}));
+  KVSERVE_TRY(check_tensor(op, f(name, "indices"), kv.indices, device, DType::int32, {kAny}));
+  KVSERVE_TRY(check_tensor(op, f(name, "last_page_len"), kv.last_page_len, device, DType::int32, {batch}));
   if (device.is_cpu())
     return check_page_table_host(op, name, desc, kv.indptr.ptr<const std::int32_t>(), batch,
                                  kv.indices.ptr<const std::int32_t>(), kv.indices.shape[0],
@@ -85,7 +85,7 @@ Status check_paged_kv_args(std::string_view op, std::string_view name, const Pag
 
 Status check_paged_lengths(std::string_view op, std::string_view name, const PagedKvDesc& desc,
                            const PagedKvLengths& host, std::int64_t max_batch, std::int64_t* batch) {
-  KVS_TRY(check_indptr(op, f(name, "indptr"), host.indptr));
+  KVSERVE_TRY(check_indptr(op, f(name, "indptr"), host.indptr));
   const std::int64_t b = static_cast<std::int64_t>(host.indptr.size()) - 1;
   if (b > max_batch)
     return invalid_arg(op, f(name, "indptr"), "at most max_batch + 1 (" + to_text(max_batch + 1) + ") entries",
@@ -106,7 +106,7 @@ Status check_paged_lengths(std::string_view op, std::string_view name, const Pag
 Status check_page_table_host(std::string_view op, std::string_view name, const PagedKvDesc& desc,
                              const std::int32_t* indptr, std::int64_t batch, const std::int32_t* indices,
                              std::int64_t num_indices, const std::int32_t* last_page_len) {
-  KVS_TRY(check_indptr(op, f(name, "indptr"), {indptr, static_cast<std::size_t>(batch + 1)}));
+  KVSERVE_TRY(check_indptr(op, f(name, "indptr"), {indptr, static_cast<std::size_t>(batch + 1)}));
   if (indptr[batch] > num_indices)
     return invalid_arg(op, f(name, "indices"), "at least indptr[B] = " + to_text(std::int64_t{indptr[batch]}) + " entries",
                        to_text(num_indices));

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kvserve/attention.hpp"
-#include "test_util.hpp"
+#include "buffer.hpp"
 
 namespace kvserve::test {
 

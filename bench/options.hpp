@@ -1,0 +1,65 @@
+// Command-line options of the kvserve tool. Each command declares the options
+// it takes; a value that does not fit its kind is reported in one line naming
+// the option, and the tool exits with code 2.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kvserve/attention.hpp"
+
+namespace kvserve::cli {
+
+enum class OptKind {
+  positive_int,  // > 0
+  count,         // >= 0
+  integer,       // any
+  real,          // any finite
+  dtype,         // f16 | bf16 | f32 | fp8_e4m3 | fp8_e5m2
+  head_dim,      // multiple of 16 in [16, 256]
+  layout,        // NHD | HND
+  device,        // cpu | cuda | cuda:N
+  text,          // free text (a file name)
+  flag,          // present or not; takes no value
+};
+
+struct OptionSpec {
+  std::string name;  // without the dashes: "page-size"
+  OptKind kind;
+  std::string default_value;  // "" for none
+  std::string help;
+};
+
+// Thrown for a bad command line; main() prints what() and exits 2.
+struct BadOption : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Options {
+ public:
+  // Parses "--name value", "--name=value" and "--flag" against `specs`.
+  Options(const std::vector<OptionSpec>& specs, const std::vector<std::string>& args, const std::string& command);
+
+  std::int64_t integer(const std::string& name) const;
+  double real(const std::string& name) const;
+  DType dtype(const std::string& name) const;
+  KvLayout layout(const std::string& name) const;
+  Device device(const std::string& name) const;
+  const std::string& text(const std::string& name) const;
+  bool flag(const std::string& name) const;
+  bool given(const std::string& name) const { return given_.count(name) != 0; }
+
+ private:
+  const OptionSpec& spec(const std::string& name) const;
+  std::vector<OptionSpec> specs_;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, bool> given_;
+};
+
+// Options every benchmark takes (device, iterations, JSON output, check).
+std::vector<OptionSpec> common_bench_options();
+std::string usage(const std::vector<OptionSpec>& specs);
+
+}  // namespace kvserve::cli

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what a build needs on Debian/Ubuntu when it is missing: a C++20
+# compiler, CMake, Ninja, GoogleTest. The CUDA toolkit (nvcc) is optional and
+# not installed here; the CUDA backend is built when it is found.
+set -euo pipefail
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v ninja >/dev/null || missing+=(ninja-build)
+command -v g++ >/dev/null || missing+=(g++)
+[ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "note: nvcc is at /usr/local/cuda/bin but not on PATH; add it to build the CUDA backend" >&2
+fi

@@ -1,0 +1,22 @@
+// The catalogue of ops and compiled kernels this build offers.
+#include "core/backends.hpp"
+#include "kvserve/core.hpp"
+
+namespace kvserve {
+namespace {
+// Every op has a CPU kernel for every configuration its descriptor accepts.
+constexpr const char* kCpuOps[] = {
+    "BatchPagedDecode",
+};
+}  // namespace
+
+std::vector<CompiledKernel> compiled_kernels() {
+  std::vector<CompiledKernel> out;
+  for (const char* op : kCpuOps) out.push_back({Backend::cpu, op, "any dtype, head_dim, layout, page size, GQA ratio"});
+#if KVSERVE_WITH_CUDA
+  for (auto& k : detail::cuda_compiled_kernels()) out.push_back(std::move(k));
+#endif
+  return out;
+}
+
+}  // namespace kvserve
