@@ -35,8 +35,7 @@ void run_case(const DecodeCase& c, Device device) {
                             .q_dtype = c.q_dtype,
                             .attn = {.logits_soft_cap = c.soft_cap, .window_left = c.window_left},
                             .kv_split_tokens = c.kv_split_tokens};
-  auto plan = BatchPagedDecodePlan::create(desc, device);
-  ASSERT_TRUE(plan) << plan.status().to_string();
+  KVS_CREATE_OR_SKIP(plan, BatchPagedDecodePlan, desc, device);
   DeviceMemory ws(device, plan->workspace_bytes());
   ASSERT_TRUE(plan->prepare(cache.lengths(), workspace_of(ws), {}));
 

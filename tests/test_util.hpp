@@ -27,6 +27,17 @@ std::string device_label(Device d);
     if (::kvserve::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
   } while (0)
 
+// Creates a plan into `var`; on a GPU whose build has no kernel for the
+// configuration (Unsupported) the test is skipped with the reason, anywhere
+// else a failure to create fails the test.
+#define KVS_CREATE_OR_SKIP(var, PlanType, desc, device)                                  \
+  auto var = PlanType::create(desc, device);                                             \
+  do {                                                                                   \
+    if (!var && (device).is_cuda() && var.status().code() == ::kvserve::StatusCode::unsupported) \
+      GTEST_SKIP() << var.status().to_string();                                          \
+    ASSERT_TRUE(var) << var.status().to_string();                                        \
+  } while (0)
+
 // A fresh generator per test, seeded from the clock; the seed is printed so a
 // failure can be replayed with KVSERVE_TEST_SEED.
 std::mt19937_64 make_rng();
