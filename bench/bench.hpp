@@ -50,6 +50,10 @@ Status time_median_us(const BenchContext& ctx, const std::function<Status()>& fn
 // ceiling the memory-bound ops are reported against.
 double measured_copy_bandwidth(Device device);
 
+// The device's L2 size in bytes (0 for the CPU): benches rotate inputs over
+// more than this so that each timed run reads from device memory.
+std::size_t l2_cache_bytes(Device device);
+
 // The default device: cuda:0 when there is one, else the CPU.
 Device default_device();
 

@@ -1,75 +1,388 @@
-// Benchmarks of the attention ops.
+// Benchmarks of the attention ops. Each entry builds its inputs from the shape
+// options, times the plan, checks a few requests against the fp64 oracle and
+// reports the fewest bytes the op must move and the flops of the q.k and p.v
+// products over the keys each query actually sees (so a causal prefill counts
+// about half of the square).
+#include <algorithm>
 #include <cmath>
 #include <random>
 
+#include "attention_support.hpp"
 #include "bench_ops.hpp"
 #include "compare.hpp"
 #include "kvserve/attention.hpp"
-#include "oracle.hpp"
-#include "paged_cache.hpp"
 
 namespace kvserve::cli {
 namespace {
 
-// Requests the --check compares against the oracle (the oracle is naive fp64).
+// Requests --check compares against the oracle (the oracle is naive fp64),
+// and for prefill entries their last query rows only (they see the most keys).
 constexpr std::int64_t kCheckedRequests = 4;
+constexpr std::int64_t kCheckedQueries = 16;
+
+// ------------------------------------------------------- shared setup --
+
+// The heads and attention variant every entry takes.
+struct Heads {
+  int qo = 0, kv = 0, dim = 0;
+  DType dtype = DType::bf16;  // queries and outputs
+  AttentionParams attn;
+  int group() const { return qo / kv; }
+};
+
+std::vector<OptionSpec> with_head_options(std::vector<OptionSpec> specs) {
+  specs.insert(specs.end(), {
+                                {"num-qo-heads", OptKind::positive_int, "32", "query heads"},
+                                {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
+                                {"head-dim", OptKind::head_dim, "128", "head dimension"},
+                                {"dtype", OptKind::dtype, "bf16", "query / output dtype"},
+                                {"soft-cap", OptKind::real, "0", "logits soft-cap (0: off)"},
+                                {"window-left", OptKind::integer, "-1", "sliding window (-1: off)"},
+                            });
+  return specs;
+}
+
+// Entries over a paged cache also take its page size, dtype and layout.
+std::vector<OptionSpec> with_paged_options(std::vector<OptionSpec> specs) {
+  specs.insert(specs.end(), {
+                                {"page-size", OptKind::positive_int, "16", "tokens per page"},
+                                {"kv-dtype", OptKind::dtype, "",
+                                 "KV cache dtype (default: --dtype; fp8 gets scale 0.5)"},
+                                {"layout", OptKind::layout, "NHD", "KV pool layout"},
+                            });
+  return with_head_options(std::move(specs));
+}
+
+Status read_heads(const Options& o, Heads* h) {
+  h->qo = static_cast<int>(o.integer("num-qo-heads"));
+  h->kv = static_cast<int>(o.integer("num-kv-heads"));
+  h->dim = static_cast<int>(o.integer("head-dim"));
+  h->dtype = o.dtype("dtype");
+  h->attn = {.logits_soft_cap = static_cast<float>(o.real("soft-cap")),
+             .window_left = static_cast<int>(o.integer("window-left"))};
+  if (h->qo % h->kv != 0)
+    return Status::invalid_argument("--num-qo-heads: expected a multiple of --num-kv-heads (" + std::to_string(h->kv) +
+                                    "), got " + std::to_string(h->qo));
+  return Status::ok();
+}
+
+std::string heads_text(const Heads& h) {
+  std::string s = "Hq=" + std::to_string(h.qo) + " Hkv=" + std::to_string(h.kv) + " D=" + std::to_string(h.dim) + " " +
+                  std::string(name_of(h.dtype));
+  if (h.attn.logits_soft_cap > 0) s += " cap=" + std::to_string(static_cast<int>(h.attn.logits_soft_cap));
+  if (h.attn.window_left >= 0) s += " win=" + std::to_string(h.attn.window_left);
+  return s;
+}
+
+oracle::AttentionSpec spec_of(const Heads& h, bool causal) {
+  return test::attention_spec(h.qo, h.kv, h.dim, h.dim, h.attn, causal);
+}
+
+// A size option whose default depends on the device (GPU shapes would take
+// minutes on the CPU).
+std::int64_t size_option(const Options& o, const BenchContext& ctx, const std::string& name, std::int64_t gpu,
+                         std::int64_t cpu) {
+  return o.given(name) ? o.integer(name) : (ctx.device.is_cuda() ? gpu : cpu);
+}
+
+// A paged cache of `lens` tokens per row, pages in random order.
+test::PagedCache paged_cache(const Options& o, const BenchContext& ctx, const Heads& h, std::mt19937_64& rng,
+                             const std::vector<std::int64_t>& lens) {
+  PagedKvDesc kvd{.page_size = static_cast<int>(o.integer("page-size")), .num_kv_heads = h.kv, .head_dim = h.dim,
+                  .dtype = o.given("kv-dtype") ? o.dtype("kv-dtype") : h.dtype, .layout = o.layout("layout")};
+  if (is_fp8(kvd.dtype)) kvd.k_scale = kvd.v_scale = {0.5f};
+  return test::make_paged_cache(rng, kvd, lens, ctx.device);
+}
+
+std::string paged_text(const test::PagedCache& c) {
+  return "page=" + std::to_string(c.desc.page_size) + " kv=" + std::string(name_of(c.desc.dtype)) + " " +
+         std::string(name_of(c.desc.layout));
+}
+
+// Query positions q_len queries at the end of kv_len keys see, summed.
+std::int64_t visible_pairs(std::int64_t q_len, std::int64_t kv_len, bool causal, int window_left) {
+  std::int64_t pairs = 0;
+  for (std::int64_t i = 0; i < q_len; ++i) {
+    const std::int64_t p = i + kv_len - q_len;
+    const std::int64_t hi = causal ? std::min(kv_len, p + 1) : kv_len;
+    const std::int64_t lo = window_left >= 0 ? std::max<std::int64_t>(0, p - window_left) : 0;
+    pairs += std::max<std::int64_t>(0, hi - lo);
+  }
+  return pairs;
+}
+
+// q.k (2 D flops) and p.v (2 D flops) for every visible (query, key) pair of every query head.
+double attention_flops(std::int64_t pairs, const Heads& h) { return 4.0 * static_cast<double>(pairs) * h.qo * h.dim; }
+
+// The part of one request an entry checks: its last `rows` query rows
+// (starting at token row q_row0 + q_len - rows of q / out) against its keys.
+struct CheckedRequest {
+  std::int64_t q_row0, q_len, kv_len;
+  std::vector<double> keys, values;  // [kv_len, Hkv, D]
+};
+
+// Times run() into r, then (with --check) compares the checked requests' out
+// rows with the oracle.
+Status time_and_check(const BenchContext& ctx, const KernelInfo& kernel, const std::function<Status()>& run,
+                      const Heads& h, bool causal, const test::Buffer& q, test::Buffer& out,
+                      const std::function<CheckedRequest(std::int64_t)>& checked, std::int64_t requests,
+                      BenchResult* r) {
+  r->kernel = kernel.key();
+  KVSERVE_TRY(time_median_us(ctx, run, &r->time_us));
+  if (!ctx.check) return Status::ok();
+  out.download();
+  const std::int64_t row = static_cast<std::int64_t>(h.qo) * h.dim;
+  std::vector<double> got, ref;
+  for (std::int64_t b = 0; b < std::min(requests, kCheckedRequests); ++b) {
+    const CheckedRequest c = checked(b);
+    const std::int64_t rows = std::min(c.q_len, kCheckedQueries), first = c.q_row0 + c.q_len - rows;
+    std::vector<double> o, lse;
+    oracle::attention(spec_of(h, causal), test::slice(q, first * row, rows * row), c.keys, c.values, rows, c.kv_len,
+                      &o, &lse);
+    test::append(&got, test::slice(out, first * row, rows * row));
+    test::append(&ref, o);
+  }
+  const test::Comparison cmp = test::compare(got, ref, h.dtype);
+  r->check = cmp.summary();
+  r->check_ok = cmp.failures == 0;
+  return Status::ok();
+}
+
+test::Buffer random_buffer(DType t, std::int64_t n, const BenchContext& ctx, std::mt19937_64& rng, double scale) {
+  test::Buffer b(t, n, ctx.device);
+  b.fill_uniform(rng, -scale, scale);
+  return b;
+}
+
+test::Buffer poisoned_buffer(DType t, std::int64_t n, const BenchContext& ctx) {
+  test::Buffer b(t, n, ctx.device);
+  b.poison();
+  return b;
+}
+
+// ---------------------------------------------------------------- decode --
 
 Status run_decode(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const bool gpu = ctx.device.is_cuda();
-  const std::int64_t batch = o.given("batch") ? o.integer("batch") : (gpu ? 64 : 8);
-  const std::int64_t kv_len = o.given("kv-len") ? o.integer("kv-len") : (gpu ? 4096 : 1024);
-  const int hq = static_cast<int>(o.integer("num-qo-heads")), hkv = static_cast<int>(o.integer("num-kv-heads"));
-  const int d = static_cast<int>(o.integer("head-dim"));
-  const DType q_dtype = o.dtype("dtype");
-  const DType kv_dtype = o.given("kv-dtype") ? o.dtype("kv-dtype") : q_dtype;
-  if (hq % hkv != 0)
-    return Status::invalid_argument("--num-qo-heads: expected a multiple of --num-kv-heads (" + std::to_string(hkv) +
-                                    "), got " + std::to_string(hq));
+  Heads h;
+  KVSERVE_TRY(read_heads(o, &h));
+  const std::int64_t batch = size_option(o, ctx, "batch", 64, 8), kv_len = size_option(o, ctx, "kv-len", 4096, 1024);
   std::mt19937_64 rng(ctx.seed);
-  PagedKvDesc kvd{.page_size = static_cast<int>(o.integer("page-size")), .num_kv_heads = hkv, .head_dim = d,
-                  .dtype = kv_dtype, .layout = o.layout("layout")};
-  if (is_fp8(kv_dtype)) kvd.k_scale = kvd.v_scale = {0.5f};
-  test::PagedCache cache =
-      test::make_paged_cache(rng, kvd, std::vector<std::int64_t>(static_cast<std::size_t>(batch), kv_len), ctx.device);
-  BatchPagedDecodeDesc desc{.max_batch = static_cast<int>(batch), .num_qo_heads = hq, .kv = cache.desc,
-                            .q_dtype = q_dtype,
-                            .attn = {.logits_soft_cap = static_cast<float>(o.real("soft-cap")),
-                                     .window_left = static_cast<int>(o.integer("window-left"))}};
-  auto plan = BatchPagedDecodePlan::create(desc, ctx.device);
+  const test::PagedCache cache = paged_cache(o, ctx, h, rng, std::vector<std::int64_t>(batch, kv_len));
+  auto plan = BatchPagedDecodePlan::create({.max_batch = static_cast<int>(batch), .num_qo_heads = h.qo,
+                                            .kv = cache.desc, .q_dtype = h.dtype, .attn = h.attn},
+                                           ctx.device);
   if (!plan) return plan.status();
   test::DeviceMemory ws(ctx.device, plan->workspace_bytes());
   KVSERVE_TRY(plan->prepare(cache.lengths(), test::workspace_of(ws), {}));
-  test::Buffer q(q_dtype, batch * hq * d, ctx.device), res(q_dtype, batch * hq * d, ctx.device);
-  q.fill_uniform(rng, -2, 2);
-  res.poison();
-  const BatchPagedDecodeArgs args{.q = q.view({batch, hq, d}), .kv = cache.view(), .out = res.view({batch, hq, d})};
+  const test::Buffer q = random_buffer(h.dtype, batch * h.qo * h.dim, ctx, rng, 2);
+  test::Buffer res = poisoned_buffer(h.dtype, q.size(), ctx);
+  const BatchPagedDecodeArgs args{.q = q.view({batch, h.qo, h.dim}), .kv = cache.view(),
+                                  .out = res.view({batch, h.qo, h.dim})};
 
   BenchResult r;
   r.op = "decode";
-  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " Hq=" + std::to_string(hq) +
-            " Hkv=" + std::to_string(hkv) + " D=" + std::to_string(d) + " page=" + std::to_string(kvd.page_size) +
-            " " + std::string(name_of(kv_dtype)) + " " + std::string(name_of(kvd.layout));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, test::workspace_of(ws), {}); }, &r.time_us));
-  const double kv_bytes = 2.0 * batch * kv_len * hkv * d * size_of(kv_dtype);
-  r.bytes = kv_bytes + 2.0 * batch * hq * d * size_of(q_dtype) + 4.0 * (cache.indices.size() + 2 * batch);
-  r.flops = 4.0 * batch * hq * kv_len * d;
-  if (ctx.check) {
-    res.download();
-    oracle::AttentionSpec spec{.num_qo_heads = hq, .num_kv_heads = hkv, .head_dim = d, .head_dim_v = d,
-                               .sm_scale = 1.0 / std::sqrt(double(d)), .soft_cap = o.real("soft-cap"),
-                               .window_left = static_cast<int>(o.integer("window-left")), .causal = true};
-    std::vector<double> got, ref;
-    for (std::int64_t b = 0; b < std::min(batch, kCheckedRequests); ++b) {
-      std::vector<double> qb(static_cast<std::size_t>(hq * d)), ob, lb;
-      for (std::int64_t i = 0; i < hq * d; ++i) qb[i] = q.get(b * hq * d + i), got.push_back(res.get(b * hq * d + i));
-      oracle::attention(spec, qb, cache.keys(b), cache.values(b), 1, kv_len, &ob, &lb);
-      ref.insert(ref.end(), ob.begin(), ob.end());
-    }
-    const test::Comparison c = test::compare(got, ref, q_dtype);
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
-  }
+  r.shape =
+      "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " " + heads_text(h) + " " + paged_text(cache);
+  r.bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
+            4.0 * (cache.indices.size() + 2 * batch);
+  r.flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
+  KVSERVE_TRY(time_and_check(
+      ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
+      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, cache.keys(b), cache.values(b)}; }, batch, &r));
+  out->push_back(r);
+  return Status::ok();
+}
+
+// --------------------------------------------------------- single-decode --
+
+Status run_single_decode(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+  Heads h;
+  KVSERVE_TRY(read_heads(o, &h));
+  const std::int64_t batch = size_option(o, ctx, "batch", 64, 8), kv_len = size_option(o, ctx, "kv-len", 4096, 1024);
+  std::mt19937_64 rng(ctx.seed);
+  const std::int64_t cache_size = batch * h.kv * kv_len * h.dim;
+  const test::Buffer k = random_buffer(h.dtype, cache_size, ctx, rng, 1);
+  const test::Buffer v = random_buffer(h.dtype, cache_size, ctx, rng, 1);
+  const test::Buffer q = random_buffer(h.dtype, batch * h.qo * h.dim, ctx, rng, 2);
+  test::Buffer res = poisoned_buffer(h.dtype, q.size(), ctx);
+  auto plan = SingleDecodePlan::create({.max_batch = static_cast<int>(batch), .num_qo_heads = h.qo,
+                                        .num_kv_heads = h.kv, .head_dim = h.dim, .dtype = h.dtype, .attn = h.attn},
+                                       ctx.device);
+  if (!plan) return plan.status();
+  test::DeviceMemory ws(ctx.device, plan->workspace_bytes());
+  const SingleDecodeArgs args{.q = q.view({batch, h.qo, h.dim}), .k = k.view({batch, h.kv, kv_len, h.dim}),
+                              .v = v.view({batch, h.kv, kv_len, h.dim}), .out = res.view({batch, h.qo, h.dim})};
+  // The oracle takes token-major keys: [L, Hkv, D] from the cache's [Hkv, L, D].
+  const auto token_major = [&](const test::Buffer& cache, std::int64_t b) {
+    std::vector<double> t;
+    for (std::int64_t j = 0; j < kv_len; ++j)
+      for (int head = 0; head < h.kv; ++head)
+        test::append(&t, test::slice(cache, ((b * h.kv + head) * kv_len + j) * h.dim, h.dim));
+    return t;
+  };
+
+  BenchResult r;
+  r.op = "single-decode";
+  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " " + heads_text(h);
+  r.bytes = (2.0 * cache_size + 2.0 * q.size()) * size_of(h.dtype);
+  r.flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
+  KVSERVE_TRY(time_and_check(
+      ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
+      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, token_major(k, b), token_major(v, b)}; }, batch, &r));
+  out->push_back(r);
+  return Status::ok();
+}
+
+// --------------------------------------------------------------- prefill --
+
+// BatchRaggedPrefill: `batch` requests of seq-len queries over their own
+// seq-len keys (a whole-prompt prefill).
+Status run_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+  Heads h;
+  KVSERVE_TRY(read_heads(o, &h));
+  const std::int64_t batch = size_option(o, ctx, "batch", 8, 2), len = size_option(o, ctx, "seq-len", 4096, 128);
+  const bool causal = !o.flag("non-causal");
+  std::mt19937_64 rng(ctx.seed);
+  std::vector<std::int32_t> indptr(static_cast<std::size_t>(batch) + 1);
+  for (std::int64_t b = 0; b <= batch; ++b) indptr[b] = static_cast<std::int32_t>(b * len);
+  const std::int64_t total = batch * len;
+  const test::Buffer q = random_buffer(h.dtype, total * h.qo * h.dim, ctx, rng, 2);
+  const test::Buffer k = random_buffer(h.dtype, total * h.kv * h.dim, ctx, rng, 1);
+  const test::Buffer v = random_buffer(h.dtype, total * h.kv * h.dim, ctx, rng, 1);
+  test::Buffer res = poisoned_buffer(h.dtype, q.size(), ctx);
+  const test::Buffer indptr_dev = test::int_buffer(indptr, ctx.device);
+  auto plan = BatchRaggedPrefillPlan::create({.max_batch = static_cast<int>(batch), .num_qo_heads = h.qo,
+                                              .num_kv_heads = h.kv, .head_dim = h.dim, .dtype = h.dtype,
+                                              .causal = causal, .attn = h.attn},
+                                             ctx.device);
+  if (!plan) return plan.status();
+  test::DeviceMemory ws(ctx.device, plan->workspace_bytes());
+  KVSERVE_TRY(plan->prepare({indptr, indptr}, test::workspace_of(ws), {}));
+  const BatchRaggedPrefillArgs args{.q = q.view({total, h.qo, h.dim}), .k = k.view({total, h.kv, h.dim}),
+                                    .v = v.view({total, h.kv, h.dim}), .qo_indptr = indptr_dev.view({batch + 1}),
+                                    .kv_indptr = indptr_dev.view({batch + 1}), .out = res.view({total, h.qo, h.dim})};
+  const std::int64_t kv_row = static_cast<std::int64_t>(h.kv) * h.dim;
+
+  BenchResult r;
+  r.op = "prefill";
+  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(len) + " " + heads_text(h) +
+            (causal ? " causal" : "");
+  r.bytes = (2.0 * q.size() + k.size() + v.size()) * size_of(h.dtype) + 8.0 * (batch + 1);
+  r.flops = attention_flops(batch * visible_pairs(len, len, causal, h.attn.window_left), h);
+  KVSERVE_TRY(time_and_check(
+      ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, causal, q, res,
+      [&](std::int64_t b) {
+        return CheckedRequest{b * len, len, len, test::slice(k, b * len * kv_row, len * kv_row),
+                              test::slice(v, b * len * kv_row, len * kv_row)};
+      },
+      batch, &r));
+  out->push_back(r);
+  return Status::ok();
+}
+
+// --------------------------------------------------------- paged-prefill --
+
+// BatchPagedPrefill: a chunk of q-len new tokens per request at the end of its
+// kv-len cached tokens (chunked prefill).
+Status run_paged_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+  Heads h;
+  KVSERVE_TRY(read_heads(o, &h));
+  const std::int64_t batch = size_option(o, ctx, "batch", 8, 2), kv_len = size_option(o, ctx, "kv-len", 8192, 256);
+  const std::int64_t q_len = size_option(o, ctx, "q-len", 1024, 32);
+  if (q_len > kv_len)
+    return Status::invalid_argument("--q-len: expected at most --kv-len (" + std::to_string(kv_len) + "), got " +
+                                    std::to_string(q_len));
+  std::mt19937_64 rng(ctx.seed);
+  const test::PagedCache cache = paged_cache(o, ctx, h, rng, std::vector<std::int64_t>(batch, kv_len));
+  std::vector<std::int32_t> qo_indptr(static_cast<std::size_t>(batch) + 1);
+  for (std::int64_t b = 0; b <= batch; ++b) qo_indptr[b] = static_cast<std::int32_t>(b * q_len);
+  const std::int64_t total_q = batch * q_len;
+  const test::Buffer q = random_buffer(h.dtype, total_q * h.qo * h.dim, ctx, rng, 2);
+  test::Buffer res = poisoned_buffer(h.dtype, q.size(), ctx);
+  const test::Buffer qo_dev = test::int_buffer(qo_indptr, ctx.device);
+  auto plan = BatchPagedPrefillPlan::create({.max_batch = static_cast<int>(batch), .num_qo_heads = h.qo,
+                                             .kv = cache.desc, .q_dtype = h.dtype, .causal = true, .attn = h.attn},
+                                            ctx.device);
+  if (!plan) return plan.status();
+  test::DeviceMemory ws(ctx.device, plan->workspace_bytes());
+  KVSERVE_TRY(plan->prepare({qo_indptr, cache.lengths()}, test::workspace_of(ws), {}));
+  const BatchPagedPrefillArgs args{.q = q.view({total_q, h.qo, h.dim}), .qo_indptr = qo_dev.view({batch + 1}),
+                                   .kv = cache.view(), .out = res.view({total_q, h.qo, h.dim})};
+
+  BenchResult r;
+  r.op = "paged-prefill";
+  r.shape = "B=" + std::to_string(batch) + " q=" + std::to_string(q_len) + " L=" + std::to_string(kv_len) + " " +
+            heads_text(h) + " " + paged_text(cache);
+  r.bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
+            4.0 * (cache.indices.size() + 3 * batch);
+  r.flops = attention_flops(batch * visible_pairs(q_len, kv_len, true, h.attn.window_left), h);
+  KVSERVE_TRY(time_and_check(
+      ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
+      [&](std::int64_t b) { return CheckedRequest{b * q_len, q_len, kv_len, cache.keys(b), cache.values(b)}; },
+      batch, &r));
+  out->push_back(r);
+  return Status::ok();
+}
+
+// --------------------------------------------------------------- cascade --
+
+// CascadeAttention: `groups` groups of `requests` decode requests, each group
+// sharing a prefix-len prefix, each request with its own suffix-len suffix.
+Status run_cascade(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+  Heads h;
+  KVSERVE_TRY(read_heads(o, &h));
+  const std::int64_t groups = size_option(o, ctx, "groups", 4, 2), per_group = size_option(o, ctx, "requests", 32, 4);
+  const std::int64_t prefix_len = size_option(o, ctx, "prefix-len", 8192, 512);
+  const std::int64_t suffix_len = size_option(o, ctx, "suffix-len", 256, 64);
+  const std::int64_t batch = groups * per_group;
+  std::mt19937_64 rng(ctx.seed);
+  // Cache rows 0..groups are the prefixes, the rest the suffixes.
+  std::vector<std::int64_t> lens(static_cast<std::size_t>(groups), prefix_len);
+  lens.resize(static_cast<std::size_t>(groups + batch), suffix_len);
+  const test::PagedCache cache = paged_cache(o, ctx, h, rng, lens);
+  test::PageTable prefix, suffix;
+  for (std::int64_t row = 0; row < groups + batch; ++row)
+    (row < groups ? prefix : suffix).add_row(test::pages_of(cache, row), cache.last_page_len[row]);
+  prefix.upload(ctx.device);
+  suffix.upload(ctx.device);
+  std::vector<std::int32_t> group_indptr(static_cast<std::size_t>(groups) + 1);
+  for (std::int64_t g = 0; g <= groups; ++g) group_indptr[g] = static_cast<std::int32_t>(g * per_group);
+  const test::Buffer group_dev = test::int_buffer(group_indptr, ctx.device);
+  const test::Buffer q = random_buffer(h.dtype, batch * h.qo * h.dim, ctx, rng, 2);
+  test::Buffer res = poisoned_buffer(h.dtype, q.size(), ctx);
+  auto plan = CascadeAttentionPlan::create(
+      {.max_batch = static_cast<int>(batch), .max_groups = static_cast<int>(groups), .num_qo_heads = h.qo,
+       .kv = cache.desc, .q_dtype = h.dtype, .attn = h.attn},
+      ctx.device);
+  if (!plan) return plan.status();
+  test::DeviceMemory ws(ctx.device, plan->workspace_bytes());
+  KVSERVE_TRY(plan->prepare({group_indptr, prefix.lengths(), suffix.lengths()}, test::workspace_of(ws), {}));
+  const CascadeAttentionArgs args{.q = q.view({batch, h.qo, h.dim}), .group_indptr = group_dev.view({groups + 1}),
+                                  .prefix = prefix.view(cache), .suffix = suffix.view(cache),
+                                  .out = res.view({batch, h.qo, h.dim})};
+  // Request b's keys (or values): its group's prefix, then its own suffix.
+  using RowsOf = std::vector<double> (test::PagedCache::*)(std::int64_t) const;
+  const auto joined = [&](std::int64_t b, RowsOf rows_of) {
+    std::vector<double> t = (cache.*rows_of)(b / per_group);
+    test::append(&t, (cache.*rows_of)(groups + b));
+    return t;
+  };
+
+  BenchResult r;
+  r.op = "cascade";
+  r.shape = "G=" + std::to_string(groups) + "x" + std::to_string(per_group) + " P=" + std::to_string(prefix_len) +
+            " S=" + std::to_string(suffix_len) + " " + heads_text(h) + " " + paged_text(cache);
+  // Each prefix is read once per group: the saving cascade exists for.
+  r.bytes = 2.0 * (groups * prefix_len + batch * suffix_len) * h.kv * h.dim * size_of(cache.desc.dtype) +
+            2.0 * q.size() * size_of(h.dtype) + 4.0 * (cache.indices.size() + 3 * (groups + batch));
+  r.flops = attention_flops(batch * visible_pairs(1, prefix_len + suffix_len, true, h.attn.window_left), h);
+  KVSERVE_TRY(time_and_check(
+      ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
+      [&](std::int64_t b) {
+        return CheckedRequest{b, 1, prefix_len + suffix_len, joined(b, &test::PagedCache::keys),
+                              joined(b, &test::PagedCache::values)};
+      },
+      batch, &r));
   out->push_back(r);
   return Status::ok();
 }
@@ -79,20 +392,56 @@ Status run_decode(const Options& o, const BenchContext& ctx, std::vector<BenchRe
 BenchOp decode_bench() {
   return {"decode",
           "BatchPagedDecode: one query token per request against a paged KV cache (pages in random order)",
-          {
+          with_paged_options({
               {"batch", OptKind::positive_int, "", "requests (default 64 on a GPU, 8 on the CPU)"},
               {"kv-len", OptKind::positive_int, "", "KV tokens per request (default 4096 on a GPU, 1024 on the CPU)"},
-              {"num-qo-heads", OptKind::positive_int, "32", "query heads"},
-              {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
-              {"head-dim", OptKind::head_dim, "128", "head dimension"},
-              {"page-size", OptKind::positive_int, "16", "tokens per page"},
-              {"dtype", OptKind::dtype, "bf16", "query / output dtype"},
-              {"kv-dtype", OptKind::dtype, "", "KV cache dtype (default: --dtype; fp8 gets scale 0.5)"},
-              {"layout", OptKind::layout, "NHD", "KV pool layout"},
-              {"soft-cap", OptKind::real, "0", "logits soft-cap (0: off)"},
-              {"window-left", OptKind::integer, "-1", "sliding window (-1: off)"},
-          },
+          }),
           run_decode};
+}
+
+BenchOp single_decode_bench() {
+  return {"single-decode",
+          "SingleDecode: one query token per row against a contiguous cache [B, Hkv, L, D]",
+          with_head_options({
+              {"batch", OptKind::positive_int, "", "rows (default 64 on a GPU, 8 on the CPU)"},
+              {"kv-len", OptKind::positive_int, "", "cache length L (default 4096 on a GPU, 1024 on the CPU)"},
+          }),
+          run_single_decode};
+}
+
+BenchOp prefill_bench() {
+  return {"prefill",
+          "BatchRaggedPrefill: whole prompts, packed; flops count only the keys each query sees",
+          with_head_options({
+              {"batch", OptKind::positive_int, "", "requests (default 8 on a GPU, 2 on the CPU)"},
+              {"seq-len", OptKind::positive_int, "", "tokens per request (default 4096 on a GPU, 128 on the CPU)"},
+              {"non-causal", OptKind::flag, "", "every query sees every key (default: causal)"},
+          }),
+          run_prefill};
+}
+
+BenchOp paged_prefill_bench() {
+  return {"paged-prefill",
+          "BatchPagedPrefill: a causal chunk of new tokens per request over its paged KV cache",
+          with_paged_options({
+              {"batch", OptKind::positive_int, "", "requests (default 8 on a GPU, 2 on the CPU)"},
+              {"q-len", OptKind::positive_int, "", "new tokens per request (default 1024 on a GPU, 32 on the CPU)"},
+              {"kv-len", OptKind::positive_int, "", "KV tokens per request, the chunk included "
+                                                    "(default 8192 on a GPU, 256 on the CPU)"},
+          }),
+          run_paged_prefill};
+}
+
+BenchOp cascade_bench() {
+  return {"cascade",
+          "CascadeAttention: decode with a prefix shared per group, read once per group",
+          with_paged_options({
+              {"groups", OptKind::positive_int, "", "groups sharing a prefix (default 4 on a GPU, 2 on the CPU)"},
+              {"requests", OptKind::positive_int, "", "requests per group (default 32 on a GPU, 4 on the CPU)"},
+              {"prefix-len", OptKind::positive_int, "", "shared prefix tokens (default 8192 on a GPU, 512 on the CPU)"},
+              {"suffix-len", OptKind::positive_int, "", "own tokens per request (default 256 on a GPU, 64 on the CPU)"},
+          }),
+          run_cascade};
 }
 
 }  // namespace kvserve::cli

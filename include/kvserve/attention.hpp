@@ -1,6 +1,6 @@
 // Attention over paged and contiguous KV caches: decode, prefill, cascade.
 //
-// Conventions (docs/conventions.md has the long form):
+// Conventions (docs/attention.md has the long form):
 // - s = sm_scale * q.k; with logits_soft_cap > 0, s = cap * tanh(s / cap);
 //   softmax in fp32; products and sums in fp32.
 // - Query i of a request with q_len queries and kv_len keys sits at KV position
@@ -15,6 +15,11 @@
 //   unless an argument says otherwise.
 // - Paged KV: a request's KV length is (pages - 1) * page_size + last_page_len
 //   (0 when it has no pages); see PagedKv.
+//
+// What run() guarantees for every op here: outputs are written, inputs only
+// read, and outputs must not overlap inputs; the same inputs and plan give the
+// same bits run to run (the plan's kernel().precision says whether a row also
+// ignores the rest of the batch).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +69,16 @@ struct PagedKvLengths {
   std::span<const std::int32_t> last_page_len;  // [B]
 };
 
+// Checks a page table before any run() reads it (run() cannot afford to look
+// at device memory): indptr [B + 1] starts at 0 and never decreases, indices
+// holds at least indptr[B] page ids, each in [0, desc.num_pages), and
+// last_page_len[b] is in [1, page_size] for every request that has pages.
+// The first bad entry comes back as InvalidArgument naming the argument, the
+// request, the position and the value. The pools are not read (k_pages /
+// v_pages may be left empty). Host tables are checked on the calling thread in
+// O(B + indptr[B]); a table on a CUDA device answers Unsupported in this build.
+Status validate_page_table(const PagedKvDesc& desc, const PagedKv& kv, Stream stream = {});
+
 // ------------------------------------------------------------- variants ----
 
 struct AttentionParams {
@@ -109,7 +124,9 @@ using BatchPagedDecodePlan = Plan<BatchPagedDecode>;
 // "FlashDecoding": row b's one query token against its own contiguous cache
 // k/v [B, num_kv_heads, L, head_dim] (any strides with a contiguous last dim;
 // a head stride of 0 broadcasts one head). The first kv_len[b] positions are
-// used (all L when kv_len is not given). Split along L on the GPU and combined.
+// used (all L when kv_len is not given); row b's query sits at position
+// kv_len[b] - 1, so a window counts back from the last used key. Split along L
+// on the GPU and combined.
 struct SingleDecodeDesc {
   int max_batch = 0;
   int num_qo_heads = 0;
@@ -142,6 +159,8 @@ using SingleDecodePlan = Plan<SingleDecode>;
 
 // One sequence: q [L_q, num_qo_heads, head_dim] against k [L_kv, num_kv_heads,
 // head_dim] and v [.., head_dim_v] (NHD), or k/v [num_kv_heads, L_kv, ..] (HND).
+// Query i sits at position i + L_kv - L_q: with L_q > L_kv and causal, the
+// first L_q - L_kv queries see no key (output 0, lse -inf).
 struct SinglePrefillDesc {
   int num_qo_heads = 0;
   int num_kv_heads = 0;
@@ -173,7 +192,9 @@ using SinglePrefillPlan = Plan<SinglePrefill>;
 // ----------------------------------------------------- BatchRaggedPrefill --
 
 // Packed q/k/v: request b's queries are rows qo_indptr[b]..qo_indptr[b+1] of q,
-// its keys rows kv_indptr[b]..kv_indptr[b+1] of k and v (NHD rows).
+// its keys rows kv_indptr[b]..kv_indptr[b+1] of k and v (NHD rows). Positions
+// and masks as in SinglePrefill, per request. run() reads the indptr tensors,
+// which must hold what the last prepare() was given.
 struct BatchRaggedPrefillDesc {
   int max_batch = 0;
   int num_qo_heads = 0;
@@ -213,7 +234,9 @@ using BatchRaggedPrefillPlan = Plan<BatchRaggedPrefill>;
 
 // Packed queries against paged KV (chunked prefill, prefix reuse): request b's
 // q_len = qo_indptr[b+1] - qo_indptr[b] must not exceed its kv_len; its
-// queries are the last q_len positions of its KV.
+// queries are the last q_len positions of its KV (query i at position
+// i + kv_len - q_len). run() reads the page table and qo_indptr, which must
+// hold what the last prepare() was given.
 struct BatchPagedPrefillDesc {
   int max_batch = 0;
   int num_qo_heads = 0;
@@ -224,9 +247,8 @@ struct BatchPagedPrefillDesc {
 };
 
 struct PagedPrefillLengths {
-  std::span<const std::int32_t> qo_indptr;      // [B + 1]
-  std::span<const std::int32_t> kv_indptr;      // [B + 1] (page indptr)
-  std::span<const std::int32_t> last_page_len;  // [B]
+  std::span<const std::int32_t> qo_indptr;  // [B + 1]
+  PagedKvLengths kv;                        // B requests
 };
 
 struct BatchPagedPrefillArgs {
@@ -252,7 +274,9 @@ using BatchPagedPrefillPlan = Plan<BatchPagedPrefill>;
 // requests group_indptr[g]..group_indptr[g+1]); each group's prefix KV is
 // attended once for all its requests' queries, each request's own suffix KV
 // separately, and the two states merged. Equal (to rounding) to BatchPagedDecode
-// over prefix + suffix pages.
+// over prefix + suffix pages: the query sits at position prefix_len +
+// suffix_len - 1, which is where a sliding window counts back from. Groups may
+// be empty, and a prefix or suffix may have no pages.
 struct CascadeAttentionDesc {
   int max_batch = 0;
   int max_groups = 0;

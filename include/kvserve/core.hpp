@@ -24,6 +24,7 @@ enum class StatusCode : int {
   workspace_too_small = 3,  // needed() / got() say by how much
   cuda_error = 4,           // message carries the CUDA error string
   internal = 5,
+  resource_exhausted = 6,   // a host-side pool (BlockManager pages) is used up
 };
 
 std::string_view name_of(StatusCode c);
@@ -38,6 +39,7 @@ class [[nodiscard]] Status {
   static Status unsupported(std::string msg) { return {StatusCode::unsupported, std::move(msg)}; }
   static Status cuda_error(std::string msg) { return {StatusCode::cuda_error, std::move(msg)}; }
   static Status internal(std::string msg) { return {StatusCode::internal, std::move(msg)}; }
+  static Status resource_exhausted(std::string msg) { return {StatusCode::resource_exhausted, std::move(msg)}; }
   static Status workspace_too_small(std::size_t needed, std::size_t got);
 
   bool is_ok() const { return code_ == StatusCode::ok; }

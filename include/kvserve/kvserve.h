@@ -26,7 +26,8 @@ typedef enum kvs_status_code {
   KVS_UNSUPPORTED = 2,
   KVS_WORKSPACE_TOO_SMALL = 3,
   KVS_CUDA_ERROR = 4,
-  KVS_INTERNAL = 5
+  KVS_INTERNAL = 5,
+  KVS_RESOURCE_EXHAUSTED = 6 /* a host-side pool (BlockManager pages) is used up */
 } kvs_status_code;
 
 typedef struct kvs_error {
@@ -87,6 +88,16 @@ typedef struct kvs_paged_kv {
   kvs_tensor k_pages, v_pages, indptr, indices, last_page_len;
 } kvs_paged_kv;
 
+/* Every op's plan also has these three (shown once, for a generic X):
+ *   size_t kvs_X_workspace_bytes(const kvs_X_plan* plan);   0 for NULL
+ *   size_t kvs_X_kernel(const kvs_X_plan* plan, char* buf, size_t size);
+ *       copies the kernel key (NUL-terminated, truncated to size), returns its full length
+ *   void kvs_X_destroy(kvs_X_plan* plan);                   NULL is a no-op */
+#define KVS_DECLARE_PLAN_COMMON(name)                                                  \
+  size_t kvs_##name##_workspace_bytes(const kvs_##name##_plan* plan);                  \
+  size_t kvs_##name##_kernel(const kvs_##name##_plan* plan, char* buf, size_t size);   \
+  void kvs_##name##_destroy(kvs_##name##_plan* plan);
+
 /* ----------------------------------------------------- BatchPagedDecode -- */
 
 typedef struct kvs_batch_paged_decode_desc {
@@ -116,9 +127,51 @@ kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan
 kvs_status_code kvs_batch_paged_decode_run(const kvs_batch_paged_decode_plan* plan,
                                            const kvs_batch_paged_decode_args* args, void* workspace,
                                            size_t workspace_bytes, void* stream, kvs_error* err);
-/* Copies the kernel key (NUL-terminated, truncated to size) and returns its full length. */
-size_t kvs_batch_paged_decode_kernel(const kvs_batch_paged_decode_plan* plan, char* buf, size_t size);
-void kvs_batch_paged_decode_destroy(kvs_batch_paged_decode_plan* plan);
+KVS_DECLARE_PLAN_COMMON(batch_paged_decode)
+
+/* ------------------------------------------------------------------ RmsNorm -- */
+
+typedef struct kvs_rms_norm_desc {
+  int32_t hidden_size;
+  kvs_dtype dtype;
+  float eps;
+  float weight_offset; /* 0, or 1 for Gemma's (1 + w) */
+  int32_t fused_add;   /* nonzero: residual += x in place, then normalise residual */
+} kvs_rms_norm_desc;
+
+typedef struct kvs_rms_norm_args {
+  kvs_tensor x, weight, residual, out;
+} kvs_rms_norm_args;
+
+typedef struct kvs_rms_norm_plan kvs_rms_norm_plan;
+kvs_status_code kvs_rms_norm_create(const kvs_rms_norm_desc* desc, kvs_device device, kvs_rms_norm_plan** plan,
+                                    kvs_error* err);
+kvs_status_code kvs_rms_norm_run(const kvs_rms_norm_plan* plan, const kvs_rms_norm_args* args, void* workspace,
+                                 size_t workspace_bytes, void* stream, kvs_error* err);
+KVS_DECLARE_PLAN_COMMON(rms_norm)
+
+/* --------------------------------------------------------------- GdnPrefill -- */
+
+typedef struct kvs_gdn_prefill_desc {
+  int32_t max_batch;
+  int64_t max_tokens;
+  int32_t num_qk_heads, num_v_heads, head_dim_k, head_dim_v;
+  kvs_dtype dtype;
+  float scale; /* <= 0: 1/sqrt(head_dim_k) */
+  int32_t use_qk_l2norm;
+  float l2norm_eps;
+} kvs_gdn_prefill_desc;
+
+typedef struct kvs_gdn_prefill_args {
+  kvs_tensor q, k, v, alpha, beta, cu_seqlens, initial_state, out, final_state;
+} kvs_gdn_prefill_args;
+
+typedef struct kvs_gdn_prefill_plan kvs_gdn_prefill_plan;
+kvs_status_code kvs_gdn_prefill_create(const kvs_gdn_prefill_desc* desc, kvs_device device,
+                                       kvs_gdn_prefill_plan** plan, kvs_error* err);
+kvs_status_code kvs_gdn_prefill_run(const kvs_gdn_prefill_plan* plan, const kvs_gdn_prefill_args* args,
+                                    void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
+KVS_DECLARE_PLAN_COMMON(gdn_prefill)
 
 #ifdef __cplusplus
 }

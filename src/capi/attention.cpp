@@ -9,15 +9,11 @@ extern "C" {
 
 kvs_status_code kvs_batch_paged_decode_create(const kvs_batch_paged_decode_desc* d, kvs_device device,
                                               kvs_batch_paged_decode_plan** plan, kvs_error* err) {
-  if (d == nullptr) return capi::report(Status::invalid_argument("C ABI: argument 'desc': expected a descriptor, got NULL"), err);
+  if (Status s = capi::non_null(d, "desc"); !s) return capi::report(s, err);
   const BatchPagedDecodeDesc desc{.max_batch = d->max_batch, .num_qo_heads = d->num_qo_heads, .kv = capi::to_desc(d->kv),
                                   .q_dtype = capi::to_dtype(d->q_dtype), .attn = capi::to_params(d->attn),
                                   .kv_split_tokens = d->kv_split_tokens};
   return capi::create(desc, device, plan, err);
-}
-
-size_t kvs_batch_paged_decode_workspace_bytes(const kvs_batch_paged_decode_plan* plan) {
-  return plan ? plan->plan.workspace_bytes() : 0;
 }
 
 kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan, const int32_t* indptr,
@@ -36,16 +32,12 @@ kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan
 kvs_status_code kvs_batch_paged_decode_run(const kvs_batch_paged_decode_plan* plan,
                                            const kvs_batch_paged_decode_args* a, void* workspace,
                                            size_t workspace_bytes, void* stream, kvs_error* err) {
-  if (a == nullptr) return capi::report(Status::invalid_argument("C ABI: argument 'args': expected arguments, got NULL"), err);
+  if (Status s = capi::non_null(a, "args"); !s) return capi::report(s, err);
   const BatchPagedDecodeArgs args{.q = capi::to_view(a->q), .kv = capi::to_paged(a->kv), .out = capi::to_view(a->out),
                                   .lse = capi::to_view(a->lse)};
   return capi::run(plan, args, workspace, workspace_bytes, stream, err);
 }
 
-size_t kvs_batch_paged_decode_kernel(const kvs_batch_paged_decode_plan* plan, char* buf, size_t size) {
-  return capi::kernel_key(plan, buf, size);
-}
-
-void kvs_batch_paged_decode_destroy(kvs_batch_paged_decode_plan* plan) { delete plan; }
-
 }  // extern "C"
+
+KVS_CAPI_PLAN_COMMON(batch_paged_decode)

@@ -79,4 +79,22 @@ std::size_t kernel_key(const Handle* h, char* buf, std::size_t size) {
   return key.size();
 }
 
+// A pointer argument of a C entry point ("desc", "args") that must be given.
+inline Status non_null(const void* p, const char* name) {
+  if (p != nullptr) return Status::ok();
+  return Status::invalid_argument(std::string("C ABI: argument '") + name + "': expected a pointer, got NULL");
+}
+
 }  // namespace kvserve::capi
+
+// The three entry points every op has and whose body never varies:
+// kvs_<name>_workspace_bytes, kvs_<name>_kernel and kvs_<name>_destroy, for the
+// handle struct kvs_<name>_plan.
+#define KVS_CAPI_PLAN_COMMON(name)                                                            \
+  extern "C" size_t kvs_##name##_workspace_bytes(const kvs_##name##_plan* plan) {             \
+    return plan ? plan->plan.workspace_bytes() : 0;                                           \
+  }                                                                                           \
+  extern "C" size_t kvs_##name##_kernel(const kvs_##name##_plan* plan, char* buf, size_t size) { \
+    return ::kvserve::capi::kernel_key(plan, buf, size);                                      \
+  }                                                                                           \
+  extern "C" void kvs_##name##_destroy(kvs_##name##_plan* plan) { delete plan; }

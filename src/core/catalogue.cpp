@@ -7,6 +7,12 @@ namespace {
 // Every op has a CPU kernel for every configuration its descriptor accepts.
 constexpr const char* kCpuOps[] = {
     "BatchPagedDecode",
+    "SingleDecode", "SinglePrefill", "BatchRaggedPrefill", "BatchPagedPrefill", "CascadeAttention",
+    "MergeState", "MergeStates",
+    "RmsNorm",
+    "GdnPrefill",
+    "PagedKvAppend", "PagedMlaAppend", "KvCacheAppend",
+    "Sampling", "SamplingRenorm", "ChainSpeculativeSampling", "TokenPenalty",
 };
 }  // namespace
 

@@ -12,6 +12,7 @@ std::string_view name_of(StatusCode c) {
     case StatusCode::workspace_too_small: return "WorkspaceTooSmall";
     case StatusCode::cuda_error: return "CudaError";
     case StatusCode::internal: return "Internal";
+    case StatusCode::resource_exhausted: return "ResourceExhausted";
   }
   return "?";
 }

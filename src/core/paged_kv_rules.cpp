@@ -127,13 +127,24 @@ Status check_page_table_host(std::string_view op, std::string_view name, const P
 }
 
 Status check_prepared_batch(std::string_view op, std::int64_t batch, std::int64_t prepared, std::int64_t max_batch) {
+  return check_prepared_batch(op, "q", batch, prepared, max_batch);
+}
+
+Status check_prepared_batch(std::string_view op, std::string_view arg, std::int64_t batch, std::int64_t prepared,
+                            std::int64_t max_batch) {
   if (prepared < 0)
     return Status::invalid_argument(std::string(op) + ": run() before prepare(): call prepare() once per step first");
   if (batch > max_batch)
-    return invalid_arg(op, "q", "a batch of at most max_batch (" + to_text(max_batch) + ")", to_text(batch));
+    return invalid_arg(op, arg, "a batch of at most max_batch (" + to_text(max_batch) + ")", to_text(batch));
   if (batch != prepared)
-    return invalid_arg(op, "q", "the batch of the last prepare() (" + to_text(prepared) + ")", to_text(batch));
+    return invalid_arg(op, arg, "the batch of the last prepare() (" + to_text(prepared) + ")", to_text(batch));
   return Status::ok();
+}
+
+std::int64_t paged_kv_len(const std::int32_t* indptr, const std::int32_t* last_page_len, std::int64_t b,
+                          int page_size) {
+  const std::int64_t pages = indptr[b + 1] - indptr[b];
+  return pages == 0 ? 0 : (pages - 1) * page_size + last_page_len[b];
 }
 
 }  // namespace kvserve::detail

@@ -13,6 +13,8 @@ namespace kvserve::detail {
 Status check_paged_kv_desc(std::string_view op, std::string_view field, const PagedKvDesc& kv);
 // Query/output dtype against the cache: equal, or f16/bf16 over an fp8 cache.
 Status check_q_dtype(std::string_view op, std::string_view field, DType q_dtype, DType kv_dtype);
+// The V / output head dim of a prefill descriptor (head_dim_v 0 means head_dim).
+inline int value_head_dim(int head_dim, int head_dim_v) { return head_dim_v > 0 ? head_dim_v : head_dim; }
 // Descriptor fields common to all attention ops.
 Status check_attention_params(std::string_view op, std::string_view field, const AttentionParams& attn);
 // "q=bf16 kv=fp8_e4m3 d=128 layout=NHD"
@@ -32,5 +34,11 @@ Status check_page_table_host(std::string_view op, std::string_view name, const P
                              std::int64_t num_indices, const std::int32_t* last_page_len);
 // run()'s batch against the last prepare().
 Status check_prepared_batch(std::string_view op, std::int64_t batch, std::int64_t prepared, std::int64_t max_batch);
+// The same, naming `arg` as the argument the batch is read from.
+Status check_prepared_batch(std::string_view op, std::string_view arg, std::int64_t batch, std::int64_t prepared,
+                            std::int64_t max_batch);
+// Request b's KV length from a host page table (0 when it has no pages).
+std::int64_t paged_kv_len(const std::int32_t* indptr, const std::int32_t* last_page_len, std::int64_t b,
+                          int page_size);
 
 }  // namespace kvserve::detail

@@ -36,6 +36,9 @@ Result<Plan<Op>> Plan<Op>::create(const Desc& desc, Device device) {
   state->desc = desc;
   state->device = device;
   state->kernel = std::move(*kernel);
+  if (state->kernel.create_resources) {
+    if (Status s = state->kernel.create_resources(*state); !s) return s;
+  }
   return Plan(std::move(state));
 }
 

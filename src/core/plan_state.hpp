@@ -28,6 +28,9 @@ struct Kernel {
   Status (*run)(const PlanState<Op>&, const Args&, Workspace, Stream) = nullptr;
   // Ops with kHasPrepare; null when the backend has nothing to schedule.
   Status (*prepare)(PlanState<Op>&, const PrepareArgs&, Workspace, Stream) = nullptr;
+  // Called once by create() (never by supports()) to set up what the plan
+  // keeps, e.g. pinned staging; null when there is nothing to keep.
+  Status (*create_resources)(PlanState<Op>&) = nullptr;
 };
 
 template <class Op>

@@ -1,9 +1,12 @@
 #include "cpu/attention_core.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "cpu/dot.hpp"
 
 namespace kvserve::detail::cpu {
 
@@ -41,10 +44,7 @@ void attend(const MaskParams& mp, const KvRows& kv, std::span<const float> q, st
     }
     float m = -std::numeric_limits<float>::infinity();
     for (std::int64_t j = lo; j < hi; ++j) {
-      const float* kr = kv.k.data() + j * d;
-      float dot = 0.f;
-      for (int c = 0; c < d; ++c) dot += qr[c] * kr[c];
-      float x = dot * mp.sm_scale;
+      float x = dot(qr, kv.k.data() + j * d, d) * mp.sm_scale;
       if (mp.soft_cap > 0.f) x = mp.soft_cap * std::tanh(x / mp.soft_cap);
       s[j] = x;
       m = std::max(m, x);
@@ -75,8 +75,10 @@ void widen_row(DType t, const void* src, int n, float scale, float* dst) {
       return;
     }
     case DType::bf16: {
+      // bf16 is the top half of an f32: widening is a shift, inlined here
+      // because a call per element would cost more than the attention math.
       const std::uint16_t* p = static_cast<const std::uint16_t*>(src);
-      for (int i = 0; i < n; ++i) dst[i] = bf16_to_float(p[i]) * scale;
+      for (int i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(static_cast<std::uint32_t>(p[i]) << 16) * scale;
       return;
     }
     default:
@@ -125,27 +127,43 @@ void gather_paged(const PagedKvDesc& desc, const PagedKv& kv, const PagedRow& ro
   }
 }
 
+void gather_strided(const StridedKv& src, std::int64_t len, int head_dim, int head_dim_v, KvRows* out) {
+  out->resize(len, head_dim, head_dim_v);
+  const std::int64_t elem = static_cast<std::int64_t>(size_of(src.dtype));
+  for (std::int64_t j = 0; j < len; ++j) {
+    widen_row(src.dtype, src.k + j * src.k_row_stride * elem, head_dim, 1.f, out->k.data() + j * head_dim);
+    widen_row(src.dtype, src.v + j * src.v_row_stride * elem, head_dim_v, 1.f, out->v.data() + j * head_dim_v);
+  }
+}
+
+void load_query_heads(const TensorView& q, std::int64_t row, int h, int group, float* dst) {
+  const int d = static_cast<int>(q.shape[2]);
+  for (int g = 0; g < group; ++g) widen_row(q.dtype, element_ptr(q, {row, h * group + g, 0}), d, 1.f, dst + g * d);
+}
+
+void store_query_heads(const float* o, const float* lse_rows, std::int64_t row, int h, int group,
+                       const TensorView& out, const TensorView& lse) {
+  const int dv = static_cast<int>(out.shape[2]);
+  for (int g = 0; g < group; ++g) {
+    narrow_row(out.dtype, o + g * dv, dv, element_ptr_mut(out, {row, h * group + g, 0}));
+    if (lse.defined()) *reinterpret_cast<float*>(element_ptr_mut(lse, {row, h * group + g})) = lse_rows[g];
+  }
+}
+
 void attend_group(const MaskParams& mp, const KvRows& kv, const TensorView& q, std::int64_t q_row0,
-                  std::int64_t num_q, int h, int group, const TensorView& out, const TensorView& lse) {
+                  std::int64_t num_q, std::int64_t first_pos, int h, int group, const TensorView& out,
+                  const TensorView& lse) {
   const int d = kv.head_dim, dv = kv.head_dim_v;
   const std::int64_t rows = num_q * group;
   std::vector<float> qf(static_cast<std::size_t>(rows) * d), of(static_cast<std::size_t>(rows) * dv), lf(rows);
   std::vector<std::int64_t> pos(rows);
   for (std::int64_t i = 0; i < num_q; ++i) {
-    for (int g = 0; g < group; ++g) {
-      const std::int64_t r = i * group + g;
-      widen_row(q.dtype, element_ptr(q, {q_row0 + i, h * group + g, 0}), d, 1.f, qf.data() + r * d);
-      pos[r] = i + kv.len - num_q;
-    }
+    load_query_heads(q, q_row0 + i, h, group, qf.data() + i * group * d);
+    std::fill_n(pos.begin() + i * group, group, first_pos + i);
   }
   attend(mp, kv, qf, pos, of, lf);
-  for (std::int64_t i = 0; i < num_q; ++i) {
-    for (int g = 0; g < group; ++g) {
-      const std::int64_t r = i * group + g;
-      narrow_row(out.dtype, of.data() + r * dv, dv, element_ptr_mut(out, {q_row0 + i, h * group + g, 0}));
-      if (lse.defined()) *reinterpret_cast<float*>(element_ptr_mut(lse, {q_row0 + i, h * group + g})) = lf[r];
-    }
-  }
+  for (std::int64_t i = 0; i < num_q; ++i)
+    store_query_heads(of.data() + i * group * dv, lf.data() + i * group, q_row0 + i, h, group, out, lse);
 }
 
 }  // namespace kvserve::detail::cpu

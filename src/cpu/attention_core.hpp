@@ -58,13 +58,34 @@ struct PagedRow {
   std::int64_t len = 0;  // tokens
 };
 PagedRow paged_row(const PagedKv& kv, std::int64_t row, int page_size);
-// Gathers KV head `h` of a paged row.
+// Gathers KV head `h` of a paged row (its first row.len tokens).
 void gather_paged(const PagedKvDesc& desc, const PagedKv& kv, const PagedRow& row, int h, KvRows* out);
+
+// One head of a contiguous cache: key j at k + j * k_row_stride elements, value
+// j at v + j * v_row_stride (strides in elements of `dtype`).
+struct StridedKv {
+  DType dtype = DType::f32;
+  const char* k = nullptr;
+  std::int64_t k_row_stride = 0;
+  const char* v = nullptr;
+  std::int64_t v_row_stride = 0;
+};
+// Gathers the first `len` keys and values of a contiguous head.
+void gather_strided(const StridedKv& src, std::int64_t len, int head_dim, int head_dim_v, KvRows* out);
+
+// Widens the `group` query heads that read KV head h, q[row, h * group + g, :],
+// into dst [group, head_dim].
+void load_query_heads(const TensorView& q, std::int64_t row, int h, int group, float* dst);
+// Narrows o [group, head_dim_v] into out[row, h * group + g, :], and lse_rows
+// [group] into lse[row, h * group + g] when lse is given.
+void store_query_heads(const float* o, const float* lse_rows, std::int64_t row, int h, int group,
+                       const TensorView& out, const TensorView& lse);
 
 // Writes attention for `num_q` query tokens of one request against `kv` rows
 // for the query heads of KV head h: q rows are q[q_row0 + i, h * group + g, :].
-// Query i sits at position i + kv.len - num_q.
+// Query i sits at KV position first_pos + i.
 void attend_group(const MaskParams& mp, const KvRows& kv, const TensorView& q, std::int64_t q_row0,
-                  std::int64_t num_q, int h, int group, const TensorView& out, const TensorView& lse);
+                  std::int64_t num_q, std::int64_t first_pos, int h, int group, const TensorView& out,
+                  const TensorView& lse);
 
 }  // namespace kvserve::detail::cpu

@@ -5,10 +5,13 @@
 
 #include <vector>
 
-#include "core/plan_state.hpp"
+#include "core/backends.hpp"  // the primary cuda_kernel<Op> these specialise
 #include "kvserve/attention.hpp"
 
 namespace kvserve::detail {
+
+template <>
+Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc&, Device);
 
 // The kernel table as data, for `kvserve list` and the docs.
 std::vector<CompiledKernel> cuda_compiled_kernels();

@@ -1,0 +1,109 @@
+// Benchmark of GdnPrefill (gated delta rule) over a packed batch that carries
+// its state in and out, with the in-kernel q/k L2 norm (as Qwen3-Next runs it).
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "bench_ops.hpp"
+#include "compare.hpp"
+#include "kvserve/gdn.hpp"
+#include "oracle_gdn.hpp"
+
+namespace kvserve::cli {
+namespace {
+
+// Sequences the --check compares against the oracle (fp64, one token at a time).
+constexpr std::int64_t kCheckedSequences = 1;
+
+Status run_gdn(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+  const bool gpu = ctx.device.is_cuda();
+  const std::int64_t batch = o.given("batch") ? o.integer("batch") : (gpu ? 4 : 2);
+  const std::int64_t seq_len = o.given("seq-len") ? o.integer("seq-len") : (gpu ? 2048 : 64);
+  const int hqk = static_cast<int>(o.integer("num-qk-heads")), hv = static_cast<int>(o.integer("num-v-heads"));
+  const int dk = static_cast<int>(o.integer("head-dim")), dv = dk;
+  const DType dtype = o.dtype("dtype");
+  const std::int64_t tokens = batch * seq_len, heads = std::max(hqk, hv);
+  const GdnPrefillDesc desc{.max_batch = static_cast<int>(batch), .max_tokens = tokens, .num_qk_heads = hqk,
+                            .num_v_heads = hv, .head_dim_k = dk, .head_dim_v = dv, .dtype = dtype,
+                            .use_qk_l2norm = true};
+  auto plan = GdnPrefillPlan::create(desc, ctx.device);
+  if (!plan) return plan.status();  // names the bad head counts
+
+  std::mt19937_64 rng(ctx.seed);
+  test::Buffer q(dtype, tokens * hqk * dk, ctx.device), k(dtype, tokens * hqk * dk, ctx.device),
+      v(dtype, tokens * hv * dv, ctx.device), alpha(DType::f32, tokens * heads, ctx.device),
+      beta(DType::f32, tokens * heads, ctx.device), initial(DType::f32, batch * heads * dv * dk, ctx.device),
+      final_state(DType::f32, batch * heads * dv * dk, ctx.device), res(dtype, tokens * heads * dv, ctx.device);
+  for (test::Buffer* b : {&q, &k, &v, &initial}) b->fill_uniform(rng, -1, 1);
+  alpha.fill_uniform(rng, 0.9, 1);
+  beta.fill_uniform(rng, 0, 1);
+  res.poison();
+  std::vector<std::int32_t> cu;
+  for (std::int64_t b = 0; b <= batch; ++b) cu.push_back(static_cast<std::int32_t>(b * seq_len));
+  test::Buffer cu_seqlens = test::int_buffer(cu, ctx.device);
+  const GdnPrefillArgs args{.q = q.view({tokens, hqk, dk}), .k = k.view({tokens, hqk, dk}),
+                            .v = v.view({tokens, hv, dv}), .alpha = alpha.view({tokens, heads}),
+                            .beta = beta.view({tokens, heads}), .cu_seqlens = cu_seqlens.view({batch + 1}),
+                            .initial_state = initial.view({batch, heads, dv, dk}),
+                            .out = res.view({tokens, heads, dv}),
+                            .final_state = final_state.view({batch, heads, dv, dk})};
+
+  BenchResult r;
+  r.op = "gdn";
+  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(seq_len) + " Hqk=" + std::to_string(hqk) +
+            " Hv=" + std::to_string(hv) + " D=" + std::to_string(dk) + " " + std::string(name_of(dtype));
+  r.kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
+  const double state_bytes = 2.0 * batch * heads * dv * dk * 4;  // read in, written out
+  r.bytes = static_cast<double>(tokens) * ((2.0 * hqk * dk + hv * dv + heads * dv) * size_of(dtype) + 2 * heads * 4) +
+            state_bytes + 4.0 * (batch + 1);
+  // Per token and head: S k and S q (2 d_v d_k each) and the rank-1 update (2 d_v d_k).
+  r.flops = 6.0 * tokens * heads * dv * dk;
+
+  if (ctx.check) {
+    res.download();
+    final_state.download();
+    const std::int64_t checked = std::min(batch, kCheckedSequences), checked_tokens = checked * seq_len;
+    // The first `count` values of a buffer: the checked sequences' part.
+    const auto leading = [&](const test::Buffer& b, std::int64_t count) {
+      std::vector<double> all = b.values();
+      all.resize(static_cast<std::size_t>(count));
+      return all;
+    };
+    const std::vector<std::int32_t> cu_checked(cu.begin(), cu.begin() + checked + 1);
+    const oracle::GdnSpec spec{.num_qk_heads = hqk, .num_v_heads = hv, .head_dim_k = dk, .head_dim_v = dv,
+                               .scale = 1.0 / std::sqrt(double(dk)), .l2norm = true,
+                               .l2norm_eps = desc.l2norm_eps};
+    std::vector<double> ref_out, ref_state;
+    oracle::gdn_prefill(spec, leading(q, checked_tokens * hqk * dk), leading(k, checked_tokens * hqk * dk),
+                        leading(v, checked_tokens * hv * dv), leading(alpha, checked_tokens * heads),
+                        leading(beta, checked_tokens * heads), cu_checked,
+                        leading(initial, checked * heads * dv * dk), &ref_out, &ref_state);
+    test::Comparison c = test::compare(leading(res, checked_tokens * heads * dv), ref_out, dtype);
+    const test::Comparison c_state =
+        test::compare(leading(final_state, checked * heads * dv * dk), ref_state, DType::f32);
+    if (c_state.failures > 0) c = c_state;
+    r.check = c.summary();
+    r.check_ok = c.failures == 0;
+  }
+  out->push_back(r);
+  return Status::ok();
+}
+
+}  // namespace
+
+BenchOp gdn_bench() {
+  return {"gdn",
+          "GdnPrefill: gated delta rule over equal-length packed sequences, state in and out, q/k L2 norm in kernel",
+          {
+              {"batch", OptKind::positive_int, "", "sequences (default 4 on a GPU, 2 on the CPU)"},
+              {"seq-len", OptKind::positive_int, "", "tokens per sequence (default 2048 on a GPU, 64 on the CPU)"},
+              {"num-qk-heads", OptKind::positive_int, "16", "q/k heads"},
+              {"num-v-heads", OptKind::positive_int, "16", "v heads (a multiple or divisor of --num-qk-heads)"},
+              {"head-dim", OptKind::head_dim, "128", "d_k = d_v"},
+              {"dtype", OptKind::dtype, "bf16", "q, k, v and output dtype"},
+          },
+          run_gdn};
+}
+
+}  // namespace kvserve::cli

@@ -1,0 +1,61 @@
+"""PyTorch peers for issue 4's decode shapes, timed like kvserve's bench.
+
+scaled_dot_product_attention (enable_gqa=True) on the same shapes with the KV
+laid out contiguously, [B, H_kv, L, D] bf16, measured as kvserve's bench is:
+runs rotate over copies of the inputs so that more than twice the L2 is read
+between two uses of a byte, the GPU is kept busy (a device-side sleep) while
+Python enqueues the timed call so that launch latency stays outside the
+events, and the median of --iters runs is reported.
+Writes one JSON document: {"peers": [{"shape", "peer", "time_us", "bytes"}]}.
+"""
+import argparse
+import json
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+DECODE_SHAPES = [(1, 4096), (16, 4096), (64, 4096), (128, 2048), (8, 32768), (1, 32768)]
+HQ, HKV, D = 32, 8, 128
+
+
+def time_us(fn, copies, iters, warmup=5):
+    for i in range(warmup):
+        fn(i % copies)
+    times = []
+    for i in range(iters):
+        torch.cuda._sleep(200_000)  # ~100 us of GPU time: covers the Python-side launch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(i % copies)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--iters", type=int, default=100)
+    args = parser.parse_args()
+    props = torch.cuda.get_device_properties(0)
+    results = []
+    for batch, kv_len in DECODE_SHAPES:
+        kv_bytes = 2 * batch * kv_len * HKV * D * 2
+        copies = max(1, -(-2 * props.L2_cache_size // kv_bytes))
+        q = torch.randn(batch, HQ, 1, D, device="cuda", dtype=torch.bfloat16)
+        ks = [torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+        vs = [torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+        t = time_us(lambda c: F.scaled_dot_product_attention(q, ks[c], vs[c], enable_gqa=True), copies, args.iters)
+        bytes_moved = kv_bytes + 2 * batch * HQ * D * 2
+        results.append({"shape": f"B={batch} L={kv_len}", "peer": "torch SDPA (contiguous KV)",
+                        "time_us": t, "bytes": bytes_moved})
+        print(f"SDPA B={batch} L={kv_len}: {t:.1f} us, {bytes_moved / t / 1e6:.3f} TB/s", flush=True)
+        del q, ks, vs
+    with open(args.json, "w") as f:
+        json.dump({"device": props.name, "torch": torch.__version__, "peers": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

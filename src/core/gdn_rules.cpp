@@ -1,0 +1,77 @@
+// Validation and kernel selection for GdnPrefill.
+#include <algorithm>
+#include <span>
+
+#include "core/plan_impl.hpp"
+#include "kvserve/gdn.hpp"
+
+namespace kvserve {
+namespace detail {
+
+template <>
+Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
+  constexpr const char* op = GdnPrefill::kName;
+  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_positive(op, "max_tokens", d.max_tokens));
+  KVSERVE_TRY(check_positive(op, "num_qk_heads", d.num_qk_heads));
+  KVSERVE_TRY(check_positive(op, "num_v_heads", d.num_v_heads));
+  // One head count must be a multiple of the other (GVA or GQA, or equal).
+  if (d.num_v_heads >= d.num_qk_heads)
+    KVSERVE_TRY(check_divisible(op, "num_v_heads", d.num_v_heads, "num_qk_heads", d.num_qk_heads));
+  else
+    KVSERVE_TRY(check_divisible(op, "num_qk_heads", d.num_qk_heads, "num_v_heads", d.num_v_heads));
+  KVSERVE_TRY(check_head_dim(op, "head_dim_k", d.head_dim_k));
+  KVSERVE_TRY(check_head_dim(op, "head_dim_v", d.head_dim_v));
+  KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
+  if (d.scale) KVSERVE_TRY(check_finite_positive(op, "scale", *d.scale));
+  KVSERVE_TRY(check_finite_positive(op, "l2norm_eps", d.l2norm_eps));
+  return Status::ok();
+}
+
+template <>
+Result<Kernel<GdnPrefill>> OpRules<GdnPrefill>::select(const GdnPrefillDesc& d, Device device) {
+  return select_backend<GdnPrefill>(d, device);
+}
+
+template <>
+Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a) {
+  constexpr const char* op = GdnPrefill::kName;
+  const auto& d = p.desc;
+  const std::int64_t heads = std::max(d.num_qk_heads, d.num_v_heads);
+  KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.dtype, {kAny, d.num_qk_heads, d.head_dim_k}));
+  const std::int64_t tokens = a.q.shape[0];
+  if (tokens > d.max_tokens)
+    return invalid_arg(op, "q", "at most max_tokens (" + to_text(d.max_tokens) + ") tokens", to_text(tokens));
+  KVSERVE_TRY(check_tensor(op, "k", a.k, p.device, d.dtype, {tokens, d.num_qk_heads, d.head_dim_k}));
+  KVSERVE_TRY(check_tensor(op, "v", a.v, p.device, d.dtype, {tokens, d.num_v_heads, d.head_dim_v}));
+  KVSERVE_TRY(check_tensor(op, "alpha", a.alpha, p.device, DType::f32, {tokens, heads}));
+  KVSERVE_TRY(check_tensor(op, "beta", a.beta, p.device, DType::f32, {tokens, heads}));
+
+  KVSERVE_TRY(check_tensor(op, "cu_seqlens", a.cu_seqlens, p.device, DType::int32, {kAny}));
+  const std::int64_t batch = a.cu_seqlens.shape[0] - 1;
+  if (batch < 0 || batch > d.max_batch)
+    return invalid_arg(op, "cu_seqlens",
+                       "B + 1 entries with B in [0, max_batch = " + to_text(std::int64_t{d.max_batch}) + "]",
+                       to_text(a.cu_seqlens.shape[0]) + " entries");
+  if (p.device.is_cpu()) {
+    // Host memory: the offsets themselves can be checked for free.
+    const std::span<const std::int32_t> cu(a.cu_seqlens.ptr<const std::int32_t>(),
+                                           static_cast<std::size_t>(batch + 1));
+    KVSERVE_TRY(check_indptr(op, "cu_seqlens", cu));
+    if (cu.back() != tokens)
+      return invalid_arg(op, "cu_seqlens", "last entry equal to the token count of q (" + to_text(tokens) + ")",
+                         to_text(std::int64_t{cu.back()}));
+  }
+
+  const std::initializer_list<std::int64_t> state_shape = {batch, heads, d.head_dim_v, d.head_dim_k};
+  KVSERVE_TRY(check_optional_tensor(op, "initial_state", a.initial_state, p.device, DType::f32, state_shape));
+  KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, d.dtype, {tokens, heads, d.head_dim_v}));
+  KVSERVE_TRY(check_optional_tensor(op, "final_state", a.final_state, p.device, DType::f32, state_shape));
+  return Status::ok();
+}
+
+}  // namespace detail
+
+template class Plan<GdnPrefill>;
+
+}  // namespace kvserve

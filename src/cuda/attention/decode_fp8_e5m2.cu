@@ -1,0 +1,13 @@
+// Paged-decode kernels over fp8_e5m2 pools (rows of src/cuda/kernel_table.cpp).
+#include "cuda/attention/decode_kernel.cuh"
+
+namespace kvserve::detail::cuda {
+
+template int launch_decode<DType::f16, DType::fp8_e5m2, 64>(const DecodeParams&, void*);
+template int launch_decode<DType::f16, DType::fp8_e5m2, 128>(const DecodeParams&, void*);
+template int launch_decode<DType::f16, DType::fp8_e5m2, 256>(const DecodeParams&, void*);
+template int launch_decode<DType::bf16, DType::fp8_e5m2, 64>(const DecodeParams&, void*);
+template int launch_decode<DType::bf16, DType::fp8_e5m2, 128>(const DecodeParams&, void*);
+template int launch_decode<DType::bf16, DType::fp8_e5m2, 256>(const DecodeParams&, void*);
+
+}  // namespace kvserve::detail::cuda

@@ -1,0 +1,116 @@
+#include "cuda/attention/decode_schedule.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/paged_kv_rules.hpp"
+
+namespace kvserve::detail::cuda {
+namespace {
+std::size_t align256(std::size_t n) { return (n + 255) / 256 * 256; }
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+DecodeSizing decode_sizing(const BatchPagedDecodeDesc& d, int sm_count) {
+  DecodeSizing z;
+  z.shape = decode_shape(d.q_dtype, d.kv.dtype, d.kv.head_dim);
+  z.num_qo_heads = d.num_qo_heads;
+  z.num_kv_heads = d.kv.num_kv_heads;
+  z.head_dim = d.kv.head_dim;
+  z.max_batch = d.max_batch;
+  z.group = d.num_qo_heads / d.kv.num_kv_heads;
+  // One block serves as many heads of a group as it has rows (16 on either
+  // kernel at d=128), so each K/V byte is loaded once for groups up to 16.
+  // The CUDA-core kernel's rows left over score more tokens of a tile side by
+  // side (GQA 4 at bf16 d=128: 4 rows per head).
+  z.heads_per_block = std::min(z.group, z.shape.rows);
+  z.token_slots = z.shape.rows / z.heads_per_block;
+  z.head_chunks = static_cast<int>(ceil_div(z.group, z.heads_per_block));
+  z.split_tokens = d.kv_split_tokens;
+  const int blocks_per_item = z.num_kv_heads * z.head_chunks;
+  if (z.split_tokens > 0) {
+    z.max_splits = std::max(2, static_cast<int>(ceil_div(kDecodeFixedSplitPartials, d.max_batch)));
+    z.max_items = d.max_batch * z.max_splits;
+  } else {
+    // Enough slices that the blocks fill every SM's slots once. bf16 d=128
+    // on the tensor cores: 132 SMs x 2 blocks = 264 slots over 8 KV heads =
+    // 33 slices. (B 16, L 4096) then cuts each request in 2 slices of 2048
+    // tokens: 256 blocks, 97 % of the slots; (B 1, L 32768) cuts 32 slices
+    // of 1024. Large batches are not cut at all: (B 64, L 4096) is 512
+    // whole-request blocks, just under 2 waves.
+    z.target_items =
+        static_cast<int>(ceil_div(std::int64_t{sm_count} * z.shape.blocks_per_sm, blocks_per_item));
+    z.max_items = d.max_batch + z.target_items;
+  }
+  const std::size_t hq = static_cast<std::size_t>(d.num_qo_heads);
+  z.scales_offset = 16;
+  z.items_offset = align256(z.scales_offset + 2 * sizeof(float) * static_cast<std::size_t>(z.num_kv_heads));
+  z.staging_bytes = z.items_offset + sizeof(DecodeWorkItem) * static_cast<std::size_t>(z.max_items);
+  z.counters_offset = align256(z.staging_bytes);
+  z.partial_lse_offset =
+      align256(z.counters_offset + sizeof(unsigned) * static_cast<std::size_t>(d.max_batch) * blocks_per_item);
+  z.partial_out_offset = align256(z.partial_lse_offset + sizeof(float) * hq * z.max_items);
+  z.workspace_bytes = align256(z.partial_out_offset + sizeof(float) * hq * z.head_dim * z.max_items);
+  return z;
+}
+
+int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, const PagedKvLengths& host,
+                          void* staging) {
+  auto* bytes = static_cast<unsigned char*>(staging);
+  auto* items = reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset);
+  const std::int64_t batch = static_cast<std::int64_t>(host.indptr.size()) - 1;
+  auto visible = [&](std::int64_t b, std::int64_t* begin) {
+    const std::int64_t len = paged_kv_len(host.indptr.data(), host.last_page_len.data(), b, d.kv.page_size);
+    // The query sits at len - 1; a window keeps keys from len - 1 - window_left on.
+    *begin = d.attn.window_left >= 0 ? std::max<std::int64_t>(0, len - 1 - d.attn.window_left) : 0;
+    return len;
+  };
+
+  std::int64_t auto_slice = 0;
+  if (z.split_tokens == 0) {
+    std::int64_t total = 0;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      std::int64_t begin = 0;
+      total += visible(b, &begin) - begin;
+    }
+    const std::int64_t tile = z.shape.tile_tokens;
+    auto_slice = ceil_div(std::max<std::int64_t>(kDecodeMinSliceTokens, ceil_div(total, z.target_items)), tile) * tile;
+  }
+
+  int n = 0, partials = 0;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    std::int64_t begin = 0;
+    const std::int64_t end = visible(b, &begin);
+    const std::int64_t tokens = end - begin;
+    std::int64_t slice = auto_slice;
+    if (z.split_tokens > 0) {
+      // Fixed split, from this request's length alone.
+      const std::int64_t pieces = ceil_div(tokens, z.split_tokens);
+      slice = z.split_tokens * std::max<std::int64_t>(1, ceil_div(pieces, z.max_splits));
+    }
+    const int splits = static_cast<int>(std::max<std::int64_t>(1, ceil_div(tokens, slice)));
+    for (int s = 0; s < splits; ++s) {
+      DecodeWorkItem& it = items[n++];
+      it = DecodeWorkItem{};
+      it.request = static_cast<std::int32_t>(b);
+      it.begin = static_cast<std::int32_t>(begin + s * slice);
+      it.end = static_cast<std::int32_t>(std::min(end, begin + (s + 1) * slice));
+      it.split = s;
+      it.num_splits = splits;
+      it.partial_base = partials;
+    }
+    if (splits > 1) partials += splits;
+  }
+
+  std::memset(bytes, 0, z.scales_offset);
+  std::memcpy(bytes, &n, sizeof n);
+  auto* scales = reinterpret_cast<float*>(bytes + z.scales_offset);
+  for (int h = 0; h < z.num_kv_heads; ++h) {
+    auto scale_of = [&](const std::vector<float>& s) { return s.empty() ? 1.f : s[s.size() == 1 ? 0 : h]; };
+    scales[h] = scale_of(d.kv.k_scale);
+    scales[z.num_kv_heads + h] = scale_of(d.kv.v_scale);
+  }
+  return n;
+}
+
+}  // namespace kvserve::detail::cuda

@@ -1,0 +1,50 @@
+// How a paged-decode plan cuts a batch into blocks: the sizes derived from
+// the descriptor (workspace layout included) and the host-side schedule that
+// prepare() builds from the lengths. Plain C++, no CUDA: the tests check the
+// schedule's invariants on any machine.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/attention/decode_params.hpp"
+#include "kvserve/attention.hpp"
+
+namespace kvserve::detail::cuda {
+
+// Everything a decode plan derives from (desc, device): a pure function, so
+// workspace_bytes() is one too.
+struct DecodeSizing {
+  DecodeShape shape;
+  int num_qo_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int group = 1, heads_per_block = 1, token_slots = 1, head_chunks = 1;
+  int max_batch = 0;
+  int split_tokens = 0;   // > 0: fixed split (batch invariant)
+  int max_splits = 0;     // fixed split: slices per request at most
+  int target_items = 0;   // auto split: slices per KV head the batch is cut into
+  int max_items = 0;      // grid.x
+  // Workspace layout, in bytes from its start (each region 256-byte aligned):
+  // [num_items][k_scale, v_scale] | items | split counters | partial lse | partial out.
+  std::size_t scales_offset = 0, items_offset = 0, counters_offset = 0, partial_lse_offset = 0,
+              partial_out_offset = 0, workspace_bytes = 0;
+  std::size_t staging_bytes = 0;  // header, scales and max_items items: what prepare() copies at most
+};
+
+// Auto split never cuts a slice shorter than this: at 128 bf16 tokens a
+// block still streams 64 KB of K/V (4 stages of 32 tokens), while its fixed
+// costs (page-table reads, q load, row merge, the split merge) stay small.
+inline constexpr int kDecodeMinSliceTokens = 128;
+// Fixed split: the partial states kept for the whole batch, i.e. at most
+// max(2, 1024 / max_batch) slices per request (a longer request gets longer
+// slices, chosen from its own length alone, so batch invariance holds).
+inline constexpr int kDecodeFixedSplitPartials = 1024;
+
+DecodeSizing decode_sizing(const BatchPagedDecodeDesc& desc, int sm_count);
+
+// Writes the schedule for the batch `host` describes into `staging` (laid
+// out as the workspace's first sizing.items_offset + n * 32 bytes) and
+// returns n, the number of work items.
+int build_decode_schedule(const DecodeSizing& sizing, const BatchPagedDecodeDesc& desc, const PagedKvLengths& host,
+                          void* staging);
+
+}  // namespace kvserve::detail::cuda

@@ -1,0 +1,46 @@
+// Host-side CUDA plumbing shared by every CUDA plan: CUDA errors as Status
+// values, a scope that makes the plan's device current and restores the
+// caller's, and the device facts kernels are sized from.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <string_view>
+
+#include "kvserve/core.hpp"
+
+namespace kvserve::detail::cuda {
+
+// ok() for cudaSuccess; otherwise CudaError "<op>: <what>: <CUDA's error string>".
+Status cuda_status(cudaError_t e, std::string_view op, std::string_view what);
+
+// Makes `device` current for the scope and restores the caller's device at
+// its end, so a plan for cuda:1 never leaves cuda:1 current behind it.
+class DeviceScope {
+ public:
+  explicit DeviceScope(Device device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+  // The error from switching, if any (checked by the caller before launching).
+  cudaError_t error() const { return error_; }
+
+ private:
+  int previous_ = -1;
+  cudaError_t error_ = cudaSuccess;
+};
+
+struct DeviceFacts {
+  int sm_count = 0;
+  int major = 0, minor = 0;
+  std::string arch;  // "sm_90", compute capability of the device
+};
+Result<DeviceFacts> device_facts(Device device);
+
+inline cudaStream_t stream_of(Stream s) { return static_cast<cudaStream_t>(s.handle); }
+
+// Whether a device address is aligned for `bytes`-wide accesses.
+inline bool aligned(const void* p, std::size_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }
+
+}  // namespace kvserve::detail::cuda

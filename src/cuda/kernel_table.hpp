@@ -1,0 +1,23 @@
+// Lookups into the CUDA kernel table (kernel_table.cpp): the one place that
+// says which configurations this build compiled. A configuration that is not
+// in the table answers Unsupported naming it and what was built.
+#pragma once
+
+#include <string_view>
+
+#include "cuda/attention/decode_params.hpp"
+#include "kvserve/core.hpp"
+
+namespace kvserve::detail::cuda {
+
+struct DecodeKernelEntry {
+  DType q, kv;
+  int head_dim;
+  DecodeLaunch launch;
+};
+
+// The paged-decode kernel for (q, kv, head_dim); `op` names the asking op in
+// the Unsupported message.
+Result<DecodeKernelEntry> find_decode_kernel(std::string_view op, DType q, DType kv, int head_dim);
+
+}  // namespace kvserve::detail::cuda
