@@ -254,7 +254,8 @@ Status run_spec_verify(const Options& o, const BenchContext& ctx, std::vector<Be
     for (int t = 0; t < n; ++t)
       for (int j = 0; j < rows.vocab; ++j)
         draft_logits.push_back(target_logits[(b * (n + 1) + t) * rows.vocab + j] + noise(rng));
-  const std::vector<float> target = softmax_rows(target_logits, rows.vocab), draft = softmax_rows(draft_logits, rows.vocab);
+  const std::vector<float> target = softmax_rows(target_logits, rows.vocab);
+  const std::vector<float> draft = softmax_rows(draft_logits, rows.vocab);
   std::vector<double> ids;
   for (std::int64_t b = 0; b < b_count; ++b)
     for (int t = 0; t < n; ++t) {  // the draft's top token
@@ -349,7 +350,8 @@ Status run_penalty(const Options& o, const BenchContext& ctx, std::vector<BenchR
     x.download();
     std::vector<double> got, want;
     for (std::int64_t b = 0; b < std::min(rows.batch, kCheckedRows); ++b) {
-      const std::vector<std::int64_t> row_counts(counts.begin() + b * rows.vocab, counts.begin() + (b + 1) * rows.vocab);
+      const std::vector<std::int64_t> row_counts(counts.begin() + b * rows.vocab,
+                                                 counts.begin() + (b + 1) * rows.vocab);
       const std::vector<double> w = oracle::penalised_logits(row_of(logits, b, rows.vocab), row_counts,
                                                              desc.repetition, desc.frequency, desc.presence);
       want.insert(want.end(), w.begin(), w.end());
@@ -408,7 +410,8 @@ BenchOp mask_bench() {
 
 BenchOp spec_verify_bench() {
   return {"spec-verify", "ChainSpeculativeSampling: verify n draft tokens against the target",
-          rows_options(kSpecBatch, {{"num-draft", OptKind::positive_int, "4", "draft tokens per request"}}), run_spec_verify};
+          rows_options(kSpecBatch, {{"num-draft", OptKind::positive_int, "4", "draft tokens per request"}}),
+          run_spec_verify};
 }
 
 BenchOp penalty_bench() {

@@ -110,9 +110,10 @@ struct TableMirror {
         last(int_mirror(t.last_page_len, gpu)),
         batch(t.batch()),
         num_indices(static_cast<std::int64_t>(t.indices.size())) {}
-  PagedKv on(Device d, Mirror& k_pool, Mirror& v_pool, const PagedKvDesc& kv) {
-    return PagedKv{k_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}),
-                   v_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}),
+  // `write_pools`: the op writes the pools (an append).
+  PagedKv on(Device d, Mirror& k_pool, Mirror& v_pool, const PagedKvDesc& kv, bool write_pools = false) {
+    return PagedKv{k_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}, write_pools),
+                   v_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}, write_pools),
                    indptr.on(d, {batch + 1}), indices.on(d, {num_indices}), last.on(d, {batch})};
   }
 };
@@ -306,7 +307,7 @@ Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<doubl
     KVSERVE_TRY(timed("PagedKvAppend (ragged)", [&] {
       return append_ragged_->run({.k = k.on(ad, {n, hkv, d}), .v = v.on(ad, {n, hkv, d}),
                                   .batch_indices = bidx.on(ad, {n}), .positions = pos.on(ad, {n}),
-                                  .kv = tm.on(ad, k_pools_[l], v_pools_[l], kv)},
+                                  .kv = tm.on(ad, k_pools_[l], v_pools_[l], kv, true)},
                                  {}, {});
     }));
     if (!attn) continue;  // the system prompt only needs its K/V
@@ -364,7 +365,7 @@ Status Demo::decode(std::vector<Request*>& batch, std::vector<std::vector<double
     }
     KVSERVE_TRY(timed("PagedKvAppend (decode)", [&] {
       return append_decode_->run(
-          {.k = k.on(ad, {nb, hkv, d}), .v = v.on(ad, {nb, hkv, d}), .kv = all.on(ad, k_pools_[l], v_pools_[l], kv)},
+          {.k = k.on(ad, {nb, hkv, d}), .v = v.on(ad, {nb, hkv, d}), .kv = all.on(ad, k_pools_[l], v_pools_[l], kv, true)},
           {}, {});
     }));
     KVSERVE_TRY(timed("CascadeAttention", [&] {

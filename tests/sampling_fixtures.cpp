@@ -31,8 +31,10 @@ void run_sampling(const SamplingDesc& desc, Device device, const std::vector<flo
   Buffer temperature, top_k, top_p, min_p, seeds, offsets;  // alive until the run ends
   const auto attach = [&](const auto& values, Buffer* buffer, TensorView* view) {
     if (values.empty()) return;
-    if constexpr (std::is_same_v<std::decay_t<decltype(values)>, std::vector<float>>) *buffer = float_buffer(values, device);
-    else *buffer = int_buffer(values, device);
+    if constexpr (std::is_same_v<std::decay_t<decltype(values)>, std::vector<float>>)
+      *buffer = float_buffer(values, device);
+    else
+      *buffer = int_buffer(values, device);
     *view = buffer->view({batch});
   };
   attach(rows.temperature, &temperature, &args.temperature);

@@ -23,7 +23,8 @@ void expect_block(PhiloxBlock got, std::array<std::uint32_t, 4> want) {
 // Random123's kat_vectors for philox4x32_10.
 TEST(Philox, KnownAnswerVectors) {
   expect_block(detail::philox4x32_10({{0, 0, 0, 0}}, 0, 0), {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8});
-  expect_block(detail::philox4x32_10({{~0u, ~0u, ~0u, ~0u}}, ~0u, ~0u), {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
+  expect_block(detail::philox4x32_10({{~0u, ~0u, ~0u, ~0u}}, ~0u, ~0u),
+               {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
   expect_block(detail::philox4x32_10({{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}, 0xa4093822, 0x299f31d0),
                {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1});
 }

@@ -51,7 +51,8 @@ void run_case(const RenormCase& c, Device device) {
   std::vector<std::int32_t> top_k(static_cast<std::size_t>(c.batch), desc.top_k);
   std::vector<float> top_p(static_cast<std::size_t>(c.batch), desc.top_p);
   if (c.params == ParamSource::per_row) {
-    for (auto& k : top_k) k = rng() % 7 == 0 ? 0 : 1 + static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.vocab));
+    for (auto& k : top_k)
+      k = rng() % 7 == 0 ? 0 : 1 + static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.vocab));
     for (auto& p : top_p) p = rng() % 7 == 0 ? 1.f : unit(rng);
   }
   KVS_CREATE_OR_SKIP(plan, SamplingRenormPlan, desc, device);
@@ -107,7 +108,8 @@ TEST_P(SamplingRenormTest, TopKMaskedLogits) {
 }
 
 TEST_P(SamplingRenormTest, InPlaceAndLargeVocabulary) {
-  for (RenormKind kind : {RenormKind::top_k_renorm_probs, RenormKind::top_p_renorm_probs, RenormKind::top_k_mask_logits})
+  for (RenormKind kind :
+       {RenormKind::top_k_renorm_probs, RenormKind::top_p_renorm_probs, RenormKind::top_k_mask_logits})
     run_case({kind, 128256, 3, ParamSource::scalar, /*in_place=*/true}, GetParam());
 }
 

@@ -152,8 +152,9 @@ TEST_P(SamplingTest, LogitsFollowTheSoftmaxAtTheirTemperature) {
       KVS_RUN(expect_distribution(desc, GetParam(), logits, p, kDraws, rng, "none " + what));
       desc.filter = SamplingFilter::top_p;
       desc.top_p = midpoint_top_p(ranked_probs(p), static_cast<std::size_t>(vocab / 3));
-      std::vector<std::uint64_t> weights(p.size());
-      for (std::size_t j = 0; j < p.size(); ++j) weights[j] = oracle::fixed_weight(p[j] / ranked_probs(p)[0]);
+      const double top = ranked_probs(p)[0];
+      std::vector<std::uint64_t> weights(p.size());  // e^((x - max) / T): the top weighs 1
+      for (std::size_t j = 0; j < p.size(); ++j) weights[j] = oracle::fixed_weight(p[j] / top);
       const std::vector<bool> kept =
           oracle::kept_tokens(as_double(logits), weights, {SamplingFilter::top_p, {}, 0, desc.top_p});
       KVS_RUN(expect_distribution(desc, GetParam(), logits, oracle::truncated_distribution(kept, p), kDraws, rng,
@@ -404,7 +405,8 @@ TEST_P(SamplingTest, EdgeParametersKeepEveryToken) {
   std::vector<std::int32_t> reference;
   KVS_RUN(run_sampling(none, GetParam(), input, seed, offset, {}, &reference));
   using F = SamplingFilter;
-  for (SamplingDesc desc : {SamplingDesc{.filter = F::top_p, .top_p = 1.f}, SamplingDesc{.filter = F::top_k, .top_k = vocab},
+  for (SamplingDesc desc : {SamplingDesc{.filter = F::top_p, .top_p = 1.f},
+                            SamplingDesc{.filter = F::top_k, .top_k = vocab},
                             SamplingDesc{.filter = F::top_k, .top_k = vocab + 7},
                             SamplingDesc{.filter = F::min_p, .min_p = 0.f},
                             SamplingDesc{.filter = F::top_k_top_p, .top_k = vocab, .top_p = 1.f}}) {

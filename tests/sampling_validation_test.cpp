@@ -281,8 +281,9 @@ TEST_P(SamplingValidationTest, PenaltyArguments) {
     SCOPED_TRACE(std::string(name_of(history)));
     const TokenPenaltyDesc desc{.vocab = 10, .max_batch = 2, .history = history, .params = ParamSource::per_row};
     KVS_CREATE_OR_SKIP(plan, TokenPenaltyPlan, desc, dev);
-    Buffer logits = float_buffer(std::vector<float>(b * v, 1.f), dev), counts = int_buffer(std::vector<std::int32_t>(b * v, 1), dev),
-           ids = int_buffer({1, 2, 3, 4, 5, 6}, dev), params = float_buffer({1.5f, 1.5f}, dev);
+    Buffer logits = float_buffer(std::vector<float>(b * v, 1.f), dev),
+           counts = int_buffer(std::vector<std::int32_t>(b * v, 1), dev), ids = int_buffer({1, 2, 3, 4, 5, 6}, dev),
+           params = float_buffer({1.5f, 1.5f}, dev);
     using A = TokenPenaltyArgs;
     A good{.logits = logits.view({b, v}), .repetition = params.view({b}), .frequency = params.view({b}),
            .presence = params.view({b})};

@@ -17,8 +17,10 @@ Status OpRules<TokenPenalty>::check_desc(const TokenPenaltyDesc& d) {
   KVSERVE_TRY(check_enum(op, "params", static_cast<int>(d.params), {"scalar", "per_row"}));
   if (d.params == ParamSource::per_row) return Status::ok();
   KVSERVE_TRY(check_finite_positive(op, "repetition", d.repetition));
-  if (!std::isfinite(d.frequency)) return invalid_field(op, "frequency", "a finite value", to_text(double{d.frequency}));
-  if (!std::isfinite(d.presence)) return invalid_field(op, "presence", "a finite value", to_text(double{d.presence}));
+  if (!std::isfinite(d.frequency))
+    return invalid_field(op, "frequency", "a finite value", to_text(double{d.frequency}));
+  if (!std::isfinite(d.presence))
+    return invalid_field(op, "presence", "a finite value", to_text(double{d.presence}));
   return Status::ok();
 }
 

@@ -51,7 +51,8 @@ KVSERVE_HD PhiloxBlock philox4x32_10(PhiloxBlock counter, std::uint32_t key0, st
 // each row brings its own seed and offset.
 KVSERVE_HD PhiloxBlock random_block(std::uint64_t seed, std::uint64_t offset, std::uint32_t stream,
                                     std::uint32_t draw) {
-  const PhiloxBlock counter{{static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(offset >> 32), stream, draw}};
+  const PhiloxBlock counter{
+      {static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(offset >> 32), stream, draw}};
   return philox4x32_10(counter, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 }
 

@@ -16,10 +16,11 @@ Status check_vocab(std::string_view op, int vocab) {
   return check_range(op, "vocab", vocab, 1, kMaxSamplingVocab);
 }
 
-Status check_enum(std::string_view op, std::string_view field, int value, std::initializer_list<std::string_view> names) {
+Status check_enum(std::string_view op, std::string_view field, int value,
+                  std::initializer_list<std::string_view> names) {
   if (value >= 0 && value < static_cast<int>(names.size())) return Status::ok();
   std::string expected = "one of";
-  for (std::string_view n : names) expected += " " + std::string(n);
+  for (std::string_view n : names) expected.append(" ").append(n);
   return invalid_field(op, field, expected, "value " + to_text(std::int64_t{value}));
 }
 

@@ -14,7 +14,8 @@ namespace kvserve::detail {
 // vocab in [1, kMaxSamplingVocab] (the fixed-point row mass must fit 63 bits).
 Status check_vocab(std::string_view op, int vocab);
 // An enum field holds one of `names` (its values 0 .. names.size() - 1).
-Status check_enum(std::string_view op, std::string_view field, int value, std::initializer_list<std::string_view> names);
+Status check_enum(std::string_view op, std::string_view field, int value,
+                  std::initializer_list<std::string_view> names);
 // A batch of `batch` rows read from argument `arg` fits max_batch.
 Status check_batch(std::string_view op, std::string_view arg, std::int64_t batch, int max_batch);
 // A per-row tensor [batch] of `dtype`: required when `used`, otherwise absent

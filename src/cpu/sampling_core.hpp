@@ -30,7 +30,7 @@ void load_probs(const float* p, int vocab, WeightedRow* row);
 void load_logits(const float* x, int vocab, float temperature, WeightedRow* row);
 // Logits as bare candidates: ranked by x, weighing 1 unless -inf or NaN (greedy, top-k mask).
 void load_candidates(const float* x, int vocab, WeightedRow* row);
-// Arbitrary weights w (ranked by w): the residual of speculative sampling.
+// The residual max(0, target - draft) of speculative sampling, ranked by itself.
 void load_residual(const float* target, const float* draft, int vocab, WeightedRow* row);
 
 // Every token of positive weight.

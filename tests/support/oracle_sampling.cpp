@@ -79,7 +79,8 @@ std::vector<bool> kept_tokens(const std::vector<double>& rank, const std::vector
     case SamplingFilter::top_p: return nucleus(order, weight, t.top_p, total);
     case SamplingFilter::min_p: {
       const std::uint64_t top = order.empty() ? 0 : weight[order.front()];
-      const std::uint64_t floor_weight = std::max<std::uint64_t>(1, ceil_times(top, t.min_p != t.min_p ? 0.f : t.min_p));
+      const float min_p = t.min_p != t.min_p ? 0.f : t.min_p;  // NaN keeps all
+      const std::uint64_t floor_weight = std::max<std::uint64_t>(1, ceil_times(top, min_p));
       std::vector<bool> kept(rank.size());
       for (std::size_t i = 0; i < rank.size(); ++i) kept[i] = weight[i] >= floor_weight;
       return kept;
