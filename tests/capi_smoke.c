@@ -1,5 +1,6 @@
-/* Compiled as C: proves kvserve.h is a C header, and drives a paged decode
- * through the C ABI on the CPU. Returns 0 on success, else writes why. */
+/* Compiled as C: proves kvserve.h (every declaration in it) is a C header,
+ * and drives a paged decode and the BlockManager through the C ABI on the
+ * CPU. Each function returns 0 on success, else writes why. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,4 +101,61 @@ int kvs_capi_smoke(char* why, size_t why_size) {
     return 1;
   }
   return 0;
+}
+
+/* A system prompt shared by a fork, a decode step for both, their page tables
+ * (size query, then copy), exhaustion, and release. */
+int kvs_capi_block_manager_smoke(char* why, size_t why_size) {
+  enum { PAGE = 4, PAGES = 8 };
+  kvs_block_manager* bm = NULL;
+  kvs_error err;
+  kvs_seq_id ids[2];
+  int32_t indptr[3], indices[8], last[2];
+  kvs_page_table table;
+  int failed = 1;
+  if (kvs_block_manager_create(PAGES, PAGE, &bm, &err) != KVS_OK) {
+    snprintf(why, why_size, "create: %s", err.message);
+    return 1;
+  }
+  /* 6 tokens (2 pages); the fork shares the full first page; one more slot each. */
+  if (kvs_block_manager_add_sequence(bm, 6, &ids[0], &err) != KVS_OK ||
+      kvs_block_manager_fork(bm, ids[0], -1, &ids[1], &err) != KVS_OK ||
+      kvs_block_manager_append_tokens_batch(bm, ids, 2, 1, &err) != KVS_OK) {
+    snprintf(why, why_size, "building sequences: %s", err.message);
+    goto done;
+  }
+  memset(&table, 0, sizeof table);
+  if (kvs_block_manager_page_table(bm, ids, 2, KVS_TABLE_ALL, &table, &err) != KVS_OK || table.num_indices != 4) {
+    snprintf(why, why_size, "size query: %s (num_indices %lld)", err.message, (long long)table.num_indices);
+    goto done;
+  }
+  table.indptr = indptr;
+  table.indices = indices;
+  table.indices_capacity = 8;
+  table.last_page_len = last;
+  if (kvs_block_manager_page_table(bm, ids, 2, KVS_TABLE_ALL, &table, &err) != KVS_OK) {
+    snprintf(why, why_size, "page table: %s", err.message);
+    goto done;
+  }
+  /* Sequence 0: 7 tokens in 2 pages; sequence 1: 5 tokens, its first page shared. */
+  if (indptr[0] != 0 || indptr[1] != 2 || indptr[2] != 4 || last[0] != 3 || last[1] != 1 ||
+      indices[0] != indices[2] || indices[1] == indices[3]) {
+    snprintf(why, why_size, "unexpected table: indptr %d %d %d, last %d %d", indptr[0], indptr[1], indptr[2], last[0],
+             last[1]);
+    goto done;
+  }
+  if (kvs_block_manager_free_pages(bm) != PAGES - 3 ||
+      kvs_block_manager_append_tokens(bm, ids[0], 100, &err) != KVS_RESOURCE_EXHAUSTED) {
+    snprintf(why, why_size, "exhaustion not reported: %s", err.message);
+    goto done;
+  }
+  if (kvs_block_manager_release(bm, ids[1], &err) != KVS_OK || kvs_block_manager_release(bm, ids[0], &err) != KVS_OK ||
+      kvs_block_manager_free_pages(bm) != PAGES) {
+    snprintf(why, why_size, "release: %s", err.message);
+    goto done;
+  }
+  failed = 0;
+done:
+  kvs_block_manager_destroy(bm);
+  return failed;
 }

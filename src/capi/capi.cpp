@@ -4,11 +4,24 @@
 
 namespace kvserve::capi {
 
+// The C enums carry the C++ values, so conversions are casts.
+static_assert(KVS_F16 == static_cast<int>(DType::f16) && KVS_BF16 == static_cast<int>(DType::bf16) &&
+              KVS_F32 == static_cast<int>(DType::f32) && KVS_FP8_E4M3 == static_cast<int>(DType::fp8_e4m3) &&
+              KVS_FP8_E5M2 == static_cast<int>(DType::fp8_e5m2) && KVS_INT32 == static_cast<int>(DType::int32));
+static_assert(KVS_NHD == static_cast<int>(KvLayout::NHD) && KVS_HND == static_cast<int>(KvLayout::HND));
+static_assert(KVS_OK == static_cast<int>(StatusCode::ok) &&
+              KVS_INVALID_ARGUMENT == static_cast<int>(StatusCode::invalid_argument) &&
+              KVS_UNSUPPORTED == static_cast<int>(StatusCode::unsupported) &&
+              KVS_WORKSPACE_TOO_SMALL == static_cast<int>(StatusCode::workspace_too_small) &&
+              KVS_CUDA_ERROR == static_cast<int>(StatusCode::cuda_error) &&
+              KVS_INTERNAL == static_cast<int>(StatusCode::internal) &&
+              KVS_RESOURCE_EXHAUSTED == static_cast<int>(StatusCode::resource_exhausted));
+
 Device to_device(kvs_device d) {
   return d.kind == KVS_DEVICE_CUDA ? Device::cuda(d.ordinal) : Device{DeviceKind::cpu, d.ordinal};
 }
 
-DType to_dtype(kvs_dtype t) { return static_cast<DType>(t); }
+DType to_dtype(kvs_dtype t) { return to_enum<DType>(t); }
 
 TensorView to_view(const kvs_tensor& t) {
   TensorView v;
@@ -24,11 +37,8 @@ TensorView to_view(const kvs_tensor& t) {
 }
 
 AttentionParams to_params(const kvs_attention_params& p) {
-  AttentionParams a;
-  if (p.sm_scale > 0) a.sm_scale = p.sm_scale;
-  a.logits_soft_cap = p.logits_soft_cap;
-  a.window_left = p.window_left;
-  return a;
+  return AttentionParams{.sm_scale = positive_or_default(p.sm_scale), .logits_soft_cap = p.logits_soft_cap,
+                         .window_left = p.window_left};
 }
 
 PagedKvDesc to_desc(const kvs_paged_kv_desc& d) {
@@ -38,7 +48,7 @@ PagedKvDesc to_desc(const kvs_paged_kv_desc& d) {
   kv.num_kv_heads = d.num_kv_heads;
   kv.head_dim = d.head_dim;
   kv.dtype = to_dtype(d.dtype);
-  kv.layout = d.layout == KVS_HND ? KvLayout::HND : KvLayout::NHD;
+  kv.layout = to_enum<KvLayout>(d.layout);
   if (d.k_scale != nullptr && d.num_k_scale > 0) kv.k_scale.assign(d.k_scale, d.k_scale + d.num_k_scale);
   if (d.v_scale != nullptr && d.num_v_scale > 0) kv.v_scale.assign(d.v_scale, d.v_scale + d.num_v_scale);
   return kv;
@@ -47,6 +57,18 @@ PagedKvDesc to_desc(const kvs_paged_kv_desc& d) {
 PagedKv to_paged(const kvs_paged_kv& kv) {
   return PagedKv{to_view(kv.k_pages), to_view(kv.v_pages), to_view(kv.indptr), to_view(kv.indices),
                  to_view(kv.last_page_len)};
+}
+
+Status check_count(std::int64_t count, const char* name) {
+  if (count >= 0) return Status::ok();
+  return Status::invalid_argument(std::string("C ABI: argument '") + name + "': expected >= 0, got " +
+                                  std::to_string(count));
+}
+
+Status to_lengths(const std::int32_t* indptr, const char* indptr_name, const std::int32_t* last_page_len,
+                  const char* last_name, std::int64_t rows, PagedKvLengths* out) {
+  KVSERVE_TRY(to_span(indptr, rows + 1, indptr_name, &out->indptr));
+  return to_span(last_page_len, rows, last_name, &out->last_page_len);
 }
 
 kvs_status_code report(const Status& s, kvs_error* err) {

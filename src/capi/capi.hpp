@@ -2,9 +2,13 @@
 // bodies of the per-op C functions (each op's file is then a few one-liners).
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <exception>
+#include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 
 #include "kvserve/attention.hpp"
 #include "kvserve/kvserve.h"
@@ -17,6 +21,19 @@ TensorView to_view(const kvs_tensor& t);
 AttentionParams to_params(const kvs_attention_params& p);
 PagedKvDesc to_desc(const kvs_paged_kv_desc& d);
 PagedKv to_paged(const kvs_paged_kv& kv);
+inline bool to_bool(std::int32_t v) { return v != 0; }
+// An optional positive value whose C sentinel for "not given" is <= 0.
+inline std::optional<float> positive_or_default(float v) { return v > 0 ? std::optional<float>(v) : std::nullopt; }
+
+// A C enum value as the C++ enum E (whose underlying type is std::uint8_t).
+// The C++ rules reject values outside the enum naming the field; a value that
+// would not fit the byte maps to 255, which no enum uses, rather than wrapping
+// onto a valid one.
+template <class E>
+E to_enum(int value) {
+  static_assert(std::is_same_v<std::underlying_type_t<E>, std::uint8_t>);
+  return static_cast<E>(value >= 0 && value <= 255 ? value : 255);
+}
 
 // Fills `err` (when given) and returns the code.
 kvs_status_code report(const Status& s, kvs_error* err);
@@ -34,24 +51,35 @@ kvs_status_code guarded(kvs_error* err, F&& body) {
   }
 }
 
+// A pointer argument of a C entry point ("desc", "args") that must be given.
+inline Status non_null(const void* p, const char* name) {
+  if (p != nullptr) return Status::ok();
+  return Status::invalid_argument(std::string("C ABI: argument '") + name + "': expected a pointer, got NULL");
+}
+
+// A count argument of a C entry point ("batch", "num_seqs"): >= 0.
+Status check_count(std::int64_t count, const char* name);
+
+// A host array argument: `count` values at `data`, which may be NULL only when
+// count is 0 (count was checked >= 0).
+template <class T>
+Status to_span(const T* data, std::int64_t count, const char* name, std::span<const T>* out) {
+  if (data == nullptr && count > 0) return non_null(data, name);
+  *out = std::span<const T>(data, static_cast<std::size_t>(count));
+  return Status::ok();
+}
+
+// The host lengths of a page table of `rows` rows (checked >= 0): indptr
+// [rows + 1] and last_page_len [rows], named as the C entry point names them.
+Status to_lengths(const std::int32_t* indptr, const char* indptr_name, const std::int32_t* last_page_len,
+                  const char* last_name, std::int64_t rows, PagedKvLengths* out);
+
 // The opaque handle of op Op's plans: struct kvs_<op>_plan derives from this.
 template <class Op>
 struct PlanHandle {
+  using Operation = Op;
   Plan<Op> plan;
 };
-
-template <class Handle>
-kvs_status_code create(const typename decltype(Handle::plan)::Desc& desc, kvs_device device, Handle** out,
-                       kvs_error* err) {
-  return guarded(err, [&]() -> Status {
-    if (out == nullptr) return Status::invalid_argument("C ABI: argument 'plan': expected a non-null pointer, got NULL");
-    *out = nullptr;
-    auto plan = decltype(Handle::plan)::create(desc, to_device(device));
-    if (!plan) return plan.status();
-    *out = new Handle{{std::move(*plan)}};
-    return Status::ok();
-  });
-}
 
 template <class Handle>
 Status check_handle(const Handle* h) {
@@ -59,30 +87,60 @@ Status check_handle(const Handle* h) {
   return Status::ok();
 }
 
-template <class Handle, class Args>
-kvs_status_code run(const Handle* h, const Args& args, void* ws, std::size_t ws_bytes, void* stream, kvs_error* err) {
+// kvs_<op>_create: `to_cpp` turns the C descriptor into the C++ one (inside
+// the guard, as it may allocate); *out is NULL unless the plan was made.
+template <class Handle, class CDesc, class ToCpp>
+kvs_status_code create(const CDesc* desc, kvs_device device, Handle** out, kvs_error* err, ToCpp&& to_cpp) {
   return guarded(err, [&]() -> Status {
-    KVSERVE_TRY(check_handle(h));
-    return h->plan.run(args, Workspace{ws, ws_bytes}, Stream{stream});
+    KVSERVE_TRY(non_null(out, "plan"));
+    *out = nullptr;
+    KVSERVE_TRY(non_null(desc, "desc"));
+    auto plan = Plan<typename Handle::Operation>::create(to_cpp(*desc), to_device(device));
+    if (!plan) return plan.status();
+    *out = new Handle{{std::move(*plan)}};
+    return Status::ok();
   });
 }
 
-template <class Handle>
-std::size_t kernel_key(const Handle* h, char* buf, std::size_t size) {
-  if (h == nullptr) return 0;
-  const std::string key = h->plan.kernel().key();
-  if (buf != nullptr && size > 0) {
-    const std::size_t n = key.size() < size - 1 ? key.size() : size - 1;
-    std::memcpy(buf, key.data(), n);
-    buf[n] = '\0';
-  }
-  return key.size();
+// kvs_<op>_prepare: `to_host(&host)` builds the C++ prepare arguments from the
+// C call's host arrays, or says which of them is wrong.
+template <class Handle, class ToHost>
+kvs_status_code prepare(Handle* h, void* ws, std::size_t ws_bytes, void* stream, kvs_error* err, ToHost&& to_host) {
+  return guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_handle(h));
+    typename Handle::Operation::PrepareArgs host;
+    KVSERVE_TRY(to_host(&host));
+    return h->plan.prepare(host, Workspace{ws, ws_bytes}, Stream{stream});
+  });
 }
 
-// A pointer argument of a C entry point ("desc", "args") that must be given.
-inline Status non_null(const void* p, const char* name) {
-  if (p != nullptr) return Status::ok();
-  return Status::invalid_argument(std::string("C ABI: argument '") + name + "': expected a pointer, got NULL");
+// kvs_<op>_run: `to_cpp` turns the C arguments into the C++ ones.
+template <class Handle, class CArgs, class ToCpp>
+kvs_status_code run(const Handle* h, const CArgs* args, void* ws, std::size_t ws_bytes, void* stream, kvs_error* err,
+                    ToCpp&& to_cpp) {
+  return guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_handle(h));
+    KVSERVE_TRY(non_null(args, "args"));
+    return h->plan.run(to_cpp(*args), Workspace{ws, ws_bytes}, Stream{stream});
+  });
+}
+
+// kvs_<op>_kernel: 0 for a NULL handle, or if the key cannot be built (no
+// exception may leave the C ABI, and this entry point has no status to report).
+template <class Handle>
+std::size_t kernel_key(const Handle* h, char* buf, std::size_t size) noexcept {
+  if (h == nullptr) return 0;
+  try {
+    const std::string key = h->plan.kernel().key();
+    if (buf != nullptr && size > 0) {
+      const std::size_t n = key.size() < size - 1 ? key.size() : size - 1;
+      std::memcpy(buf, key.data(), n);
+      buf[n] = '\0';
+    }
+    return key.size();
+  } catch (...) {
+    return 0;
+  }
 }
 
 }  // namespace kvserve::capi

@@ -17,6 +17,17 @@ Status check_heads(std::string_view op, int num_qo_heads, int num_kv_heads) {
   return check_divisible(op, "num_qo_heads", num_qo_heads, "num_kv_heads", num_kv_heads);
 }
 
+// The fields every attention op over a paged cache has: query heads, the
+// cache, the query dtype against the cache's, and the attention variant.
+Status check_paged_attention(std::string_view op, int num_qo_heads, const PagedKvDesc& kv, DType q_dtype,
+                             const AttentionParams& attn) {
+  KVSERVE_TRY(check_positive(op, "num_qo_heads", num_qo_heads));
+  KVSERVE_TRY(check_paged_kv_desc(op, "kv", kv));
+  KVSERVE_TRY(check_divisible(op, "num_qo_heads", num_qo_heads, "kv.num_kv_heads", kv.num_kv_heads));
+  KVSERVE_TRY(check_q_dtype(op, "q_dtype", q_dtype, kv.dtype));
+  return check_attention_params(op, "attn", attn);
+}
+
 // head_dim, and head_dim_v where the op has one (0 means head_dim).
 Status check_head_dims(std::string_view op, int head_dim, int head_dim_v) {
   KVSERVE_TRY(check_head_dim(op, "head_dim", head_dim));
@@ -82,11 +93,7 @@ template <>
 Status OpRules<BatchPagedDecode>::check_desc(const BatchPagedDecodeDesc& d) {
   constexpr const char* op = BatchPagedDecode::kName;
   KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
-  KVSERVE_TRY(check_positive(op, "num_qo_heads", d.num_qo_heads));
-  KVSERVE_TRY(check_paged_kv_desc(op, "kv", d.kv));
-  KVSERVE_TRY(check_divisible(op, "num_qo_heads", d.num_qo_heads, "kv.num_kv_heads", d.kv.num_kv_heads));
-  KVSERVE_TRY(check_q_dtype(op, "q_dtype", d.q_dtype, d.kv.dtype));
-  KVSERVE_TRY(check_attention_params(op, "attn", d.attn));
+  KVSERVE_TRY(check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn));
   if (d.kv_split_tokens < 0) return invalid_field(op, "kv_split_tokens", "0 (auto) or > 0", to_text(std::int64_t{d.kv_split_tokens}));
   return Status::ok();
 }
@@ -257,11 +264,7 @@ template <>
 Status OpRules<BatchPagedPrefill>::check_desc(const BatchPagedPrefillDesc& d) {
   constexpr const char* op = BatchPagedPrefill::kName;
   KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
-  KVSERVE_TRY(check_positive(op, "num_qo_heads", d.num_qo_heads));
-  KVSERVE_TRY(check_paged_kv_desc(op, "kv", d.kv));
-  KVSERVE_TRY(check_divisible(op, "num_qo_heads", d.num_qo_heads, "kv.num_kv_heads", d.kv.num_kv_heads));
-  KVSERVE_TRY(check_q_dtype(op, "q_dtype", d.q_dtype, d.kv.dtype));
-  return check_attention_params(op, "attn", d.attn);
+  return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
 }
 
 template <>
@@ -315,11 +318,7 @@ Status OpRules<CascadeAttention>::check_desc(const CascadeAttentionDesc& d) {
   constexpr const char* op = CascadeAttention::kName;
   KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
   KVSERVE_TRY(check_positive(op, "max_groups", d.max_groups));
-  KVSERVE_TRY(check_positive(op, "num_qo_heads", d.num_qo_heads));
-  KVSERVE_TRY(check_paged_kv_desc(op, "kv", d.kv));
-  KVSERVE_TRY(check_divisible(op, "num_qo_heads", d.num_qo_heads, "kv.num_kv_heads", d.kv.num_kv_heads));
-  KVSERVE_TRY(check_q_dtype(op, "q_dtype", d.q_dtype, d.kv.dtype));
-  return check_attention_params(op, "attn", d.attn);
+  return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
 }
 
 template <>
@@ -332,7 +331,7 @@ Status OpRules<CascadeAttention>::check_prepare(const CascadeAttentionDesc& d, c
                                                 std::int64_t* batch) {
   constexpr const char* op = CascadeAttention::kName;
   std::int64_t groups = 0, b = 0;
-  KVSERVE_TRY(check_paged_lengths(op, "host.prefix", d.kv, host.prefix, d.max_groups, &groups));
+  KVSERVE_TRY(check_paged_lengths(op, "host.prefix", d.kv, host.prefix, d.max_groups, &groups, "max_groups"));
   KVSERVE_TRY(check_paged_lengths(op, "host.suffix", d.kv, host.suffix, d.max_batch, &b));
   if (static_cast<std::int64_t>(host.group_indptr.size()) != groups + 1)
     return invalid_arg(op, "host.group_indptr", to_text(groups + 1) + " entries (as host.prefix.indptr)",

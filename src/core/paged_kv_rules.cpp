@@ -84,11 +84,13 @@ Status check_paged_kv_args(std::string_view op, std::string_view name, const Pag
 }
 
 Status check_paged_lengths(std::string_view op, std::string_view name, const PagedKvDesc& desc,
-                           const PagedKvLengths& host, std::int64_t max_batch, std::int64_t* batch) {
+                           const PagedKvLengths& host, std::int64_t max_rows, std::int64_t* batch,
+                           std::string_view max_name) {
   KVSERVE_TRY(check_indptr(op, f(name, "indptr"), host.indptr));
   const std::int64_t b = static_cast<std::int64_t>(host.indptr.size()) - 1;
-  if (b > max_batch)
-    return invalid_arg(op, f(name, "indptr"), "at most max_batch + 1 (" + to_text(max_batch + 1) + ") entries",
+  if (b > max_rows)
+    return invalid_arg(op, f(name, "indptr"),
+                       "at most " + std::string(max_name) + " + 1 (" + to_text(max_rows + 1) + ") entries",
                        to_text(b + 1));
   if (static_cast<std::int64_t>(host.last_page_len.size()) != b)
     return invalid_arg(op, f(name, "last_page_len"), to_text(b) + " entries (batch)",

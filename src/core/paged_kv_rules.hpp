@@ -26,8 +26,11 @@ std::string paged_config(DType q_dtype, const PagedKvDesc& kv);
 Status check_paged_kv_args(std::string_view op, std::string_view name, const PagedKvDesc& desc, const PagedKv& kv,
                            std::int64_t batch, Device device);
 // Host-side lengths handed to prepare(): indptr, last_page_len; returns B.
+// `max_rows` is the descriptor's bound on the rows (max_batch, or max_groups
+// for a cascade's prefixes), named `max_name` in messages.
 Status check_paged_lengths(std::string_view op, std::string_view name, const PagedKvDesc& desc,
-                           const PagedKvLengths& host, std::int64_t max_batch, std::int64_t* batch);
+                           const PagedKvLengths& host, std::int64_t max_rows, std::int64_t* batch,
+                           std::string_view max_name = "max_batch");
 // The contents of a host page table: the first bad entry, named.
 Status check_page_table_host(std::string_view op, std::string_view name, const PagedKvDesc& desc,
                              const std::int32_t* indptr, std::int64_t batch, const std::int32_t* indices,

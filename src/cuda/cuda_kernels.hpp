@@ -7,11 +7,31 @@
 
 #include "core/backends.hpp"  // the primary cuda_kernel<Op> these specialise
 #include "kvserve/attention.hpp"
+#include "kvserve/merge.hpp"
+#include "kvserve/penalty.hpp"
+#include "kvserve/sampling.hpp"
+#include "kvserve/speculative.hpp"
 
 namespace kvserve::detail {
 
 template <>
 Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc&, Device);
+template <>
+Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);
+template <>
+Result<Kernel<MergeStates>> cuda_kernel<MergeStates>(const MergeStatesDesc&, Device);
+
+// The sampling family (src/cuda/sampling): every filter, input and parameter
+// source of each op runs in one kernel per op.
+template <>
+Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc&, Device);
+template <>
+Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormDesc&, Device);
+template <>
+Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc&,
+                                                                              Device);
+template <>
+Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc&, Device);
 
 // The kernel table as data, for `kvserve list` and the docs.
 std::vector<CompiledKernel> cuda_compiled_kernels();

@@ -44,9 +44,33 @@ constexpr auto make_decode_entries(std::index_sequence<I...>) {
 }
 constexpr auto kDecodeEntries = make_decode_entries(std::make_index_sequence<std::size(kDecodeConfigs)>{});
 
+// MergeState and MergeStates (one kernel for both): state dtype; head_dim,
+// N and the strides are run-time values. merge/merge_<dtype>.cu.
+constexpr DType kMergeDtypes[] = {DType::f16, DType::bf16, DType::f32};
+
+template <std::size_t... I>
+constexpr auto make_merge_entries(std::index_sequence<I...>) {
+  return std::array<MergeKernelEntry, sizeof...(I)>{
+      MergeKernelEntry{kMergeDtypes[I], &launch_merge<kMergeDtypes[I]>}...};
+}
+constexpr auto kMergeEntries = make_merge_entries(std::make_index_sequence<std::size(kMergeDtypes)>{});
+
 std::string decode_config_text(DType q, DType kv, int head_dim) {
   return "q=" + std::string(name_of(q)) + " kv=" + std::string(name_of(kv)) + " d=" + std::to_string(head_dim);
 }
+
+// The sampling family (sampling/*.cu): one kernel per op serves every
+// configuration, each row of a batch by one block.
+struct SamplingFamilyEntry {
+  const char* op;
+  const char* config;
+};
+constexpr SamplingFamilyEntry kSamplingFamily[] = {
+    {"Sampling", "f32 probs|logits, every filter, scalar|per_row params and seeds, vocab <= 4194304"},
+    {"SamplingRenorm", "f32 top_k_renorm_probs|top_p_renorm_probs|top_k_mask_logits, in place allowed"},
+    {"ChainSpeculativeSampling", "f32 probs, any n, host|per_row seeds"},
+    {"TokenPenalty", "f32 logits, token_counts|token_ids history, scalar|per_row params"},
+};
 
 }  // namespace
 
@@ -64,13 +88,32 @@ Result<DecodeKernelEntry> find_decode_kernel(std::string_view op, DType q, DType
                              ")");
 }
 
+Result<MergeKernelEntry> find_merge_kernel(std::string_view op, DType dtype, int head_dim) {
+  const int chunk = 16 / static_cast<int>(size_of(dtype));
+  for (const auto& e : kMergeEntries) {
+    if (e.dtype != dtype) continue;
+    if (head_dim % chunk == 0 && head_dim <= 256 * chunk) return e;
+    return Status::unsupported(std::string(op) + ": no CUDA kernel for dtype=" + std::string(name_of(dtype)) +
+                               " d=" + std::to_string(head_dim) + " (built: d a multiple of " +
+                               std::to_string(chunk) + " up to " + std::to_string(256 * chunk) + ")");
+  }
+  return Status::unsupported(std::string(op) + ": no CUDA kernel for dtype=" + std::string(name_of(dtype)) +
+                             " (built: f16, bf16, f32)");
+}
+
 }  // namespace cuda
 
 std::vector<CompiledKernel> cuda_compiled_kernels() {
   std::vector<CompiledKernel> out;
+  for (const char* op : {"MergeState", "MergeStates"})
+    for (const auto& e : cuda::kMergeEntries)
+      out.push_back({Backend::cuda, op,
+                     "dtype=" + std::string(name_of(e.dtype)) + " d a multiple of " +
+                         std::to_string(16 / size_of(e.dtype)) + ", any N and strides"});
   for (const auto& e : cuda::kDecodeEntries)
     out.push_back({Backend::cuda, "BatchPagedDecode",
                    cuda::decode_config_text(e.q, e.kv, e.head_dim) + " layout=NHD|HND any page size and GQA ratio"});
+  for (const auto& e : cuda::kSamplingFamily) out.push_back({Backend::cuda, e.op, e.config});
   return out;
 }
 

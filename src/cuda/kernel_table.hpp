@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "cuda/attention/decode_params.hpp"
+#include "cuda/merge/merge_params.hpp"
 #include "kvserve/core.hpp"
 
 namespace kvserve::detail::cuda {
@@ -19,5 +20,15 @@ struct DecodeKernelEntry {
 // The paged-decode kernel for (q, kv, head_dim); `op` names the asking op in
 // the Unsupported message.
 Result<DecodeKernelEntry> find_decode_kernel(std::string_view op, DType q, DType kv, int head_dim);
+
+using MergeLaunch = int (*)(const MergeParams&, void* stream);
+struct MergeKernelEntry {
+  DType dtype;
+  MergeLaunch launch;
+};
+
+// The MergeState / MergeStates kernel for `dtype` (any head_dim that is a
+// multiple of the 16-byte chunk: 8 elements of f16 / bf16, 4 of f32).
+Result<MergeKernelEntry> find_merge_kernel(std::string_view op, DType dtype, int head_dim);
 
 }  // namespace kvserve::detail::cuda

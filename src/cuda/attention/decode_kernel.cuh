@@ -54,9 +54,9 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   kv_t* const k_tiles = reinterpret_cast<kv_t*>(smem);  // [stages][tile][HeadDim]
   kv_t* const v_tiles = k_tiles + T::kStages * T::kTileElems;
 
-  if (static_cast<int>(blockIdx.x) >= *p.num_items) return;
-  const DecodeWorkItem item = p.items[blockIdx.x];
-  const int kv_head = blockIdx.y, head_chunk = blockIdx.z;
+  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
+  const DecodeWorkItem item = p.items[blockIdx.y];
+  const int kv_head = blockIdx.x / p.head_chunks, head_chunk = blockIdx.x % p.head_chunks;
   const int tid = threadIdx.x, row = tid / T::kLanes, lane = tid % T::kLanes;
   // Row r serves query head r / token_slots of this chunk and the tokens
   // congruent to r % token_slots of each tile. Rows past the group compute on
@@ -93,8 +93,8 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
     for (int i = 0; i < T::kCopiesPerThread; ++i) {
       const int pos = tile_begin + (tid + i * T::kThreads) / T::kCopiesPerRow;
       const bool valid = pos < item.end;
-      page[i] = valid ? p.indices[page_base + pos / p.page_size] : 0;
-      in_page[i] = valid ? pos % p.page_size : -1;
+      page[i] = valid ? p.indices[page_base + page_of(p, pos)] : 0;
+      in_page[i] = valid ? slot_of(p, pos) : -1;
     }
   };
   auto issue_tile = [&](int stage) {
@@ -244,7 +244,10 @@ int launch_decode(const DecodeParams& p, void* stream) {
   }();
   if (const cudaError_t e = configure_once(kernel, shape.smem_bytes, configured_devices); e != cudaSuccess)
     return static_cast<int>(e);
-  const dim3 grid(p.max_items, p.num_kv_heads, p.head_chunks);
+  // KV heads vary fastest, so the blocks of all heads of one slice run side by
+  // side: in an NHD pool they read one token's heads (a 2 KB span at bf16
+  // d=128) close together in time, which keeps DRAM pages open.
+  const dim3 grid(p.num_kv_heads * p.head_chunks, p.max_items);
   kernel<<<grid, shape.threads, shape.smem_bytes, static_cast<cudaStream_t>(stream)>>>(p);
   return static_cast<int>(cudaGetLastError());
 }

@@ -92,9 +92,9 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   t* const k_tiles = reinterpret_cast<t*>(smem);  // [stages][tile][HeadDim], swizzled
   t* const v_tiles = k_tiles + Tr::kStages * Tr::kTileElems;
 
-  if (static_cast<int>(blockIdx.x) >= *p.num_items) return;
-  const DecodeWorkItem item = p.items[blockIdx.x];
-  const int kv_head = blockIdx.y, head_chunk = blockIdx.z;
+  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
+  const DecodeWorkItem item = p.items[blockIdx.y];
+  const int kv_head = blockIdx.x / p.head_chunks, head_chunk = blockIdx.x % p.head_chunks;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int b = item.request;
   const int first_head = head_chunk * Tr::kRows;  // within the group
@@ -137,8 +137,8 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
     for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
       const int pos = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
       const bool valid = pos < item.end;
-      page[i] = valid ? p.indices[page_base + pos / p.page_size] : 0;
-      in_page[i] = valid ? pos % p.page_size : -1;
+      page[i] = valid ? p.indices[page_base + page_of(p, pos)] : 0;
+      in_page[i] = valid ? slot_of(p, pos) : -1;
     }
   };
   auto issue_tile = [&](int stage) {
@@ -214,8 +214,10 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
       row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
       row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
       const float factor = st[r].rescale_to(row_max[r]);
+      if (factor != 1.f) {  // once the max settles, most tiles skip the 2 x d/8 multiplies
 #pragma unroll
-      for (int n = 0; n < Tr::kDTiles; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
+        for (int n = 0; n < Tr::kDTiles; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
+      }
     }
     // P as the A fragment of O += P V (k = the 16 tokens): the two S n-tiles
     // are exactly its two k halves.

@@ -40,6 +40,7 @@ struct DecodeParams {
   const std::int32_t* indptr = nullptr;   // [B + 1] page offsets of each request
   const std::int32_t* indices = nullptr;  // page ids
   int page_size = 0;
+  int page_shift = -1;  // log2(page_size) when a power of two, else -1
 
   int num_qo_heads = 0, num_kv_heads = 0;
   int group = 1;          // num_qo_heads / num_kv_heads
@@ -59,8 +60,8 @@ struct DecodeParams {
   unsigned* split_counters = nullptr;        // [max_batch * Hkv * head_chunks], zero between runs
   float* partial_out = nullptr;              // [max_partials, Hq, D] normalised
   float* partial_lse = nullptr;              // [max_partials, Hq] natural log
-  int max_items = 0;                         // grid.x
-  int head_chunks = 1;                       // grid.z
+  int max_items = 0;                         // grid.y
+  int head_chunks = 1;                       // grid.x = num_kv_heads * head_chunks
 };
 
 // Launches the decode kernel for one compiled configuration on `stream`

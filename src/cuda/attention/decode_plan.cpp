@@ -1,5 +1,6 @@
 // BatchPagedDecode on CUDA: selection from the kernel table, the workspace
 // schedule written by prepare(), and the launch in run().
+#include <bit>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -99,6 +100,7 @@ Status run_decode(const PlanState<BatchPagedDecode>& p, const BatchPagedDecodeAr
   prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
   prm.indices = a.kv.indices.ptr<const std::int32_t>();
   prm.page_size = d.kv.page_size;
+  if (const auto ps = static_cast<unsigned>(d.kv.page_size); std::has_single_bit(ps)) prm.page_shift = std::countr_zero(ps);
   prm.num_qo_heads = z.num_qo_heads, prm.num_kv_heads = z.num_kv_heads;
   prm.group = z.group, prm.heads_per_block = z.heads_per_block, prm.token_slots = z.token_slots;
   const double sm_scale = d.attn.sm_scale ? *d.attn.sm_scale : 1.0 / std::sqrt(double(d.kv.head_dim));
@@ -136,6 +138,10 @@ Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedD
   auto facts = cuda::device_facts(device);
   if (!facts) return facts.status();
   const cuda::DecodeSizing z = cuda::decode_sizing(d, facts->sm_count);
+  if (z.max_items > 65535)  // grid.y
+    return Status::unsupported(std::string(BatchPagedDecode::kName) + ": max_batch " + std::to_string(d.max_batch) +
+                               " needs " + std::to_string(z.max_items) +
+                               " work items, more than the 65535 one CUDA launch holds");
   Kernel<BatchPagedDecode> k;
   k.info.backend = Backend::cuda;
   k.info.arch = facts->arch;

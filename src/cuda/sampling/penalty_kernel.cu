@@ -1,0 +1,122 @@
+// CUDA kernels for TokenPenalty. From counts: one thread per token, touching
+// only the logits of seen tokens. From token ids: one block per row counts its
+// history in a shared-memory hash table (integer atomics, so the counts do
+// not depend on the order threads arrive in), then penalises each distinct
+// id once.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/sampling/sampling_params.hpp"
+
+namespace kvserve::detail::cuda {
+namespace {
+
+struct Penalties {
+  float repetition, frequency, presence;
+};
+
+__device__ __forceinline__ Penalties row_penalties(const PenaltyParams& p, int b) {
+  const auto value = [b](const RowParam<float>& r) { return r.rows ? r.rows[b] : r.scalar; };
+  return {value(p.repetition), value(p.frequency), value(p.presence)};
+}
+
+// The documented order, each step one IEEE f32 operation (the _rn intrinsics
+// are never contracted into an FMA).
+__device__ __forceinline__ float penalised(float x, std::int32_t count, const Penalties& p) {
+  x = x > 0.f ? __fdiv_rn(x, p.repetition) : __fmul_rn(x, p.repetition);
+  x = fmaf(-p.frequency, static_cast<float>(count), x);
+  return __fsub_rn(x, p.presence);
+}
+
+constexpr int kCountThreads = 256;
+constexpr int kCountItems = 4;  // independent count loads in flight per thread
+
+__global__ void __launch_bounds__(kCountThreads) penalty_from_counts_kernel(const PenaltyParams p) {
+  const int b = static_cast<int>(blockIdx.x);
+  const std::int32_t* counts = p.counts + b * p.counts_stride;
+  float* logits = p.logits + b * p.logits_stride;
+  const int first = static_cast<int>(blockIdx.y) * kCountThreads * kCountItems + static_cast<int>(threadIdx.x);
+  std::int32_t c[kCountItems];
+#pragma unroll
+  for (int i = 0; i < kCountItems; ++i) {
+    const int j = first + i * kCountThreads;
+    c[i] = j < p.vocab ? counts[j] : 0;
+  }
+  const Penalties pen = row_penalties(p, b);
+#pragma unroll
+  for (int i = 0; i < kCountItems; ++i) {
+    const int j = first + i * kCountThreads;
+    if (c[i] > 0) logits[j] = penalised(logits[j], c[i], pen);
+  }
+}
+
+constexpr int kIdsThreads = 512;
+// Open addressing with linear probing: a history of up to kTableSlots - 1 ids
+// always finds a free slot; 32 KB of shared memory.
+constexpr int kTableSlots = 4096;
+constexpr std::uint32_t kEmptySlot = 0xffffffffu;
+
+__device__ __forceinline__ std::uint32_t slot_of(std::uint32_t id) {
+  return (id * 2654435761u) >> (32 - 12);  // Knuth's multiplicative hash, top 12 bits
+}
+static_assert(kTableSlots == 1 << 12);
+
+__global__ void __launch_bounds__(kIdsThreads) penalty_from_ids_kernel(const PenaltyParams p) {
+  __shared__ std::uint32_t keys[kTableSlots];
+  __shared__ std::int32_t counts[kTableSlots];
+  const int b = static_cast<int>(blockIdx.x);
+  const std::int32_t* ids = p.token_ids + b * p.ids_stride_b;
+  float* logits = p.logits + b * p.logits_stride;
+  const Penalties pen = row_penalties(p, b);
+  const auto id_at = [&](std::int64_t i) { return ids[i * p.ids_stride_l]; };
+  const auto valid = [&](std::int32_t id) { return id >= 0 && id < p.vocab; };
+
+  if (p.history_len >= kTableSlots) {
+    // Longer histories than the table holds: each id's first occurrence
+    // counts the rest directly (quadratic in the history, but exact).
+    for (std::int64_t i = threadIdx.x; i < p.history_len; i += kIdsThreads) {
+      const std::int32_t id = id_at(i);
+      if (!valid(id)) continue;
+      bool first = true;
+      for (std::int64_t k = 0; k < i && first; ++k) first = id_at(k) != id;
+      if (!first) continue;
+      std::int32_t count = 1;
+      for (std::int64_t k = i + 1; k < p.history_len; ++k) count += id_at(k) == id;
+      logits[id] = penalised(logits[id], count, pen);
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < kTableSlots; i += kIdsThreads) keys[i] = kEmptySlot, counts[i] = 0;
+  __syncthreads();
+  for (std::int64_t i = threadIdx.x; i < p.history_len; i += kIdsThreads) {
+    const std::int32_t id = id_at(i);
+    if (!valid(id)) continue;
+    for (std::uint32_t slot = slot_of(static_cast<std::uint32_t>(id));; slot = (slot + 1) % kTableSlots) {
+      const std::uint32_t held = atomicCAS(&keys[slot], kEmptySlot, static_cast<std::uint32_t>(id));
+      if (held == kEmptySlot || held == static_cast<std::uint32_t>(id)) {
+        atomicAdd(&counts[slot], 1);
+        break;
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kTableSlots; i += kIdsThreads)
+    if (counts[i] > 0) logits[keys[i]] = penalised(logits[keys[i]], counts[i], pen);
+}
+
+}  // namespace
+
+int launch_penalty(const PenaltyParams& p, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (p.counts) {
+    // Rows on x (up to 2^31 - 1 blocks), vocabulary chunks on y (at most 4096).
+    const dim3 grid(p.batch, (p.vocab + kCountThreads * kCountItems - 1) / (kCountThreads * kCountItems));
+    penalty_from_counts_kernel<<<grid, kCountThreads, 0, s>>>(p);
+  } else {
+    penalty_from_ids_kernel<<<p.batch, kIdsThreads, 0, s>>>(p);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace kvserve::detail::cuda

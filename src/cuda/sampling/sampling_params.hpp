@@ -1,0 +1,91 @@
+// What the sampling-family kernels see: plain structs of pointers, strides and
+// scalars (host-visible, no CUDA types). Built by sampling_plans.cpp, read by
+// the kernels of this folder. Rows run one thread block each.
+#pragma once
+
+#include <cstdint>
+
+#include "kvserve/penalty.hpp"
+#include "kvserve/sampling.hpp"
+
+namespace kvserve::detail::cuda {
+
+// A row's random stream: host values (stream = row) or per-row int32 tensors
+// read as unsigned 32-bit values (stream 0), docs/sampling.md "Random numbers".
+struct RandomParams {
+  std::uint64_t seed = 0, offset = 0;
+  const std::int32_t* seeds = nullptr;    // per_row, else null
+  const std::int32_t* offsets = nullptr;  // per_row, else null
+};
+
+// A per-row parameter: the scalar, unless `rows` points at one value per row.
+template <class T>
+struct RowParam {
+  T scalar{};
+  const T* rows = nullptr;
+};
+
+struct SamplingParams {
+  const float* input = nullptr;  // [B, vocab], row stride in elements
+  std::int64_t input_stride = 0;
+  std::int32_t* out = nullptr;  // [B]
+  int batch = 0, vocab = 0;
+  SamplingInput input_kind = SamplingInput::probs;
+  SamplingFilter filter = SamplingFilter::none;
+  TopKTopPOrder order = TopKTopPOrder::k_then_p;
+  RowParam<float> temperature{1.f};
+  RowParam<std::int32_t> top_k{1};
+  RowParam<float> top_p{1.f};
+  RowParam<float> min_p{0.f};
+  RandomParams random;
+};
+
+struct RenormParams {
+  const float* input = nullptr;  // [B, vocab]
+  std::int64_t input_stride = 0;
+  float* out = nullptr;  // [B, vocab]; may be `input`
+  std::int64_t out_stride = 0;
+  int batch = 0, vocab = 0;
+  RenormKind kind = RenormKind::top_k_renorm_probs;
+  RowParam<std::int32_t> top_k{1};
+  RowParam<float> top_p{1.f};
+};
+
+struct SpeculativeParams {
+  const std::int32_t* draft_ids = nullptr;  // [B, n]
+  std::int64_t draft_ids_stride_b = 0, draft_ids_stride_t = 0;
+  const float* draft_probs = nullptr;  // [B, n, vocab]
+  std::int64_t draft_stride_b = 0, draft_stride_t = 0;
+  const float* target_probs = nullptr;  // [B, n + 1, vocab]
+  std::int64_t target_stride_b = 0, target_stride_t = 0;
+  std::int32_t* out = nullptr;  // [B, n + 1]
+  std::int64_t out_stride_b = 0, out_stride_t = 0;
+  std::int32_t* accepted = nullptr;  // [B] or null
+  std::int32_t* emitted = nullptr;   // [B] or null
+  int batch = 0, vocab = 0, num_draft = 0;
+  RandomParams random;
+};
+
+struct PenaltyParams {
+  float* logits = nullptr;  // [B, vocab]
+  std::int64_t logits_stride = 0;
+  const std::int32_t* counts = nullptr;  // [B, vocab], token_counts history
+  std::int64_t counts_stride = 0;
+  const std::int32_t* token_ids = nullptr;  // [B, L], token_ids history
+  std::int64_t ids_stride_b = 0, ids_stride_l = 0;
+  std::int64_t history_len = 0;
+  int batch = 0, vocab = 0;
+  RowParam<float> repetition{1.f}, frequency{0.f}, presence{0.f};
+};
+
+// Launchers: enqueue on `stream` (a cudaStream_t) and return the launch's
+// cudaError_t as an int, so that this header stays free of CUDA types.
+int launch_sampling(const SamplingParams& p, void* stream);
+int launch_renorm(const RenormParams& p, void* stream);
+int launch_speculative(const SpeculativeParams& p, void* stream);
+int launch_penalty(const PenaltyParams& p, void* stream);
+
+// Threads per row-block of the sampling, renorm and speculative kernels.
+inline constexpr int kRowThreads = 512;
+
+}  // namespace kvserve::detail::cuda

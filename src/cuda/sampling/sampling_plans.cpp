@@ -1,0 +1,185 @@
+// Sampling, SamplingRenorm, ChainSpeculativeSampling and TokenPenalty on
+// CUDA: the kernel identity each plan reports, and run(), which turns the
+// checked arguments into the kernels' parameter structs and launches them.
+// No workspace, no prepare, no host synchronisation: per-row seeds, offsets
+// and parameters are read on the device, so every run is graph-capturable.
+#include <string>
+
+#include "cuda/common/runtime.hpp"
+#include "cuda/cuda_kernels.hpp"
+#include "cuda/sampling/sampling_params.hpp"
+
+namespace kvserve::detail {
+namespace cuda {
+namespace {
+
+template <class T>
+const T* optional_ptr(const TensorView& t) {
+  return t.defined() ? t.ptr<const T>() : nullptr;
+}
+
+template <class T>
+RowParam<T> row_param(T scalar, const TensorView& rows) {
+  return {scalar, optional_ptr<T>(rows)};
+}
+
+template <class Args>
+RandomParams random_params(const Args& a) {
+  return {a.seed, a.offset, optional_ptr<std::int32_t>(a.seeds), optional_ptr<std::int32_t>(a.offsets)};
+}
+
+// Makes the plan's device current and launches; `launch` returns a cudaError_t as int.
+template <class Params>
+Status launch_on(Device device, const char* op, int (*launch)(const Params&, void*), const Params& params,
+                 Stream stream) {
+  DeviceScope scope(device);
+  KVSERVE_TRY(cuda_status(scope.error(), op, "selecting " + device.to_string()));
+  return cuda_status(static_cast<cudaError_t>(launch(params, stream.handle)), op, "kernel launch");
+}
+
+Status run_sampling(const PlanState<Sampling>& plan, const SamplingArgs& a, Workspace, Stream stream) {
+  const SamplingDesc& d = plan.desc;
+  SamplingParams p;
+  p.input = a.input.ptr<const float>();
+  p.input_stride = a.input.strides[0];
+  p.out = a.out.ptr<std::int32_t>();
+  p.batch = static_cast<int>(a.input.shape[0]);
+  p.vocab = d.vocab;
+  p.input_kind = d.input;
+  p.filter = d.filter;
+  p.order = d.order;
+  p.temperature = row_param(d.temperature, a.temperature);
+  p.top_k = row_param(std::int32_t{d.top_k}, a.top_k);
+  p.top_p = row_param(d.top_p, a.top_p);
+  p.min_p = row_param(d.min_p, a.min_p);
+  p.random = random_params(a);
+  if (p.batch == 0) return Status::ok();
+  return launch_on(plan.device, Sampling::kName, launch_sampling, p, stream);
+}
+
+Status run_renorm(const PlanState<SamplingRenorm>& plan, const SamplingRenormArgs& a, Workspace, Stream stream) {
+  const SamplingRenormDesc& d = plan.desc;
+  RenormParams p;
+  p.input = a.input.ptr<const float>();
+  p.input_stride = a.input.strides[0];
+  p.out = a.out.ptr<float>();
+  p.out_stride = a.out.strides[0];
+  p.batch = static_cast<int>(a.input.shape[0]);
+  p.vocab = d.vocab;
+  p.kind = d.kind;
+  p.top_k = row_param(std::int32_t{d.top_k}, a.top_k);
+  p.top_p = row_param(d.top_p, a.top_p);
+  if (p.batch == 0) return Status::ok();
+  return launch_on(plan.device, SamplingRenorm::kName, launch_renorm, p, stream);
+}
+
+Status run_speculative(const PlanState<ChainSpeculativeSampling>& plan, const ChainSpeculativeSamplingArgs& a,
+                       Workspace, Stream stream) {
+  SpeculativeParams p;
+  p.draft_ids = a.draft_token_ids.ptr<const std::int32_t>();
+  p.draft_ids_stride_b = a.draft_token_ids.strides[0], p.draft_ids_stride_t = a.draft_token_ids.strides[1];
+  p.draft_probs = a.draft_probs.ptr<const float>();
+  p.draft_stride_b = a.draft_probs.strides[0], p.draft_stride_t = a.draft_probs.strides[1];
+  p.target_probs = a.target_probs.ptr<const float>();
+  p.target_stride_b = a.target_probs.strides[0], p.target_stride_t = a.target_probs.strides[1];
+  p.out = a.out.ptr<std::int32_t>();
+  p.out_stride_b = a.out.strides[0], p.out_stride_t = a.out.strides[1];
+  p.accepted = a.accepted.defined() ? a.accepted.ptr<std::int32_t>() : nullptr;
+  p.emitted = a.emitted.defined() ? a.emitted.ptr<std::int32_t>() : nullptr;
+  p.batch = static_cast<int>(a.draft_token_ids.shape[0]);
+  p.vocab = plan.desc.vocab;
+  p.num_draft = plan.desc.num_draft_tokens;
+  p.random = random_params(a);
+  if (p.batch == 0) return Status::ok();
+  return launch_on(plan.device, ChainSpeculativeSampling::kName, launch_speculative, p, stream);
+}
+
+Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& a, Workspace, Stream stream) {
+  const TokenPenaltyDesc& d = plan.desc;
+  PenaltyParams p;
+  p.logits = a.logits.ptr<float>();
+  p.logits_stride = a.logits.strides[0];
+  if (d.history == PenaltyHistory::token_counts) {
+    p.counts = a.counts.ptr<const std::int32_t>();
+    p.counts_stride = a.counts.strides[0];
+  } else {
+    p.token_ids = a.token_ids.ptr<const std::int32_t>();
+    p.ids_stride_b = a.token_ids.strides[0], p.ids_stride_l = a.token_ids.strides[1];
+    p.history_len = a.token_ids.shape[1];
+  }
+  p.batch = static_cast<int>(a.logits.shape[0]);
+  p.vocab = d.vocab;
+  p.repetition = row_param(d.repetition, a.repetition);
+  p.frequency = row_param(d.frequency, a.frequency);
+  p.presence = row_param(d.presence, a.presence);
+  if (p.batch == 0 || (p.token_ids && p.history_len == 0)) return Status::ok();
+  return launch_on(plan.device, TokenPenalty::kName, launch_penalty, p, stream);
+}
+
+// Every kernel of the family: integer (fixed-point) decisions and IEEE f32
+// steps in a fixed order, so deterministic, and one block per row, so batch
+// invariant.
+Result<KernelInfo> sampling_info(Device device, const char* op, std::string config) {
+  auto facts = device_facts(device);
+  if (!facts) return facts.status();
+  KernelInfo info;
+  info.backend = Backend::cuda;
+  info.arch = facts->arch;
+  info.op = op;
+  info.config = std::move(config);
+  info.precision = Precision{DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/true};
+  return info;
+}
+
+template <class Op>
+Result<Kernel<Op>> make_kernel(Device device, std::string config,
+                               Status (*run)(const PlanState<Op>&, const typename Op::Args&, Workspace, Stream)) {
+  auto info = sampling_info(device, Op::kName, std::move(config));
+  if (!info) return info.status();
+  Kernel<Op> k;
+  k.info = std::move(*info);
+  k.run = run;
+  return k;
+}
+
+std::string text(std::string_view field, std::string_view value) {
+  return std::string(field) + "=" + std::string(value);
+}
+
+}  // namespace
+}  // namespace cuda
+
+template <>
+Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device device) {
+  return cuda::make_kernel<Sampling>(
+      device,
+      cuda::text("input", name_of(d.input)) + " " + cuda::text("filter", name_of(d.filter)) + " " +
+          cuda::text("params", name_of(d.params)) + " " + cuda::text("random", name_of(d.random)) +
+          " radix=11/11/10 threads=" + std::to_string(cuda::kRowThreads),
+      cuda::run_sampling);
+}
+
+template <>
+Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormDesc& d, Device device) {
+  return cuda::make_kernel<SamplingRenorm>(
+      device, cuda::text("kind", name_of(d.kind)) + " " + cuda::text("params", name_of(d.params)) +
+                  " radix=11/11/10 threads=" + std::to_string(cuda::kRowThreads),
+      cuda::run_renorm);
+}
+
+template <>
+Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc& d,
+                                                                              Device device) {
+  return cuda::make_kernel<ChainSpeculativeSampling>(
+      device, "n=" + std::to_string(d.num_draft_tokens) + " " + cuda::text("random", name_of(d.random)),
+      cuda::run_speculative);
+}
+
+template <>
+Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc& d, Device device) {
+  return cuda::make_kernel<TokenPenalty>(
+      device, cuda::text("history", name_of(d.history)) + " " + cuda::text("params", name_of(d.params)),
+      cuda::run_penalty);
+}
+
+}  // namespace kvserve::detail

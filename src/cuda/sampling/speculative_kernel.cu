@@ -1,0 +1,68 @@
+// CUDA kernel for ChainSpeculativeSampling: one block per row; thread 0 runs
+// the n acceptance tests (a handful of loads), then the block draws the token
+// after the emitted drafts from the residual, or the bonus token from p_n.
+#include <cuda_runtime.h>
+
+#include "cuda/sampling/row_select.cuh"
+
+namespace kvserve::detail::cuda {
+namespace {
+
+// Draws from every token of `row` with the given random bits (-1: no weight).
+template <class Row>
+__device__ int draw_whole_row(const Row& row, int vocab, std::uint64_t bits, RowShared& s) {
+  const RowStats stats = row_stats(row, vocab, false, s);
+  return draw(row, vocab, Kept{0, INT_MAX, 1, stats.total}, bits, s);
+}
+
+__global__ void __launch_bounds__(kRowThreads, 1) speculative_kernel(const SpeculativeParams p) {
+  __shared__ RowShared s;
+  __shared__ int emitted;
+  const int b = static_cast<int>(blockIdx.x), n = p.num_draft, vocab = p.vocab;
+  const std::int32_t* ids = p.draft_ids + b * p.draft_ids_stride_b;
+  const auto draft_row = [&](int t) { return p.draft_probs + b * p.draft_stride_b + t * p.draft_stride_t; };
+  const auto target_row = [&](int t) { return p.target_probs + b * p.target_stride_b + t * p.target_stride_t; };
+  std::int32_t* out = p.out + b * p.out_stride_b;
+
+  if (threadIdx.x == 0) {
+    int accepted = 0, first_failure = n;
+    for (int t = 0; t < n; ++t) {
+      const std::int32_t id = ids[t * p.draft_ids_stride_t];
+      bool pass = false;
+      if (id >= 0 && id < vocab) {
+        // u < p / q as u * q < p; the product of two 24-bit significands is exact in double.
+        const double u = accept_uniform(row_random_block(p.random, b, static_cast<std::uint32_t>(t)));
+        pass = u * static_cast<double>(draft_row(t)[id]) < static_cast<double>(target_row(t)[id]);
+      }
+      accepted += pass;
+      if (!pass && first_failure == n) first_failure = t;
+    }
+    for (int t = 0; t < first_failure; ++t) out[t * p.out_stride_t] = ids[t * p.draft_ids_stride_t];
+    for (int t = first_failure + 1; t <= n; ++t) out[t * p.out_stride_t] = -1;
+    if (p.accepted) p.accepted[b] = accepted;
+    if (p.emitted) p.emitted[b] = first_failure;
+    emitted = first_failure;
+  }
+  __syncthreads();
+  const int e = emitted;
+  const std::uint64_t bits = draw_bits(row_random_block(p.random, b, static_cast<std::uint32_t>(e)));
+  int token = -1;
+  bool drawn = false;  // from the residual; block-uniform
+  if (e < n) {
+    const ResidualRow residual{target_row(e), draft_row(e)};
+    const RowStats stats = row_stats(residual, vocab, false, s);
+    drawn = stats.total > 0;
+    if (drawn) token = draw(residual, vocab, Kept{0, INT_MAX, 1, stats.total}, bits, s);
+  }
+  if (!drawn) token = draw_whole_row(ProbsRow{target_row(e)}, vocab, bits, s);
+  if (threadIdx.x == 0) out[e * p.out_stride_t] = token;
+}
+
+}  // namespace
+
+int launch_speculative(const SpeculativeParams& p, void* stream) {
+  speculative_kernel<<<p.batch, kRowThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace kvserve::detail::cuda
