@@ -435,5 +435,17 @@ TEST(BlockManagerTest, RandomOperationsMatchAModel) {
   }
 }
 
+TEST(BlockManagerTest, PageTableRejectsAnUnknownPart) {
+  auto bm = BlockManager::create(8, 4);
+  ASSERT_TRUE(bm);
+  auto seq = bm->add_sequence(5);
+  ASSERT_TRUE(seq);
+  const std::vector<SeqId> seqs{*seq};
+  auto t = bm->page_table(seqs, static_cast<TablePart>(7));
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.status().code(), StatusCode::invalid_argument);
+  EXPECT_NE(t.status().message().find("'part'"), std::string::npos) << t.status().message();
+}
+
 }  // namespace
 }  // namespace kvserve::test

@@ -220,6 +220,9 @@ Status BlockManager::append_row(SeqId seq, TablePart part, PageTable* table) con
 }
 
 Result<PageTable> BlockManager::page_table(std::span<const SeqId> seqs, TablePart part) const {
+  if (part != TablePart::all && part != TablePart::prefix && part != TablePart::suffix)
+    return Status::invalid_argument("BlockManager: argument 'part': expected all, prefix or suffix, got " +
+                                    std::to_string(static_cast<int>(part)));
   PageTable t;
   t.indptr.reserve(seqs.size() + 1);
   t.last_page_len.reserve(seqs.size());
