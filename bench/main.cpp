@@ -38,8 +38,11 @@ int cmd_list(const std::vector<std::string>& args) {
                 "CUDA backend (do not edit). A configuration missing here answers `Unsupported` on a GPU,\n"
                 "naming it; the CPU backend serves every configuration its descriptor accepts.\n\n"
                 "| backend | op | configuration |\n| --- | --- | --- |\n");
-    for (const auto& k : compiled_kernels())
-      std::printf("| %s | %s | %s |\n", k.backend == Backend::cpu ? "cpu" : "cuda", k.op.c_str(), k.config.c_str());
+    for (const auto& k : compiled_kernels()) {
+      std::string config;  // a '|' inside a cell would end it
+      for (char c : k.config) config += c == '|' ? std::string("\\|") : std::string(1, c);
+      std::printf("| %s | %s | %s |\n", k.backend == Backend::cpu ? "cpu" : "cuda", k.op.c_str(), config.c_str());
+    }
     return 0;
   }
   std::printf("CUDA backend: %s; CUDA devices visible: %d\n\n", cuda_backend_built() ? "built" : "not built",

@@ -18,7 +18,7 @@ constexpr const char* kCpuOps[] = {
 
 std::vector<CompiledKernel> compiled_kernels() {
   std::vector<CompiledKernel> out;
-  for (const char* op : kCpuOps) out.push_back({Backend::cpu, op, "any dtype, head_dim, layout, page size, GQA ratio"});
+  for (const char* op : kCpuOps) out.push_back({Backend::cpu, op, "every configuration the descriptor accepts"});
 #if KVSERVE_WITH_CUDA
   for (auto& k : detail::cuda_compiled_kernels()) out.push_back(std::move(k));
 #endif

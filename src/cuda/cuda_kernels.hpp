@@ -7,6 +7,7 @@
 
 #include "core/backends.hpp"  // the primary cuda_kernel<Op> these specialise
 #include "kvserve/attention.hpp"
+#include "kvserve/kv_cache.hpp"
 #include "kvserve/merge.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
@@ -16,6 +17,8 @@ namespace kvserve::detail {
 
 template <>
 Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc&, Device);
+template <>
+Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc&, Device);
 template <>
 Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);
 template <>

@@ -55,6 +55,26 @@ constexpr auto make_merge_entries(std::index_sequence<I...>) {
 }
 constexpr auto kMergeEntries = make_merge_entries(std::make_index_sequence<std::size(kMergeDtypes)>{});
 
+// PagedKvAppend (decode and ragged modes, any layout, page size, head_dim):
+// new rows' dtype x pool dtype; fp8 pools also take f16 / bf16 / f32 rows,
+// quantised with the descriptor's scales. kv_cache/append.cu.
+struct AppendConfig {
+  DType row, pool;
+};
+constexpr AppendConfig kAppendConfigs[] = {
+    {DType::f16, DType::f16},           {DType::bf16, DType::bf16},         {DType::f32, DType::f32},
+    {DType::fp8_e4m3, DType::fp8_e4m3}, {DType::fp8_e5m2, DType::fp8_e5m2}, {DType::f16, DType::fp8_e4m3},
+    {DType::bf16, DType::fp8_e4m3},     {DType::f32, DType::fp8_e4m3},      {DType::f16, DType::fp8_e5m2},
+    {DType::bf16, DType::fp8_e5m2},     {DType::f32, DType::fp8_e5m2},
+};
+
+template <std::size_t... I>
+constexpr auto make_append_entries(std::index_sequence<I...>) {
+  return std::array<AppendKernelEntry, sizeof...(I)>{AppendKernelEntry{
+      kAppendConfigs[I].row, kAppendConfigs[I].pool, &launch_append<kAppendConfigs[I].row, kAppendConfigs[I].pool>}...};
+}
+constexpr auto kAppendEntries = make_append_entries(std::make_index_sequence<std::size(kAppendConfigs)>{});
+
 std::string decode_config_text(DType q, DType kv, int head_dim) {
   return "q=" + std::string(name_of(q)) + " kv=" + std::string(name_of(kv)) + " d=" + std::to_string(head_dim);
 }
@@ -101,6 +121,13 @@ Result<MergeKernelEntry> find_merge_kernel(std::string_view op, DType dtype, int
                              " (built: f16, bf16, f32)");
 }
 
+Result<AppendKernelEntry> find_append_kernel(std::string_view op, DType row, DType pool) {
+  for (const auto& e : kAppendEntries)
+    if (e.row == row && e.pool == pool) return e;
+  return Status::unsupported(std::string(op) + ": no CUDA kernel for rows=" + std::string(name_of(row)) +
+                             " pool=" + std::string(name_of(pool)));
+}
+
 }  // namespace cuda
 
 std::vector<CompiledKernel> cuda_compiled_kernels() {
@@ -110,6 +137,10 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
       out.push_back({Backend::cuda, op,
                      "dtype=" + std::string(name_of(e.dtype)) + " d a multiple of " +
                          std::to_string(16 / size_of(e.dtype)) + ", any N and strides"});
+  for (const auto& e : cuda::kAppendEntries)
+    out.push_back({Backend::cuda, "PagedKvAppend",
+                   "rows=" + std::string(name_of(e.row)) + " pool=" + std::string(name_of(e.pool)) +
+                       " decode|ragged, NHD|HND, any page size and head_dim"});
   for (const auto& e : cuda::kDecodeEntries)
     out.push_back({Backend::cuda, "BatchPagedDecode",
                    cuda::decode_config_text(e.q, e.kv, e.head_dim) + " layout=NHD|HND any page size and GQA ratio"});

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "cuda/attention/decode_params.hpp"
+#include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
 #include "kvserve/core.hpp"
 
@@ -30,5 +31,14 @@ struct MergeKernelEntry {
 // The MergeState / MergeStates kernel for `dtype` (any head_dim that is a
 // multiple of the 16-byte chunk: 8 elements of f16 / bf16, 4 of f32).
 Result<MergeKernelEntry> find_merge_kernel(std::string_view op, DType dtype, int head_dim);
+
+using AppendLaunch = int (*)(const AppendParams&, void* stream);
+struct AppendKernelEntry {
+  DType row, pool;
+  AppendLaunch launch;
+};
+
+// The PagedKvAppend kernel writing rows of `row` into a `pool` cache.
+Result<AppendKernelEntry> find_append_kernel(std::string_view op, DType row, DType pool);
 
 }  // namespace kvserve::detail::cuda

@@ -50,12 +50,14 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   using T = DecodeKernelTraits<Q, KV, HeadDim>;
   using q_t = typename T::q_t;
   using kv_t = typename T::kv_t;
-  extern __shared__ __align__(16) unsigned char smem[];
+  extern __shared__ __align__(128) unsigned char smem[];  // one declaration per TU: same alignment as the MMA kernel
   kv_t* const k_tiles = reinterpret_cast<kv_t*>(smem);  // [stages][tile][HeadDim]
   kv_t* const v_tiles = k_tiles + T::kStages * T::kTileElems;
 
-  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
+  // The item is read before its count is known (the array holds max_items):
+  // two independent loads instead of a chain of two.
   const DecodeWorkItem item = p.items[blockIdx.y];
+  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
   const int kv_head = blockIdx.x / p.head_chunks, head_chunk = blockIdx.x % p.head_chunks;
   const int tid = threadIdx.x, row = tid / T::kLanes, lane = tid % T::kLanes;
   // Row r serves query head r / token_slots of this chunk and the tokens
@@ -83,7 +85,7 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   // never waits on a dependent global load. Tokens past item.end are
   // zero-filled, so a masked token's weight 0 never meets an uninitialised
   // (possibly NaN) value.
-  const std::int64_t page_base = p.indptr[b];
+  const std::int64_t page_base = item.page_base;
   const kv_t* const k_head = static_cast<const kv_t*>(p.k_pages) + kv_head * p.k_stride_head;
   const kv_t* const v_head = static_cast<const kv_t*>(p.v_pages) + kv_head * p.v_stride_head;
   int page[T::kCopiesPerThread], in_page[T::kCopiesPerThread];  // in_page < 0: past the end

@@ -92,16 +92,66 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   t* const k_tiles = reinterpret_cast<t*>(smem);  // [stages][tile][HeadDim], swizzled
   t* const v_tiles = k_tiles + Tr::kStages * Tr::kTileElems;
 
-  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
+  // The item is read before its count is known (the array holds max_items):
+  // two independent loads instead of a chain of two.
   const DecodeWorkItem item = p.items[blockIdx.y];
+  if (static_cast<int>(blockIdx.y) >= *p.num_items) return;
   const int kv_head = blockIdx.x / p.head_chunks, head_chunk = blockIdx.x % p.head_chunks;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int b = item.request;
   const int first_head = head_chunk * Tr::kRows;  // within the group
   const int heads = min(Tr::kRows, p.group - first_head);
 
+  // Page ids of a tile are loaded from the page table into registers a tile
+  // ahead of its copies, alternating between two sets (tile parity), so that
+  // neither the prologue's two tiles nor the loop ever issue copies behind a
+  // dependent page-table load.
+  const std::int64_t page_base = item.page_base;
+  const t* const k_head = static_cast<const t*>(p.k_pages) + kv_head * p.k_stride_head;
+  const t* const v_head = static_cast<const t*>(p.v_pages) + kv_head * p.v_stride_head;
+  using PageSet = int[Tr::kCopiesPerThread];
+  PageSet pages_even, pages_odd;  // -1: past the end of the slice
+  auto fetch_pages = [&](int tile, PageSet& pages) {
+    const int tile_begin = item.begin + tile * Tr::kTile;
+#pragma unroll
+    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
+      const int pos = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
+      pages[i] = pos < item.end ? p.indices[page_base + page_of(p, pos)] : -1;
+    }
+  };
+  auto fetch = [&](int tile) { tile % 2 ? fetch_pages(tile, pages_odd) : fetch_pages(tile, pages_even); };
+  auto issue_pages = [&](int tile, const PageSet& pages) {
+    const int stage = tile % Tr::kStages, tile_begin = item.begin + tile * Tr::kTile;
+#pragma unroll
+    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
+      const int copy = tid + i * Tr::kThreads;
+      const int token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
+      const bool valid = pages[i] >= 0;
+      const std::int64_t pg = valid ? pages[i] : 0, slot = valid ? slot_of(p, tile_begin + token) : 0;
+      const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
+      cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
+      cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
+    }
+  };
+  auto issue = [&](int tile) { tile % 2 ? issue_pages(tile, pages_odd) : issue_pages(tile, pages_even); };
+
+  const int num_tiles = (item.end - item.begin + Tr::kTile - 1) / Tr::kTile;
+  // Prologue: the first kStages - 1 tiles in flight (their page ids loaded
+  // together first), and the page ids of the next one loaded.
+  static_assert(Tr::kStages <= 3, "two page-id sets cover the prologue");
+#pragma unroll
+  for (int s = 0; s < Tr::kStages - 1; ++s) fetch(s);
+#pragma unroll
+  for (int s = 0; s < Tr::kStages - 1; ++s) {
+    if (s < num_tiles) issue(s);
+    cp_async_commit();
+  }
+  fetch(Tr::kStages - 1);
+
   // Q of the chunk's heads into shared memory (rows past the group are 0),
-  // then into A fragments held for the whole block.
+  // then into A fragments held for the whole block; done while the first
+  // tiles are on their way. The last stage is free until the loop's first
+  // iteration issues into it.
   unsigned q_frag[Tr::kKSteps][4];
   {
     t* const qs = k_tiles + (Tr::kStages - 1) * Tr::kTileElems;  // the last stage, first written after this
@@ -123,45 +173,8 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
 #pragma unroll
     for (int kk = 0; kk < Tr::kKSteps; ++kk)
       ldmatrix_x4(q_frag[kk], qs + row * HeadDim + swizzle(row, 2 * kk + m / 2) * 8);
-    __syncthreads();  // the last stage is overwritten by the pipeline from here on
+    // The loop's first barrier comes before the last stage is written again.
   }
-
-  // Page ids one tile ahead in registers (see decode_kernel.cuh).
-  const std::int64_t page_base = p.indptr[b];
-  const t* const k_head = static_cast<const t*>(p.k_pages) + kv_head * p.k_stride_head;
-  const t* const v_head = static_cast<const t*>(p.v_pages) + kv_head * p.v_stride_head;
-  int page[Tr::kCopiesPerThread], in_page[Tr::kCopiesPerThread];
-  auto fetch_pages = [&](int tile) {
-    const int tile_begin = item.begin + tile * Tr::kTile;
-#pragma unroll
-    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
-      const int pos = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
-      const bool valid = pos < item.end;
-      page[i] = valid ? p.indices[page_base + page_of(p, pos)] : 0;
-      in_page[i] = valid ? slot_of(p, pos) : -1;
-    }
-  };
-  auto issue_tile = [&](int stage) {
-#pragma unroll
-    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
-      const int copy = tid + i * Tr::kThreads;
-      const int token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
-      const bool valid = in_page[i] >= 0;
-      const std::int64_t pg = page[i], slot = valid ? in_page[i] : 0;
-      const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
-      cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
-      cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
-    }
-  };
-
-  const int num_tiles = (item.end - item.begin + Tr::kTile - 1) / Tr::kTile;
-#pragma unroll
-  for (int s = 0; s < Tr::kStages - 1; ++s) {
-    fetch_pages(s);
-    if (s < num_tiles) issue_tile(s);
-    cp_async_commit();
-  }
-  fetch_pages(Tr::kStages - 1);
 
   // This lane's rows of the MMA tiles: r0 = lane / 4 and r0 + 8; its columns
   // (lane % 4) * 2 and + 1 of every n-tile. m/d per row as in SoftmaxState
@@ -172,9 +185,9 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   for (int tile = 0; tile < num_tiles; ++tile) {
     cp_async_wait<Tr::kStages - 2>();
     __syncthreads();
-    if (tile + Tr::kStages - 1 < num_tiles) issue_tile((tile + Tr::kStages - 1) % Tr::kStages);
+    if (tile + Tr::kStages - 1 < num_tiles) issue(tile + Tr::kStages - 1);
     cp_async_commit();
-    fetch_pages(tile + Tr::kStages);
+    fetch(tile + Tr::kStages);
 
     const t* const ks = k_tiles + (tile % Tr::kStages) * Tr::kTileElems;
     const t* const vs = v_tiles + (tile % Tr::kStages) * Tr::kTileElems;

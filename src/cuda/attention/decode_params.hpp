@@ -18,7 +18,8 @@ struct DecodeWorkItem {
   std::int32_t split = 0;           // index of this slice within the request
   std::int32_t num_splits = 1;      // 1: the block writes out / lse directly
   std::int32_t partial_base = 0;    // first partial-state slot of the request
-  std::int32_t pad[2] = {0, 0};     // 32 bytes: two loads per item
+  std::int32_t page_base = 0;       // indptr[request]: the kernel need not read indptr
+  std::int32_t pad = 0;             // 32 bytes: two loads per item
 };
 static_assert(sizeof(DecodeWorkItem) == 32);
 

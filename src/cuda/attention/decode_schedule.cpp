@@ -98,6 +98,7 @@ int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, 
       it.split = s;
       it.num_splits = splits;
       it.partial_base = partials;
+      it.page_base = host.indptr[b];
     }
     if (splits > 1) partials += splits;
   }

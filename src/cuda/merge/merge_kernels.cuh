@@ -1,7 +1,10 @@
 // MergeState / MergeStates on the GPU: one thread per 16-byte chunk of an
 // output row; it reads the row's lse values (shared with the row's other
-// chunks through L1), then its chunk of every state, 8 loads in flight, and
-// writes the merged chunk. A pure stream: each input byte is read once.
+// chunks through L1), then its chunk of 8 states at a time, 8 loads in
+// flight, and writes the merged chunk. A pure stream: each input byte is read
+// once. (Issuing the first 8 loads before the lse reduction measured slower:
+// 2.30 against 2.75 TB/s at [8192, 8, 32, 128] bf16, as it also capped the
+// registers at 64.)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -41,26 +44,26 @@ __global__ void __launch_bounds__(256) merge_states_kernel(const __grid_constant
   for (int s = 0; live && s < p.num_states; ++s) m = fmaxf(m, lse_of(s));
   float acc[kElems] = {};
   float sum = 0.f;
-  if (live && m != -INFINITY) {
-    for (int s0 = 0; s0 < p.num_states; s0 += kBatch) {
-      uint4 raw[kBatch];
-      float w[kBatch];
+  for (int s0 = 0; live && m != -INFINITY && s0 < p.num_states; s0 += kBatch) {
+    uint4 raw[kBatch];
+    float w[kBatch];
 #pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        const int s = s0 + i;
-        w[i] = s < p.num_states ? expf(lse_of(s) - m) : 0.f;
-        raw[i] = s < p.num_states ? __ldcs(reinterpret_cast<const uint4*>(v_of(s))) : make_uint4(0, 0, 0, 0);
-      }
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        if (w[i] == 0.f) continue;
-        float v[kElems];
-        widen<T, kElems>(reinterpret_cast<const t*>(&raw[i]), v);
-        sum += w[i];
-#pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[e] = fmaf(w[i], v[e], acc[e]);
-      }
+    for (int i = 0; i < kBatch; ++i) {
+      const int s = s0 + i;
+      w[i] = s < p.num_states ? expf(lse_of(s) - m) : 0.f;
+      raw[i] = s < p.num_states ? __ldcs(reinterpret_cast<const uint4*>(v_of(s))) : make_uint4(0, 0, 0, 0);
     }
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      if (w[i] == 0.f) continue;
+      float v[kElems];
+      widen<T, kElems>(reinterpret_cast<const t*>(&raw[i]), v);
+      sum += w[i];
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[e] = fmaf(w[i], v[e], acc[e]);
+    }
+  }
+  if (sum > 0.f) {
     const float inv = 1.f / sum;
 #pragma unroll
     for (int e = 0; e < kElems; ++e) acc[e] *= inv;

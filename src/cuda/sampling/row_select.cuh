@@ -217,7 +217,7 @@ __device__ RowStats row_stats(const Row& row, int vocab, bool histogram, RowShar
 }
 
 // The largest logit (NaN never wins; -inf when there is none).
-__device__ float row_max(const float* x, int vocab, RowShared& s) {
+__device__ inline float row_max(const float* x, int vocab, RowShared& s) {
   float mine = -INFINITY;
   for_each_token(ProbsRow{x}, vocab, [&](int, float v) { mine = fmaxf(mine, v); });
   const float all = RowShared::ReduceFloat(s.temp.reduce_float).Reduce(mine, [](float a, float b) { return fmaxf(a, b); });
@@ -245,7 +245,7 @@ enum class By { count, mass };
 // Walks the current level's `buckets` from the top down: the bucket where
 // s.above plus the running count (By::count) or weight (By::mass) first
 // reaches `target` goes to s.digit, and s.above gains the buckets above it.
-__device__ void pick_bucket(RowShared& s, int buckets, By by, std::uint64_t target) {
+__device__ inline void pick_bucket(RowShared& s, int buckets, By by, std::uint64_t target) {
   const int per_thread = buckets / kRowThreads;  // 1 or 2; thread t owns buckets top - t*per_thread - i
   Aggregate mine{};
   for (int i = 0; i < per_thread; ++i) {
@@ -269,30 +269,37 @@ __device__ void pick_bucket(RowShared& s, int buckets, By by, std::uint64_t targ
   __syncthreads();
 }
 
-// The rank cut whose kept count or weight first reaches `target` (1 <= target
-// < the row's count or weight), given level 0's histogram from row_stats.
-// Levels 1 and 2 each take one pass over the tokens of the chosen prefix; the
-// code is then known in full and its ties are resolved arithmetically, as on
-// the CPU (`ties = k - count above`, or `ceil((target - weight above) / W)`).
+// Fills the histogram of radix level `level` over the tokens whose code
+// starts with `prefix` (the digits of the levels above; level 0 takes all).
 template <class Row>
-__device__ Cut find_cut(const Row& row, int vocab, By by, std::uint64_t target, RowShared& s) {
-  if (threadIdx.x == 0) s.above = Aggregate{};
+__device__ void build_level(const Row& row, int vocab, int level, unsigned prefix, RowShared& s) {
+  const int shift = level_shift(level), bits = level_bits(level);
+  clear_histogram(s);
   __syncthreads();
-  pick_bucket(s, 1 << level_bits(0), by, target);
-  unsigned prefix = s.digit;
-  for (int level = 1; level < kLevels; ++level) {
-    const int shift = level_shift(level), bits = level_bits(level);
-    clear_histogram(s);
+  for_each_token(row, vocab, [&](int, float v) {
+    const unsigned c = rank_code(v);
+    if (static_cast<u64>(c) >> (shift + bits) != prefix) return;
+    const std::uint64_t w = row.weight(v);
+    if (w > 0) add_to_histogram(s, (c >> shift) & ((1u << bits) - 1), w);
+  });
+  __syncthreads();
+}
+
+// The rank cut whose kept count or weight first reaches `target` (1 <= target
+// < the row's count or weight). Level 0's histogram comes from row_stats when
+// `level0_ready` (the first cut of a row); levels 1 and 2 each take one pass
+// over the tokens of the chosen prefix. The code is then known in full and its
+// ties are resolved arithmetically, as on the CPU (`ties = k - count above`,
+// or `ceil((target - weight above) / W)`).
+template <class Row>
+__device__ Cut find_cut(const Row& row, int vocab, By by, std::uint64_t target, bool level0_ready, RowShared& s) {
+  if (threadIdx.x == 0) s.above = Aggregate{};
+  unsigned prefix = 0;
+  for (int level = 0; level < kLevels; ++level) {
+    if (level > 0 || !level0_ready) build_level(row, vocab, level, prefix, s);
     __syncthreads();
-    for_each_token(row, vocab, [&](int, float v) {
-      const unsigned c = rank_code(v);
-      if (c >> (shift + bits) != prefix) return;
-      const std::uint64_t w = row.weight(v);
-      if (w > 0) add_to_histogram(s, (c >> shift) & ((1u << bits) - 1), w);
-    });
-    __syncthreads();
-    pick_bucket(s, 1 << bits, by, target);
-    prefix = (prefix << bits) | s.digit;
+    pick_bucket(s, 1 << level_bits(level), by, target);
+    prefix = (prefix << level_bits(level)) | s.digit;
   }
   Cut cut;
   cut.tied = s.count[s.digit];

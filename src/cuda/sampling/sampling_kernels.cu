@@ -8,12 +8,16 @@
 namespace kvserve::detail::cuda {
 namespace {
 
-__device__ Cut cut_by_count(const auto& row, int vocab, const RowStats& stats, std::uint64_t k, RowShared& s) {
-  return k < stats.positive ? find_cut(row, vocab, By::count, k, s) : whole_row(stats.total);
+// The cuts of top-k and top-p. `level0_ready`: row_stats left level 0's
+// histogram in place (no other cut has run on the row since).
+__device__ Cut cut_by_count(const auto& row, int vocab, const RowStats& stats, std::uint64_t k, RowShared& s,
+                            bool level0_ready = true) {
+  return k < stats.positive ? find_cut(row, vocab, By::count, k, level0_ready, s) : whole_row(stats.total);
 }
 
-__device__ Cut cut_by_mass(const auto& row, int vocab, const RowStats& stats, std::uint64_t target, RowShared& s) {
-  return target < stats.total ? find_cut(row, vocab, By::mass, target, s) : whole_row(stats.total);
+__device__ Cut cut_by_mass(const auto& row, int vocab, const RowStats& stats, std::uint64_t target, RowShared& s,
+                           bool level0_ready = true) {
+  return target < stats.total ? find_cut(row, vocab, By::mass, target, level0_ready, s) : whole_row(stats.total);
 }
 
 // The kept set of row b under the plan's filter (docs/sampling.md, "Kept sets").
@@ -32,9 +36,11 @@ __device__ Kept kept_set(const SamplingParams& p, int b, const Row& row, const R
       return Kept{0, INT_MAX, min_weight, mass_at_least(row, vocab, min_weight, s)};
     }
     case SamplingFilter::top_k_top_p: {
-      const Cut by_k = cut_by_count(row, vocab, stats, effective_top_k(row_param(p.top_k, b), vocab), s);
+      const std::uint64_t k = effective_top_k(row_param(p.top_k, b), vocab);
+      const Cut by_k = cut_by_count(row, vocab, stats, k, s);
       const std::uint64_t base = p.order == TopKTopPOrder::k_then_p ? by_k.set.mass : stats.total;
-      const Cut by_p = cut_by_mass(row, vocab, stats, top_p_target(row_param(p.top_p, b), base), s);
+      const bool level0_ready = k >= stats.positive;  // else the top-k cut's levels replaced level 0
+      const Cut by_p = cut_by_mass(row, vocab, stats, top_p_target(row_param(p.top_p, b), base), s, level0_ready);
       const KeptSet higher = higher_cut(by_k.set, by_p.set);
       const bool k_binds = higher.code == by_k.set.code && higher.ties == by_k.set.ties;
       return resolve(row, vocab, k_binds ? by_k : by_p, s);

@@ -1,0 +1,108 @@
+// PagedKvAppend on CUDA: selection from the kernel table and the launch. No
+// workspace, no prepare: run() is graph-capturable as is.
+#include <bit>
+#include <string>
+
+#include "core/check.hpp"
+#include "cuda/common/runtime.hpp"
+#include "cuda/cuda_kernels.hpp"
+#include "cuda/kernel_table.hpp"
+
+namespace kvserve::detail {
+namespace cuda {
+namespace {
+
+constexpr const char* kOp = PagedKvAppend::kName;
+
+struct AppendResources {
+  AppendLaunch launch = nullptr;
+  float k_inv_scale[kAppendMaxScaledHeads] = {};
+  float v_inv_scale[kAppendMaxScaledHeads] = {};
+};
+
+Status create_append_resources(PlanState<PagedKvAppend>& p) {
+  const auto& d = p.desc;
+  auto entry = find_append_kernel(kOp, d.dtype, d.kv.dtype);
+  if (!entry) return entry.status();
+  auto r = std::make_shared<AppendResources>();
+  r->launch = entry->launch;
+  for (int h = 0; h < d.kv.num_kv_heads && h < kAppendMaxScaledHeads; ++h) {
+    auto inv = [&](const std::vector<float>& s) { return s.empty() ? 1.f : 1.f / s[s.size() == 1 ? 0 : h]; };
+    r->k_inv_scale[h] = inv(d.kv.k_scale);
+    r->v_inv_scale[h] = inv(d.kv.v_scale);
+  }
+  p.backend_resources = std::move(r);
+  return Status::ok();
+}
+
+Status check_chunks(const char* name, const TensorView& t, int strided_dims) {
+  const std::int64_t elem = static_cast<std::int64_t>(size_of(t.dtype));
+  bool ok = aligned(t.data, 16);
+  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
+  if (ok) return Status::ok();
+  return invalid_arg(kOp, name, "16-byte aligned data and strides (the CUDA kernel moves 16 bytes at a time)",
+                     "strides " + t.strides_string());
+}
+
+Status run_append(const PlanState<PagedKvAppend>& p, const PagedKvAppendArgs& a, Workspace, Stream stream) {
+  const auto& d = p.desc;
+  const auto& r = *static_cast<const AppendResources*>(p.backend_resources.get());
+  KVSERVE_TRY(check_chunks("k", a.k, 2));
+  KVSERVE_TRY(check_chunks("v", a.v, 2));
+  KVSERVE_TRY(check_chunks("kv.k_pages", a.kv.k_pages, 3));
+  KVSERVE_TRY(check_chunks("kv.v_pages", a.kv.v_pages, 3));
+  AppendParams prm;
+  prm.rows = a.k.shape[0];
+  prm.num_kv_heads = d.kv.num_kv_heads, prm.head_dim = d.kv.head_dim, prm.page_size = d.kv.page_size;
+  if (const auto ps = static_cast<unsigned>(d.kv.page_size); std::has_single_bit(ps)) prm.page_shift = std::countr_zero(ps);
+  prm.batch = a.kv.indptr.shape[0] - 1;
+  prm.k = a.k.data, prm.v = a.v.data;
+  prm.k_stride_n = a.k.strides[0], prm.k_stride_h = a.k.strides[1];
+  prm.v_stride_n = a.v.strides[0], prm.v_stride_h = a.v.strides[1];
+  const bool nhd = d.kv.layout == KvLayout::NHD;
+  const auto& ks = a.kv.k_pages.strides;
+  const auto& vs = a.kv.v_pages.strides;
+  prm.k_pages = a.kv.k_pages.data, prm.v_pages = a.kv.v_pages.data;
+  prm.kp_stride_page = ks[0], prm.kp_stride_slot = nhd ? ks[1] : ks[2], prm.kp_stride_head = nhd ? ks[2] : ks[1];
+  prm.vp_stride_page = vs[0], prm.vp_stride_slot = nhd ? vs[1] : vs[2], prm.vp_stride_head = nhd ? vs[2] : vs[1];
+  prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
+  prm.indices = a.kv.indices.ptr<const std::int32_t>();
+  prm.last_page_len = a.kv.last_page_len.ptr<const std::int32_t>();
+  if (d.mode == AppendMode::ragged) {
+    prm.batch_indices = a.batch_indices.ptr<const std::int32_t>();
+    prm.positions = a.positions.ptr<const std::int32_t>();
+  }
+  std::copy(std::begin(r.k_inv_scale), std::end(r.k_inv_scale), prm.k_inv_scale);
+  std::copy(std::begin(r.v_inv_scale), std::end(r.v_inv_scale), prm.v_inv_scale);
+  DeviceScope scope(p.device);
+  KVSERVE_TRY(cuda_status(scope.error(), kOp, "selecting " + p.device.to_string()));
+  return cuda_status(static_cast<cudaError_t>(r.launch(prm, stream.handle)), kOp, "kernel launch");
+}
+
+}  // namespace
+}  // namespace cuda
+
+template <>
+Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc& d, Device device) {
+  auto entry = cuda::find_append_kernel(PagedKvAppend::kName, d.dtype, d.kv.dtype);
+  if (!entry) return entry.status();
+  const bool per_head_scales = d.kv.k_scale.size() > 1 || d.kv.v_scale.size() > 1;
+  if (per_head_scales && d.kv.num_kv_heads > cuda::kAppendMaxScaledHeads)
+    return Status::unsupported(std::string(PagedKvAppend::kName) + ": no CUDA kernel for per-head fp8 scales over " +
+                               std::to_string(d.kv.num_kv_heads) + " KV heads (built: up to " +
+                               std::to_string(cuda::kAppendMaxScaledHeads) + ")");
+  auto facts = cuda::device_facts(device);
+  if (!facts) return facts.status();
+  Kernel<PagedKvAppend> k;
+  k.info.backend = Backend::cuda;
+  k.info.arch = facts->arch;
+  k.info.op = PagedKvAppend::kName;
+  k.info.config = "rows=" + std::string(name_of(d.dtype)) + " pool=" + std::string(name_of(d.kv.dtype)) +
+                  " mode=" + std::string(name_of(d.mode)) + " layout=" + std::string(name_of(d.kv.layout));
+  k.info.precision = Precision{DType::f32, DType::f32, true, true};
+  k.run = cuda::run_append;
+  k.create_resources = cuda::create_append_resources;
+  return k;
+}
+
+}  // namespace kvserve::detail
