@@ -99,11 +99,6 @@ Status OpRules<BatchPagedDecode>::check_desc(const BatchPagedDecodeDesc& d) {
 }
 
 template <>
-Result<Kernel<BatchPagedDecode>> OpRules<BatchPagedDecode>::select(const BatchPagedDecodeDesc& d, Device device) {
-  return select_backend<BatchPagedDecode>(d, device);
-}
-
-template <>
 Status OpRules<BatchPagedDecode>::check_prepare(const BatchPagedDecodeDesc& d, const PagedKvLengths& host,
                                                 std::int64_t* batch) {
   return check_paged_lengths(BatchPagedDecode::kName, "host", d.kv, host, d.max_batch, batch);
@@ -133,11 +128,6 @@ Status OpRules<SingleDecode>::check_desc(const SingleDecodeDesc& d) {
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
   KVSERVE_TRY(check_attention_params(op, "attn", d.attn));
   return check_split_tokens(op, d.kv_split_tokens);
-}
-
-template <>
-Result<Kernel<SingleDecode>> OpRules<SingleDecode>::select(const SingleDecodeDesc& d, Device device) {
-  return select_backend<SingleDecode>(d, device);
 }
 
 template <>
@@ -178,11 +168,6 @@ Status OpRules<SinglePrefill>::check_desc(const SinglePrefillDesc& d) {
 }
 
 template <>
-Result<Kernel<SinglePrefill>> OpRules<SinglePrefill>::select(const SinglePrefillDesc& d, Device device) {
-  return select_backend<SinglePrefill>(d, device);
-}
-
-template <>
 Status OpRules<SinglePrefill>::check_args(const PlanState<SinglePrefill>& p, const SinglePrefillArgs& a) {
   constexpr const char* op = SinglePrefill::kName;
   const auto& d = p.desc;
@@ -209,12 +194,6 @@ Status OpRules<BatchRaggedPrefill>::check_desc(const BatchRaggedPrefillDesc& d) 
   KVSERVE_TRY(check_head_dims(op, d.head_dim, d.head_dim_v));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
   return check_attention_params(op, "attn", d.attn);
-}
-
-template <>
-Result<Kernel<BatchRaggedPrefill>> OpRules<BatchRaggedPrefill>::select(const BatchRaggedPrefillDesc& d,
-                                                                      Device device) {
-  return select_backend<BatchRaggedPrefill>(d, device);
 }
 
 template <>
@@ -268,12 +247,6 @@ Status OpRules<BatchPagedPrefill>::check_desc(const BatchPagedPrefillDesc& d) {
 }
 
 template <>
-Result<Kernel<BatchPagedPrefill>> OpRules<BatchPagedPrefill>::select(const BatchPagedPrefillDesc& d,
-                                                                    Device device) {
-  return select_backend<BatchPagedPrefill>(d, device);
-}
-
-template <>
 Status OpRules<BatchPagedPrefill>::check_prepare(const BatchPagedPrefillDesc& d, const PagedPrefillLengths& host,
                                                  std::int64_t* batch) {
   constexpr const char* op = BatchPagedPrefill::kName;
@@ -319,11 +292,6 @@ Status OpRules<CascadeAttention>::check_desc(const CascadeAttentionDesc& d) {
   KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
   KVSERVE_TRY(check_positive(op, "max_groups", d.max_groups));
   return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
-}
-
-template <>
-Result<Kernel<CascadeAttention>> OpRules<CascadeAttention>::select(const CascadeAttentionDesc& d, Device device) {
-  return select_backend<CascadeAttention>(d, device);
 }
 
 template <>

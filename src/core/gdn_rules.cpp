@@ -29,11 +29,6 @@ Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
 }
 
 template <>
-Result<Kernel<GdnPrefill>> OpRules<GdnPrefill>::select(const GdnPrefillDesc& d, Device device) {
-  return select_backend<GdnPrefill>(d, device);
-}
-
-template <>
 Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a) {
   constexpr const char* op = GdnPrefill::kName;
   const auto& d = p.desc;

@@ -73,11 +73,6 @@ Status OpRules<PagedKvAppend>::check_desc(const PagedKvAppendDesc& d) {
 }
 
 template <>
-Result<Kernel<PagedKvAppend>> OpRules<PagedKvAppend>::select(const PagedKvAppendDesc& d, Device device) {
-  return select_backend<PagedKvAppend>(d, device);
-}
-
-template <>
 Status OpRules<PagedKvAppend>::check_args(const PlanState<PagedKvAppend>& p, const PagedKvAppendArgs& a) {
   constexpr const char* op = PagedKvAppend::kName;
   const auto& d = p.desc;
@@ -116,11 +111,6 @@ Status OpRules<PagedMlaAppend>::check_desc(const PagedMlaDesc& d) {
 }
 
 template <>
-Result<Kernel<PagedMlaAppend>> OpRules<PagedMlaAppend>::select(const PagedMlaDesc& d, Device device) {
-  return select_backend<PagedMlaAppend>(d, device);
-}
-
-template <>
 Status OpRules<PagedMlaAppend>::check_args(const PlanState<PagedMlaAppend>& p, const PagedMlaAppendArgs& a) {
   constexpr const char* op = PagedMlaAppend::kName;
   const auto& d = p.desc;
@@ -155,11 +145,6 @@ Status OpRules<KvCacheAppend>::check_desc(const KvCacheAppendDesc& d) {
   KVSERVE_TRY(check_positive(op, "num_kv_heads", d.num_kv_heads));
   KVSERVE_TRY(check_head_dim(op, "head_dim", d.head_dim));
   return check_activation_dtype(op, "dtype", d.dtype);
-}
-
-template <>
-Result<Kernel<KvCacheAppend>> OpRules<KvCacheAppend>::select(const KvCacheAppendDesc& d, Device device) {
-  return select_backend<KvCacheAppend>(d, device);
 }
 
 template <>

@@ -61,11 +61,6 @@ Status OpRules<MergeState>::check_desc(const MergeStateDesc& d) {
 }
 
 template <>
-Result<Kernel<MergeState>> OpRules<MergeState>::select(const MergeStateDesc& d, Device device) {
-  return select_backend<MergeState>(d, device);
-}
-
-template <>
 Status OpRules<MergeState>::check_args(const PlanState<MergeState>& p, const MergeStateArgs& a) {
   constexpr const char* op = MergeState::kName;
   const auto& d = p.desc;
@@ -95,11 +90,6 @@ Status OpRules<MergeState>::check_args(const PlanState<MergeState>& p, const Mer
 template <>
 Status OpRules<MergeStates>::check_desc(const MergeStatesDesc& d) {
   return check_merge_desc(MergeStates::kName, d);
-}
-
-template <>
-Result<Kernel<MergeStates>> OpRules<MergeStates>::select(const MergeStatesDesc& d, Device device) {
-  return select_backend<MergeStates>(d, device);
 }
 
 template <>

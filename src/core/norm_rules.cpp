@@ -17,11 +17,6 @@ Status OpRules<RmsNorm>::check_desc(const RmsNormDesc& d) {
 }
 
 template <>
-Result<Kernel<RmsNorm>> OpRules<RmsNorm>::select(const RmsNormDesc& d, Device device) {
-  return select_backend<RmsNorm>(d, device);
-}
-
-template <>
 Status OpRules<RmsNorm>::check_args(const PlanState<RmsNorm>& p, const RmsNormArgs& a) {
   constexpr const char* op = RmsNorm::kName;
   const auto& d = p.desc;

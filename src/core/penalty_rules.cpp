@@ -25,11 +25,6 @@ Status OpRules<TokenPenalty>::check_desc(const TokenPenaltyDesc& d) {
 }
 
 template <>
-Result<Kernel<TokenPenalty>> OpRules<TokenPenalty>::select(const TokenPenaltyDesc& d, Device device) {
-  return select_backend<TokenPenalty>(d, device);
-}
-
-template <>
 Status OpRules<TokenPenalty>::check_args(const PlanState<TokenPenalty>& p, const TokenPenaltyArgs& a) {
   constexpr const char* op = TokenPenalty::kName;
   const auto& d = p.desc;

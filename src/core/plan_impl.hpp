@@ -10,6 +10,15 @@
 
 namespace kvserve {
 
+namespace detail {
+// Selection is the device's backend's (the CPU kernel, or the CUDA kernel
+// table) unless an op specialises it.
+template <class Op>
+Result<Kernel<Op>> OpRules<Op>::select(const typename Op::Desc& desc, Device device) {
+  return select_backend<Op>(desc, device);
+}
+}  // namespace detail
+
 template <class Op>
 Plan<Op>::Plan(std::unique_ptr<detail::PlanState<Op>> state) : state_(std::move(state)) {}
 template <class Op>

@@ -52,7 +52,7 @@ struct OpRules {
   // Every descriptor field, independent of backend.
   static Status check_desc(const Desc& desc);
   // Picks the kernel for a valid descriptor on a device (the one selection
-  // create() and supports() share).
+  // create() and supports() share); plan_impl.hpp defines the default.
   static Result<Kernel<Op>> select(const Desc& desc, Device device);
   // Every tensor argument against the descriptor and the plan's device.
   static Status check_args(const PlanState<Op>& plan, const typename Op::Args& args);

@@ -101,11 +101,6 @@ Status OpRules<Sampling>::check_desc(const SamplingDesc& d) {
 }
 
 template <>
-Result<Kernel<Sampling>> OpRules<Sampling>::select(const SamplingDesc& d, Device device) {
-  return select_backend<Sampling>(d, device);
-}
-
-template <>
 Status OpRules<Sampling>::check_args(const PlanState<Sampling>& p, const SamplingArgs& a) {
   constexpr const char* op = Sampling::kName;
   const auto& d = p.desc;
@@ -138,11 +133,6 @@ Status OpRules<SamplingRenorm>::check_desc(const SamplingRenormDesc& d) {
   if (d.params == ParamSource::per_row) return Status::ok();
   if (d.kind == RenormKind::top_p_renorm_probs) return check_top_p(op, d.top_p);
   return check_top_k(op, d.top_k);
-}
-
-template <>
-Result<Kernel<SamplingRenorm>> OpRules<SamplingRenorm>::select(const SamplingRenormDesc& d, Device device) {
-  return select_backend<SamplingRenorm>(d, device);
 }
 
 template <>

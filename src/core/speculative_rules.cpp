@@ -16,12 +16,6 @@ Status OpRules<ChainSpeculativeSampling>::check_desc(const ChainSpeculativeSampl
 }
 
 template <>
-Result<Kernel<ChainSpeculativeSampling>> OpRules<ChainSpeculativeSampling>::select(
-    const ChainSpeculativeSamplingDesc& d, Device device) {
-  return select_backend<ChainSpeculativeSampling>(d, device);
-}
-
-template <>
 Status OpRules<ChainSpeculativeSampling>::check_args(const PlanState<ChainSpeculativeSampling>& p,
                                                      const ChainSpeculativeSamplingArgs& a) {
   constexpr const char* op = ChainSpeculativeSampling::kName;
