@@ -91,7 +91,15 @@ void narrow_row(DType t, const float* src, int n, void* dst) {
     std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
     return;
   }
-  for (int i = 0; i < n; ++i) store_from_float(t, dst, i, src[i]);
+  // The common 16-bit types without a dtype switch per element.
+  auto* half = static_cast<std::uint16_t*>(dst);
+  if (t == DType::bf16) {
+    for (int i = 0; i < n; ++i) half[i] = float_to_bf16(src[i]);
+  } else if (t == DType::f16) {
+    for (int i = 0; i < n; ++i) half[i] = float_to_f16(src[i]);
+  } else {
+    for (int i = 0; i < n; ++i) store_from_float(t, dst, i, src[i]);
+  }
 }
 
 PagedRow paged_row(const PagedKv& kv, std::int64_t row, int page_size) {
