@@ -476,15 +476,53 @@ TEST(ValidatePageTable, ReportsTheFirstBadEntry) {
   expect_refused(cache.desc, kv, "kv.indices");
 }
 
-TEST(ValidatePageTable, DeviceTablesAreUnsupportedWithoutTheCudaKernel) {
-  if (cuda_backend_built()) GTEST_SKIP() << "the CUDA backend answers for device tables";
-  PagedKv kv;
-  kv.indptr = TensorView::contiguous(reinterpret_cast<void*>(256), DType::int32, {4}, Device::cuda(0));
-  PagedKvDesc desc = small_kv();
-  desc.num_pages = 8;
-  const Status s = validate_page_table(desc, kv);
-  EXPECT_EQ(s.code(), StatusCode::unsupported) << s.to_string();
-  EXPECT_NE(s.message().find("validate_page_table"), std::string::npos) << s.message();
+// A table on a CUDA device: the device check reports what the host check
+// reports for the same table, word for word (a build without CUDA answers
+// Unsupported instead).
+TEST(ValidatePageTable, DeviceTablesGiveTheHostMessages) {
+  if (!cuda_backend_built()) {
+    PagedKv kv;
+    kv.indptr = TensorView::contiguous(reinterpret_cast<void*>(256), DType::int32, {4}, Device::cuda(0));
+    PagedKvDesc desc = small_kv();
+    desc.num_pages = 8;
+    const Status s = validate_page_table(desc, kv);
+    EXPECT_EQ(s.code(), StatusCode::unsupported) << s.to_string();
+    EXPECT_NE(s.message().find("validate_page_table"), std::string::npos) << s.message();
+    return;
+  }
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Device device = Device::cuda(0);
+  auto rng = make_rng();
+  const PagedCache cache = make_paged_cache(rng, small_kv(), {5, 9, 0, 3}, Device::cpu());
+  const auto check_both = [&](const std::string& array, const std::vector<std::int32_t>& values) {
+    PagedKv host = cache.view(), dev;
+    host.k_pages = host.v_pages = {};
+    const Buffer host_bad = int_buffer(values, Device::cpu());
+    array_of(host, array) = host_bad.view({static_cast<std::int64_t>(values.size())});
+    const Buffer indptr = int_buffer(cache.indptr, device), indices = int_buffer(cache.indices, device),
+                 last = int_buffer(cache.last_page_len, device), dev_bad = int_buffer(values, device);
+    dev.indptr = indptr.view({static_cast<std::int64_t>(cache.indptr.size())});
+    dev.indices = indices.view({static_cast<std::int64_t>(cache.indices.size())});
+    dev.last_page_len = last.view({static_cast<std::int64_t>(cache.last_page_len.size())});
+    array_of(dev, array) = dev_bad.view({static_cast<std::int64_t>(values.size())});
+    const Status want = validate_page_table(cache.desc, host), got = validate_page_table(cache.desc, dev);
+    EXPECT_EQ(got.code(), want.code()) << got.to_string();
+    EXPECT_EQ(got.message(), want.message());
+  };
+  check_both("indices", cache.indices);  // a good table: ok on both
+  for (const TableFault& f : table_faults(cache.indptr, cache.indices, cache.last_page_len, cache.desc.num_pages)) {
+    SCOPED_TRACE(f.label);
+    check_both(f.array, f.values);
+  }
+  // Two bad entries: the first in the host check's order wins on the device too.
+  std::vector<std::int32_t> indices = cache.indices;
+  indices.front() = -1;
+  indices.back() = static_cast<std::int32_t>(cache.desc.num_pages);
+  check_both("indices", indices);
+  // indptr[B] beyond the indices tensor.
+  std::vector<std::int32_t> indptr = cache.indptr;
+  indptr.back() = static_cast<std::int32_t>(cache.indices.size()) + 1;
+  check_both("indptr", indptr);
 }
 
 }  // namespace

@@ -76,7 +76,9 @@ struct PagedKvLengths {
 // The first bad entry comes back as InvalidArgument naming the argument, the
 // request, the position and the value. The pools are not read (k_pages /
 // v_pages may be left empty). Host tables are checked on the calling thread in
-// O(B + indptr[B]); a table on a CUDA device answers Unsupported in this build.
+// O(B + indptr[B]). A table on a CUDA device is checked by one kernel on
+// `stream` followed by one synchronisation of that stream (a build without
+// CUDA answers Unsupported); the message is the host check's, word for word.
 Status validate_page_table(const PagedKvDesc& desc, const PagedKv& kv, Stream stream = {});
 
 // ------------------------------------------------------------- variants ----

@@ -342,7 +342,7 @@ template class Plan<CascadeAttention>;
 
 std::string_view name_of(KvLayout l) { return l == KvLayout::NHD ? "NHD" : "HND"; }
 
-Status validate_page_table(const PagedKvDesc& desc, const PagedKv& kv, Stream) {
+Status validate_page_table(const PagedKvDesc& desc, const PagedKv& kv, [[maybe_unused]] Stream stream) {
   using namespace detail;
   constexpr const char* op = "validate_page_table";
   KVSERVE_TRY(check_paged_kv_desc(op, "desc", desc));
@@ -352,9 +352,14 @@ Status validate_page_table(const PagedKvDesc& desc, const PagedKv& kv, Stream) {
   KVSERVE_TRY(check_offsets_arg(op, "kv.indptr", kv.indptr, device, &b));
   KVSERVE_TRY(check_tensor(op, "kv.indices", kv.indices, device, DType::int32, {kAny}));
   KVSERVE_TRY(check_tensor(op, "kv.last_page_len", kv.last_page_len, device, DType::int32, {b}));
-  if (device.is_cuda())
+  if (device.is_cuda()) {
+#if KVSERVE_WITH_CUDA
+    return cuda_validate_page_table(op, "kv", desc, kv, b, stream);
+#else
     return Status::unsupported(std::string(op) + ": no CUDA kernel for a page table on " + device.to_string() +
                                " in this build (validate a host copy instead)");
+#endif
+  }
   return check_page_table_host(op, "kv", desc, kv.indptr.ptr<const std::int32_t>(), b,
                                kv.indices.ptr<const std::int32_t>(), kv.indices.shape[0],
                                kv.last_page_len.ptr<const std::int32_t>());

@@ -18,6 +18,8 @@ namespace kvserve::detail {
 template <>
 Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc&, Device);
 template <>
+Result<Kernel<SingleDecode>> cuda_kernel<SingleDecode>(const SingleDecodeDesc&, Device);
+template <>
 Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc&, Device);
 template <>
 Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);
@@ -35,6 +37,12 @@ Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(c
                                                                               Device);
 template <>
 Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc&, Device);
+
+// validate_page_table for a table on a CUDA device (src/cuda/single_decode/
+// page_table_check.cpp): one kernel launch and one stream synchronisation; the
+// message is the host check's, on a copy of the table up to the bad entry.
+Status cuda_validate_page_table(std::string_view op, std::string_view name, const PagedKvDesc& desc,
+                                const PagedKv& kv, std::int64_t batch, Stream stream);
 
 // The kernel table as data, for `kvserve list` and the docs.
 std::vector<CompiledKernel> cuda_compiled_kernels();

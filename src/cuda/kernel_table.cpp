@@ -75,6 +75,27 @@ constexpr auto make_append_entries(std::index_sequence<I...>) {
 }
 constexpr auto kAppendEntries = make_append_entries(std::make_index_sequence<std::size(kAppendConfigs)>{});
 
+// SingleDecode (contiguous caches, split along L): dtype x head_dim; strides,
+// GQA ratio, soft-cap, window and split count are run-time values.
+// single_decode/single_decode_<dtype>.cu.
+struct SingleDecodeConfig {
+  DType dtype;
+  int head_dim;
+};
+constexpr SingleDecodeConfig kSingleDecodeConfigs[] = {
+    {DType::f16, 64},  {DType::f16, 128},  {DType::f16, 256}, {DType::bf16, 64}, {DType::bf16, 128},
+    {DType::bf16, 256}, {DType::f32, 64}, {DType::f32, 128}, {DType::f32, 256},
+};
+
+template <std::size_t... I>
+constexpr auto make_single_decode_entries(std::index_sequence<I...>) {
+  return std::array<SingleDecodeKernelEntry, sizeof...(I)>{SingleDecodeKernelEntry{
+      kSingleDecodeConfigs[I].dtype, kSingleDecodeConfigs[I].head_dim,
+      &launch_single_decode<kSingleDecodeConfigs[I].dtype, kSingleDecodeConfigs[I].head_dim>}...};
+}
+constexpr auto kSingleDecodeEntries =
+    make_single_decode_entries(std::make_index_sequence<std::size(kSingleDecodeConfigs)>{});
+
 std::string decode_config_text(DType q, DType kv, int head_dim) {
   return "q=" + std::string(name_of(q)) + " kv=" + std::string(name_of(kv)) + " d=" + std::to_string(head_dim);
 }
@@ -128,6 +149,19 @@ Result<AppendKernelEntry> find_append_kernel(std::string_view op, DType row, DTy
                              " pool=" + std::string(name_of(pool)));
 }
 
+Result<SingleDecodeKernelEntry> find_single_decode_kernel(std::string_view op, DType dtype, int head_dim) {
+  std::string built_dims;
+  for (const auto& e : kSingleDecodeEntries) {
+    if (e.dtype != dtype) continue;
+    if (e.head_dim == head_dim) return e;
+    built_dims += (built_dims.empty() ? "" : ",") + std::to_string(e.head_dim);
+  }
+  std::string message = std::string(op) + ": no CUDA kernel for dtype=" + std::string(name_of(dtype)) +
+                        " d=" + std::to_string(head_dim) + " (built: ";
+  message += built_dims.empty() ? std::string("no kernel for this dtype") : std::string("d in {") + built_dims + "}";
+  return Status::unsupported(message + ")");
+}
+
 }  // namespace cuda
 
 std::vector<CompiledKernel> cuda_compiled_kernels() {
@@ -144,6 +178,10 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
   for (const auto& e : cuda::kDecodeEntries)
     out.push_back({Backend::cuda, "BatchPagedDecode",
                    cuda::decode_config_text(e.q, e.kv, e.head_dim) + " layout=NHD|HND any page size and GQA ratio"});
+  for (const auto& e : cuda::kSingleDecodeEntries)
+    out.push_back({Backend::cuda, "SingleDecode",
+                   "dtype=" + std::string(name_of(e.dtype)) + " d=" + std::to_string(e.head_dim) +
+                       " any strides (head stride 0 allowed), GQA ratio and L, split along L"});
   for (const auto& e : cuda::kSamplingFamily) out.push_back({Backend::cuda, e.op, e.config});
   return out;
 }

@@ -8,6 +8,7 @@
 #include "cuda/attention/decode_params.hpp"
 #include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
+#include "cuda/single_decode/single_decode_params.hpp"
 #include "kvserve/core.hpp"
 
 namespace kvserve::detail::cuda {
@@ -40,5 +41,15 @@ struct AppendKernelEntry {
 
 // The PagedKvAppend kernel writing rows of `row` into a `pool` cache.
 Result<AppendKernelEntry> find_append_kernel(std::string_view op, DType row, DType pool);
+
+using SingleDecodeLaunch = int (*)(const SingleDecodeParams&, void* stream);
+struct SingleDecodeKernelEntry {
+  DType dtype;
+  int head_dim;
+  SingleDecodeLaunch launch;
+};
+
+// The SingleDecode kernel for (dtype, head_dim).
+Result<SingleDecodeKernelEntry> find_single_decode_kernel(std::string_view op, DType dtype, int head_dim);
 
 }  // namespace kvserve::detail::cuda

@@ -1,0 +1,10 @@
+// SingleDecode kernels over f16 caches (rows of src/cuda/kernel_table.cpp).
+#include "cuda/single_decode/single_decode_kernels.cuh"
+
+namespace kvserve::detail::cuda {
+
+template int launch_single_decode<DType::f16, 64>(const SingleDecodeParams&, void*);
+template int launch_single_decode<DType::f16, 128>(const SingleDecodeParams&, void*);
+template int launch_single_decode<DType::f16, 256>(const SingleDecodeParams&, void*);
+
+}  // namespace kvserve::detail::cuda
