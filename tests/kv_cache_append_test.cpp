@@ -159,14 +159,7 @@ TEST_P(KvCacheAppendTest, ValidationNamesEveryFieldAndArgument) {
   const KvCacheAppendArgs args{.k = rows.k(), .v = rows.v(), .batch_indices = bi.view({2}), .positions = pos.view({2}),
                                .k_cache = cache.view(cache.k), .v_cache = cache.view(cache.v)};
   ASSERT_TRUE(plan->run(args, {}));
-  auto caches = [&] {
-    synchronize(device);
-    cache.k.download();
-    cache.v.download();
-    std::vector<double> all = cache.k.values(), v = cache.v.values();
-    all.insert(all.end(), v.begin(), v.end());
-    return all;
-  };
+  auto caches = [&] { return downloaded_kv(device, cache.k, cache.v); };
   auto rejected = [&](const std::string& name, auto mutate) {
     KvCacheAppendArgs bad = args;
     mutate(bad);

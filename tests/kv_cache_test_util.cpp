@@ -67,4 +67,13 @@ void expect_rejected(const std::function<Status()>& run, const std::string& name
       << "a refused run wrote to the cache";
 }
 
+std::vector<double> downloaded_kv(Device device, Buffer& k, Buffer& v) {
+  synchronize(device);
+  k.download();
+  v.download();
+  std::vector<double> all = k.values(), vs = v.values();
+  all.insert(all.end(), vs.begin(), vs.end());
+  return all;
+}
+
 }  // namespace kvserve::test

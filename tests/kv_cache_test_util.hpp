@@ -39,4 +39,8 @@ void expect_names(const Status& s, const std::string& name);
 void expect_rejected(const std::function<Status()>& run, const std::string& name,
                      const std::function<std::vector<double>()>& outputs);
 
+// Downloads a cache's K and V buffers (after a device sync) and returns their
+// values, K first: the `outputs` of expect_rejected.
+std::vector<double> downloaded_kv(Device device, Buffer& k, Buffer& v);
+
 }  // namespace kvserve::test

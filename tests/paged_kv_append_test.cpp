@@ -275,14 +275,7 @@ TEST_P(PagedKvAppendTest, ValidationNamesEveryFieldAndArgument) {
   const PagedKvAppendArgs args{.k = rows.k(), .v = rows.v(), .batch_indices = bi.view({2}), .positions = pos.view({2}),
                                .kv = cache.view()};
   ASSERT_TRUE(plan->run(args, {}));
-  auto pools = [&] {
-    synchronize(device);
-    cache.k.download();
-    cache.v.download();
-    std::vector<double> all = cache.k.values(), v = cache.v.values();
-    all.insert(all.end(), v.begin(), v.end());
-    return all;
-  };
+  auto pools = [&] { return downloaded_kv(device, cache.k, cache.v); };
   auto rejected = [&](const std::string& name, auto mutate) {
     PagedKvAppendArgs bad = args;
     mutate(bad);
