@@ -50,6 +50,17 @@ struct PagedKvDesc {
   // fp8 pools only: the real value is stored * scale. Either one scale per
   // tensor (size 1) or one per KV head (size num_kv_heads). Empty means 1.
   std::vector<float> k_scale, v_scale;
+
+  // The scale of KV head h (1 when the list is empty; the one value when it
+  // holds a single scale). Every backend reads scales through these.
+  float k_scale_of(int head) const { return scale_of(k_scale, head); }
+  float v_scale_of(int head) const { return scale_of(v_scale, head); }
+
+ private:
+  static float scale_of(const std::vector<float>& scales, int head) {
+    if (scales.empty()) return 1.f;
+    return scales.size() == 1 ? scales[0] : scales[static_cast<std::size_t>(head)];
+  }
 };
 
 // A batch's view of a paged cache (all on the plan's device):

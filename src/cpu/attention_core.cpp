@@ -113,17 +113,10 @@ PagedRow paged_row(const PagedKv& kv, std::int64_t row, int page_size) {
   return r;
 }
 
-namespace {
-float scale_of(const std::vector<float>& scales, int h) {
-  if (scales.empty()) return 1.f;
-  return scales.size() == 1 ? scales[0] : scales[static_cast<std::size_t>(h)];
-}
-}  // namespace
-
 void gather_paged(const PagedKvDesc& desc, const PagedKv& kv, const PagedRow& row, int h, KvRows* out) {
   const int d = desc.head_dim;
   out->resize(row.len, d, d);
-  const float ks = scale_of(desc.k_scale, h), vs = scale_of(desc.v_scale, h);
+  const float ks = desc.k_scale_of(h), vs = desc.v_scale_of(h);
   for (std::int64_t j = 0; j < row.len; ++j) {
     const std::int64_t page = row.pages[static_cast<std::size_t>(j / desc.page_size)];
     const std::int64_t slot = j % desc.page_size;

@@ -33,12 +33,6 @@ void store_row(DType src_type, const char* src, DType dst_type, char* dst, int n
   cpu::narrow_row(dst_type, scratch, n, dst);
 }
 
-// A KV head's fp8 scale; 1 for other caches (their scale lists are empty).
-float head_scale(const std::vector<float>& scales, int h) {
-  if (scales.empty()) return 1.f;
-  return scales.size() == 1 ? scales[0] : scales[static_cast<std::size_t>(h)];
-}
-
 std::int32_t entry(const TensorView& t, std::int64_t i) { return t.ptr<const std::int32_t>()[i]; }
 
 // Where a row goes: a request (batch row) and a position in it.
@@ -74,9 +68,9 @@ Status run_paged_kv_append(const PlanState<PagedKvAppend>& p, const PagedKvAppen
         return nhd ? cpu::element_ptr_mut(pool, {page, slot, h, 0}) : cpu::element_ptr_mut(pool, {page, h, slot, 0});
       };
       store_row(d.dtype, cpu::element_ptr(a.k, {i, h, 0}), d.kv.dtype, dst(a.kv.k_pages), dim,
-                head_scale(d.kv.k_scale, h), scratch.data());
+                d.kv.k_scale_of(h), scratch.data());
       store_row(d.dtype, cpu::element_ptr(a.v, {i, h, 0}), d.kv.dtype, dst(a.kv.v_pages), dim,
-                head_scale(d.kv.v_scale, h), scratch.data());
+                d.kv.v_scale_of(h), scratch.data());
     }
   });
   return Status::ok();

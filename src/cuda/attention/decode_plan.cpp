@@ -90,13 +90,10 @@ Status run_decode(const PlanState<BatchPagedDecode>& p, const BatchPagedDecodeAr
     prm.lse = a.lse.ptr<float>();
     prm.lse_stride_b = a.lse.strides[0], prm.lse_stride_h = a.lse.strides[1];
   }
-  // NHD pools are [page, slot, head, d], HND pools [page, head, slot, d].
-  const bool nhd = d.kv.layout == KvLayout::NHD;
-  const auto& ks = a.kv.k_pages.strides;
-  const auto& vs = a.kv.v_pages.strides;
+  const PoolStrides ks = pool_strides(a.kv.k_pages, d.kv.layout), vs = pool_strides(a.kv.v_pages, d.kv.layout);
   prm.k_pages = a.kv.k_pages.data, prm.v_pages = a.kv.v_pages.data;
-  prm.k_stride_page = ks[0], prm.k_stride_slot = nhd ? ks[1] : ks[2], prm.k_stride_head = nhd ? ks[2] : ks[1];
-  prm.v_stride_page = vs[0], prm.v_stride_slot = nhd ? vs[1] : vs[2], prm.v_stride_head = nhd ? vs[2] : vs[1];
+  prm.k_stride_page = ks.page, prm.k_stride_slot = ks.slot, prm.k_stride_head = ks.head;
+  prm.v_stride_page = vs.page, prm.v_stride_slot = vs.slot, prm.v_stride_head = vs.head;
   prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
   prm.indices = a.kv.indices.ptr<const std::int32_t>();
   prm.page_size = d.kv.page_size;

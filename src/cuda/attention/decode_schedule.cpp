@@ -107,9 +107,8 @@ int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, 
   std::memcpy(bytes, &n, sizeof n);
   auto* scales = reinterpret_cast<float*>(bytes + z.scales_offset);
   for (int h = 0; h < z.num_kv_heads; ++h) {
-    auto scale_of = [&](const std::vector<float>& s) { return s.empty() ? 1.f : s[s.size() == 1 ? 0 : h]; };
-    scales[h] = scale_of(d.kv.k_scale);
-    scales[z.num_kv_heads + h] = scale_of(d.kv.v_scale);
+    scales[h] = d.kv.k_scale_of(h);
+    scales[z.num_kv_heads + h] = d.kv.v_scale_of(h);
   }
   return n;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "kvserve/attention.hpp"
 #include "kvserve/core.hpp"
 
 namespace kvserve::detail::cuda {
@@ -41,6 +42,17 @@ Result<DeviceFacts> device_facts(Device device);
 inline cudaStream_t stream_of(Stream s) { return static_cast<cudaStream_t>(s.handle); }
 
 // Whether a device address is aligned for `bytes`-wide accesses.
+// Element strides of a paged pool by role: NHD pools are [page, slot, head, d],
+// HND pools [page, head, slot, d].
+struct PoolStrides {
+  std::int64_t page, slot, head;
+};
+inline PoolStrides pool_strides(const TensorView& pool, KvLayout layout) {
+  const auto& s = pool.strides;
+  const bool nhd = layout == KvLayout::NHD;
+  return {s[0], nhd ? s[1] : s[2], nhd ? s[2] : s[1]};
+}
+
 inline bool aligned(const void* p, std::size_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }
 
 }  // namespace kvserve::detail::cuda

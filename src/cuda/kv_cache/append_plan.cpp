@@ -27,9 +27,8 @@ Status create_append_resources(PlanState<PagedKvAppend>& p) {
   auto r = std::make_shared<AppendResources>();
   r->launch = entry->launch;
   for (int h = 0; h < d.kv.num_kv_heads && h < kAppendMaxScaledHeads; ++h) {
-    auto inv = [&](const std::vector<float>& s) { return s.empty() ? 1.f : 1.f / s[s.size() == 1 ? 0 : h]; };
-    r->k_inv_scale[h] = inv(d.kv.k_scale);
-    r->v_inv_scale[h] = inv(d.kv.v_scale);
+    r->k_inv_scale[h] = 1.f / d.kv.k_scale_of(h);
+    r->v_inv_scale[h] = 1.f / d.kv.v_scale_of(h);
   }
   p.backend_resources = std::move(r);
   return Status::ok();
@@ -59,12 +58,10 @@ Status run_append(const PlanState<PagedKvAppend>& p, const PagedKvAppendArgs& a,
   prm.k = a.k.data, prm.v = a.v.data;
   prm.k_stride_n = a.k.strides[0], prm.k_stride_h = a.k.strides[1];
   prm.v_stride_n = a.v.strides[0], prm.v_stride_h = a.v.strides[1];
-  const bool nhd = d.kv.layout == KvLayout::NHD;
-  const auto& ks = a.kv.k_pages.strides;
-  const auto& vs = a.kv.v_pages.strides;
+  const PoolStrides ks = pool_strides(a.kv.k_pages, d.kv.layout), vs = pool_strides(a.kv.v_pages, d.kv.layout);
   prm.k_pages = a.kv.k_pages.data, prm.v_pages = a.kv.v_pages.data;
-  prm.kp_stride_page = ks[0], prm.kp_stride_slot = nhd ? ks[1] : ks[2], prm.kp_stride_head = nhd ? ks[2] : ks[1];
-  prm.vp_stride_page = vs[0], prm.vp_stride_slot = nhd ? vs[1] : vs[2], prm.vp_stride_head = nhd ? vs[2] : vs[1];
+  prm.kp_stride_page = ks.page, prm.kp_stride_slot = ks.slot, prm.kp_stride_head = ks.head;
+  prm.vp_stride_page = vs.page, prm.vp_stride_slot = vs.slot, prm.vp_stride_head = vs.head;
   prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
   prm.indices = a.kv.indices.ptr<const std::int32_t>();
   prm.last_page_len = a.kv.last_page_len.ptr<const std::int32_t>();
