@@ -109,6 +109,9 @@ class MergeTest : public ::testing::TestWithParam<Device> {};
 TEST_P(MergeTest, MergeStatesDtypesAndCounts) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})
     for (std::int64_t n : {1, 3, 7}) expect_states_merged({t, 9, 3, 128}, n, GetParam());
+  // More states than a CUDA thread loads at once, and more heads than one CUDA block holds.
+  expect_states_merged({DType::f32, 3, 40, 256}, 19, GetParam());
+  expect_states_merged({DType::bf16, 2, 70, 64}, 9, GetParam());
   expect_states_merged({DType::f32, 5, 2, 64}, 0, GetParam());  // nothing to merge: zeros and -inf
   expect_states_merged({DType::bf16, 0, 2, 64}, 4, GetParam());  // no tokens
 }

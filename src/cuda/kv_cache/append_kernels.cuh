@@ -1,8 +1,12 @@
-// PagedKvAppend on the GPU: grid.y picks K or V; each thread finds its row's
-// slot (decode: the last slot of request b; ragged: (batch_indices[i],
-// positions[i])) and writes one 16-byte chunk of it. A row whose request or
-// position is out of range is skipped (kv_cache.hpp: never written outside
-// the cache).
+// PagedKvAppend on the GPU: each thread moves one 16-byte chunk of a pool
+// row for both K and V. It loads its chunks of the new K and V rows first,
+// then finds the row's slot (decode: the last slot of request b; ragged:
+// (batch_indices[i], positions[i])) through a chain of dependent index loads
+// that the data loads are already in flight behind, then stores. A row whose
+// request or position is out of range is skipped (kv_cache.hpp: never
+// written outside the cache). (The first version, one thread per chunk of K
+// or of V with the data load after the chain, moved 8192 ragged rows at 69 %
+// of copy bandwidth.)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,6 +15,26 @@
 #include "cuda/kv_cache/append_params.hpp"
 
 namespace kvserve::detail::cuda {
+
+// Stores the pool elements of one chunk; into an fp8 pool the row's elements
+// are first quantised: stored = real / scale, rounded to nearest even, saturating.
+template <DType Row, DType Pool, int Elems>
+__device__ __forceinline__ void store_chunk(storage_t<Pool>* dst, const storage_t<Row> (&src)[Elems], float inv_scale) {
+  if constexpr (Row == Pool) {
+    copy16<16>(dst, src);
+  } else {
+    static_assert(is_fp8(Pool), "only fp8 pools take rows of another type");
+    float x[Elems];
+    widen<Row, Elems>(src, x);
+    constexpr __nv_fp8_interpretation_t kind = Pool == DType::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2;
+    alignas(16) __nv_fp8x2_storage_t packed[Elems / 2];
+#pragma unroll
+    for (int i = 0; i < Elems / 2; ++i)
+      packed[i] = __nv_cvt_float2_to_fp8x2(make_float2(x[2 * i] * inv_scale, x[2 * i + 1] * inv_scale),
+                                           __NV_SATFINITE, kind);
+    copy16<16>(dst, packed);
+  }
+}
 
 template <DType Row, DType Pool>
 __global__ void __launch_bounds__(256) paged_append_kernel(const __grid_constant__ AppendParams p) {
@@ -22,6 +46,10 @@ __global__ void __launch_bounds__(256) paged_append_kernel(const __grid_constant
   const std::int64_t row = index / (static_cast<std::int64_t>(p.num_kv_heads) * chunks);
   if (row >= p.rows) return;
   const int head = static_cast<int>(index / chunks % p.num_kv_heads), e0 = static_cast<int>(index % chunks) * kElems;
+
+  alignas(16) row_t k[kElems], v[kElems];
+  copy16<kElems * sizeof(row_t)>(k, static_cast<const row_t*>(p.k) + row * p.k_stride_n + head * p.k_stride_h + e0);
+  copy16<kElems * sizeof(row_t)>(v, static_cast<const row_t*>(p.v) + row * p.v_stride_n + head * p.v_stride_h + e0);
 
   std::int64_t b = row, pos = 0;
   if (p.batch_indices) {
@@ -37,30 +65,13 @@ __global__ void __launch_bounds__(256) paged_append_kernel(const __grid_constant
   const std::int64_t page = p.indices[first + (p.page_shift >= 0 ? pos >> p.page_shift : pos / p.page_size)];
   const std::int64_t slot = p.page_shift >= 0 ? pos & (p.page_size - 1) : pos % p.page_size;
 
-  const bool is_v = blockIdx.y == 1;
-  const row_t* const src = static_cast<const row_t*>(is_v ? p.v : p.k) +
-                           row * (is_v ? p.v_stride_n : p.k_stride_n) + head * (is_v ? p.v_stride_h : p.k_stride_h) + e0;
-  pool_t* const dst = static_cast<pool_t*>(is_v ? p.v_pages : p.k_pages) +
-                      page * (is_v ? p.vp_stride_page : p.kp_stride_page) +
-                      slot * (is_v ? p.vp_stride_slot : p.kp_stride_slot) +
-                      head * (is_v ? p.vp_stride_head : p.kp_stride_head) + e0;
-  if constexpr (Row == Pool) {
-    copy16<16>(dst, src);
-  } else {
-    // Quantise: stored = real / scale, rounded to nearest even, saturating.
-    static_assert(is_fp8(Pool), "only fp8 pools take rows of another type");
-    alignas(16) row_t raw[kElems];
-    copy16<kElems * sizeof(row_t)>(raw, src);
-    float x[kElems];
-    widen<Row, kElems>(raw, x);
-    const float inv = (is_v ? p.v_inv_scale : p.k_inv_scale)[head % kAppendMaxScaledHeads];
-    constexpr __nv_fp8_interpretation_t kind = Pool == DType::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2;
-    alignas(16) __nv_fp8x2_storage_t packed[kElems / 2];
-#pragma unroll
-    for (int i = 0; i < kElems / 2; ++i)
-      packed[i] = __nv_cvt_float2_to_fp8x2(make_float2(x[2 * i] * inv, x[2 * i + 1] * inv), __NV_SATFINITE, kind);
-    copy16<16>(dst, packed);
-  }
+  const int scaled_head = head % kAppendMaxScaledHeads;
+  store_chunk<Row, Pool>(static_cast<pool_t*>(p.k_pages) + page * p.kp_stride_page + slot * p.kp_stride_slot +
+                             head * p.kp_stride_head + e0,
+                         k, p.k_inv_scale[scaled_head]);
+  store_chunk<Row, Pool>(static_cast<pool_t*>(p.v_pages) + page * p.vp_stride_page + slot * p.vp_stride_slot +
+                             head * p.vp_stride_head + e0,
+                         v, p.v_inv_scale[scaled_head]);
 }
 
 template <DType Row, DType Pool>
@@ -68,8 +79,8 @@ int launch_append(const AppendParams& p, void* stream) {
   constexpr int kElems = 16 / static_cast<int>(sizeof(storage_t<Pool>));
   const std::int64_t threads = p.rows * p.num_kv_heads * (p.head_dim / kElems);
   if (threads == 0) return static_cast<int>(cudaSuccess);
-  const dim3 grid(static_cast<unsigned>((threads + 255) / 256), 2);
-  paged_append_kernel<Row, Pool><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  const auto blocks = static_cast<unsigned>((threads + 255) / 256);
+  paged_append_kernel<Row, Pool><<<blocks, 256, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -1,91 +1,134 @@
-// MergeState / MergeStates on the GPU: one thread per 16-byte chunk of an
-// output row; it reads the row's lse values (shared with the row's other
-// chunks through L1), then its chunk of 8 states at a time, 8 loads in
-// flight, and writes the merged chunk. A pure stream: each input byte is read
-// once. (Issuing the first 8 loads before the lse reduction measured slower:
-// 2.30 against 2.75 TB/s at [8192, 8, 32, 128] bf16, as it also capped the
-// registers at 64.)
+// MergeState / MergeStates on the GPU. A block merges one token's states for
+// its heads (or a slice of them: at most two 16-byte chunks per thread); a
+// pure stream, each input byte read once. Every thread issues the loads of
+// its chunks of the first (up to) 8 states at its first instruction, before the block
+// stages the lse values ([N, heads]) in shared memory and before any weight
+// is known: no load waits on another. A token's states are one contiguous
+// region ([N, H, D]), which its block reads as a whole.
+// (The first version, a block per 16 rows that each read their own lse from
+// global memory before loading any chunk, reached 2.75 TB/s at
+// [8192, 8, 32, 128] bf16 and 1.73 TB/s with N = 2; a version of this one
+// whose loads waited for the staged lse, 2.42 and 1.40.)
 #pragma once
 
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 #include "cuda/common/device_types.cuh"
 #include "cuda/merge/merge_params.hpp"
 
 namespace kvserve::detail::cuda {
 
-template <DType T>
-__global__ void __launch_bounds__(256) merge_states_kernel(const __grid_constant__ MergeParams p) {
+// S: states loaded at once, N rounded up to 2, 4 or 8, so that few states
+// cost few registers (and more resident blocks).
+template <DType T, int S>
+__global__ void __launch_bounds__(kMergeThreads)
+    merge_states_kernel(const __grid_constant__ MergeParams p, int heads_per_block) {
   using t = storage_t<T>;
   constexpr int kElems = 16 / sizeof(t);
-  constexpr int kBatch = 8;  // states whose chunks are loaded before any is used
-  // A block holds whole rows (blockDim.x = rows per block x chunks per row),
-  // so that the barrier below orders every read of a row's lse before the
-  // write of its lse_out, which may be the same memory (MergeState in place).
-  const int chunks = p.head_dim / kElems;
-  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / chunks) + threadIdx.x / chunks;
-  const bool live = row < p.tokens * p.num_heads && threadIdx.x < blockDim.x / chunks * chunks;
-  const std::int64_t token = live ? row / p.num_heads : 0;
-  const int head = live ? static_cast<int>(row % p.num_heads) : 0, e0 = (threadIdx.x % chunks) * kElems;
-  const bool pair = p.v_b != nullptr;
+  constexpr int R = kMergeRowsInFlight;
+  extern __shared__ float staged_lse[];  // [N][heads]
+  const std::int64_t token = blockIdx.x;
+  const int h0 = static_cast<int>(blockIdx.y) * heads_per_block;
+  const int heads = min(heads_per_block, p.num_heads - h0);
+  const int chunks = p.head_dim / kElems, states = p.num_states;
+  const bool pair = p.v_b != nullptr;  // MergeState: state 1 is a tensor of its own
 
-  auto lse_of = [&](int s) {
-    if (pair && s == 1) return __ldg(p.lse_b + token * p.lseb_stride_t + head * p.lseb_stride_h);
-    return __ldg(p.lse + token * p.lse_stride_t + s * p.lse_stride_n + head * p.lse_stride_h);
+  int head[R], e0[R];  // head -1: no chunk for this slot
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int item = r * kMergeThreads + static_cast<int>(threadIdx.x);
+    head[r] = item < heads * chunks ? item / chunks : -1;
+    e0[r] = (item % chunks) * kElems;
+  }
+  uint4 raw[R][S];
+  auto load_states = [&](int s0) {
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < S; ++i) {
+        const int s = s0 + i, h = h0 + head[r];
+        const t* chunk = pair && s == 1
+                             ? static_cast<const t*>(p.v_b) + token * p.vb_stride_t + h * p.vb_stride_h + e0[r]
+                             : static_cast<const t*>(p.v) + token * p.v_stride_t + s * p.v_stride_n +
+                                   h * p.v_stride_h + e0[r];
+        raw[r][i] = head[r] >= 0 && s < states ? __ldcs(reinterpret_cast<const uint4*>(chunk))
+                                               : make_uint4(0, 0, 0, 0);
+      }
   };
-  auto v_of = [&](int s) {
-    if (pair && s == 1) return static_cast<const t*>(p.v_b) + token * p.vb_stride_t + head * p.vb_stride_h + e0;
-    return static_cast<const t*>(p.v) + token * p.v_stride_t + s * p.v_stride_n + head * p.v_stride_h + e0;
-  };
+  load_states(0);
+
+  for (int i = threadIdx.x; i < states * heads; i += blockDim.x) {
+    const int s = i / heads, h = h0 + i % heads;
+    staged_lse[i] = pair && s == 1 ? p.lse_b[token * p.lseb_stride_t + h * p.lseb_stride_h]
+                                   : p.lse[token * p.lse_stride_t + s * p.lse_stride_n + h * p.lse_stride_h];
+  }
+  // Also orders every read of the lse before any write of lse_out, which may
+  // be the same memory (MergeState in place); out may alias v_a, but each
+  // thread reads its own chunks before it writes them.
+  __syncthreads();
 
   // The MergeStates rule (merge.hpp): weights e^(lse_s - max); a state with
   // lse -inf gets weight 0 and its v, whatever it holds, is never used.
-  float m = -INFINITY;
-  for (int s = 0; live && s < p.num_states; ++s) m = fmaxf(m, lse_of(s));
-  float acc[kElems] = {};
-  float sum = 0.f;
-  for (int s0 = 0; live && m != -INFINITY && s0 < p.num_states; s0 += kBatch) {
-    uint4 raw[kBatch];
-    float w[kBatch];
+  float m[R], sum[R], acc[R][kElems];
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i) {
-      const int s = s0 + i;
-      w[i] = s < p.num_states ? expf(lse_of(s) - m) : 0.f;
-      raw[i] = s < p.num_states ? __ldcs(reinterpret_cast<const uint4*>(v_of(s))) : make_uint4(0, 0, 0, 0);
-    }
+  for (int r = 0; r < R; ++r) {
+    m[r] = -INFINITY, sum[r] = 0.f;
+    for (int s = 0; head[r] >= 0 && s < states; ++s) m[r] = fmaxf(m[r], staged_lse[s * heads + head[r]]);
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i) {
-      if (w[i] == 0.f) continue;
-      float v[kElems];
-      widen<T, kElems>(reinterpret_cast<const t*>(&raw[i]), v);
-      sum += w[i];
-#pragma unroll
-      for (int e = 0; e < kElems; ++e) acc[e] = fmaf(w[i], v[e], acc[e]);
-    }
+    for (int e = 0; e < kElems; ++e) acc[r][e] = 0.f;
   }
-  if (sum > 0.f) {
-    const float inv = 1.f / sum;
+  for (int s0 = 0; s0 < states; s0 += S) {
+    if (s0 > 0) load_states(s0);
 #pragma unroll
-    for (int e = 0; e < kElems; ++e) acc[e] *= inv;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < S; ++i) {
+        const int s = s0 + i;
+        if (head[r] < 0 || s >= states || m[r] == -INFINITY) continue;
+        const float w = expf(staged_lse[s * heads + head[r]] - m[r]);
+        if (w == 0.f) continue;
+        float v[kElems];
+        widen<T, kElems>(reinterpret_cast<const t*>(&raw[r][i]), v);
+        sum[r] += w;
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[r][e] = fmaf(w, v[e], acc[r][e]);
+      }
   }
-  __syncthreads();
-  if (!live) return;
-  const float lse = m == -INFINITY ? -INFINITY : m + logf(sum);
-  float* const lse_out = p.lse_out && e0 == 0 ? p.lse_out + token * p.lse_out_stride_t + head * p.lse_out_stride_h
-                                               : nullptr;
-  store_row<T, kElems>(acc, lse, static_cast<t*>(p.out) + token * p.out_stride_t + head * p.out_stride_h + e0,
-                       lse_out);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (head[r] < 0) continue;
+    if (sum[r] > 0.f) {
+      const float inv = 1.f / sum[r];
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[r][e] *= inv;
+    }
+    const int h = h0 + head[r];
+    const float lse = m[r] == -INFINITY ? -INFINITY : m[r] + logf(sum[r]);
+    float* const lse_out =
+        p.lse_out && e0[r] == 0 ? p.lse_out + token * p.lse_out_stride_t + h * p.lse_out_stride_h : nullptr;
+    store_row<T, kElems>(acc[r], lse, static_cast<t*>(p.out) + token * p.out_stride_t + h * p.out_stride_h + e0[r],
+                         lse_out);
+  }
 }
 
 template <DType T>
 int launch_merge(const MergeParams& p, void* stream) {
+  if (p.tokens == 0) return static_cast<int>(cudaSuccess);
+  // Heads per block: as many as the block's chunks (kMergeRowsInFlight per
+  // thread) and the lse staging area (N x heads floats) hold; the plan
+  // refuses N > kMergeMaxStates, and the kernel table at most 256 chunks a head.
   constexpr int kElems = 16 / static_cast<int>(sizeof(storage_t<T>));
-  const int chunks = p.head_dim / kElems;
-  const std::int64_t rows = p.tokens * p.num_heads;
-  if (rows == 0) return static_cast<int>(cudaSuccess);
-  const int rows_per_block = 256 / chunks;  // head_dim <= 256: at least 1 (f32: 64 chunks)
-  const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
-  merge_states_kernel<T><<<blocks, rows_per_block * chunks, 0, static_cast<cudaStream_t>(stream)>>>(p);
+  int heads_per_block = std::min(p.num_heads, kMergeRowsInFlight * kMergeThreads / (p.head_dim / kElems));
+  if (p.num_states > 0) heads_per_block = std::min(heads_per_block, kMergeStagedLse / p.num_states);
+  const dim3 grid(static_cast<unsigned>(p.tokens),
+                  static_cast<unsigned>((p.num_heads + heads_per_block - 1) / heads_per_block));
+  const std::size_t smem = sizeof(float) * static_cast<std::size_t>(p.num_states) * heads_per_block;
+  const auto kernel = p.num_states <= 2   ? merge_states_kernel<T, 2>
+                      : p.num_states <= 4 ? merge_states_kernel<T, 4>
+                                          : merge_states_kernel<T, kMergeMaxStatesInFlight>;
+  kernel<<<grid, kMergeThreads, smem, static_cast<cudaStream_t>(stream)>>>(p, heads_per_block);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -29,6 +29,17 @@ struct MergeParams {
   std::int64_t lse_out_stride_t = 0, lse_out_stride_h = 0;
 };
 
+// The kernel's shape (merge_kernels.cuh): a block of kMergeThreads merges
+// one token (or a slice of its heads), each thread kMergeRowsInFlight output
+// chunks side by side with up to kMergeMaxStatesInFlight states of each
+// loaded at once.
+inline constexpr int kMergeThreads = 256;
+inline constexpr int kMergeRowsInFlight = 2;
+inline constexpr int kMergeMaxStatesInFlight = 8;
+// The lse of a block's heads is staged in shared memory: 48 KB, no opt-in.
+inline constexpr int kMergeStagedLse = 12288;
+inline constexpr int kMergeMaxStates = kMergeStagedLse;  // at least one head's lse must fit
+
 // Launches the merge kernel of dtype T; the cudaError_t as an int.
 template <DType T>
 int launch_merge(const MergeParams& p, void* stream);

@@ -38,6 +38,10 @@ Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& 
   KVSERVE_TRY(check_chunks(op, "v_out", a.v_out, 2));
   MergeParams prm;
   prm.tokens = a.v.shape[0];
+  if (a.v.shape[1] > kMergeMaxStates)
+    return Status::unsupported(std::string(op) + ": the CUDA kernel merges at most " +
+                               std::to_string(kMergeMaxStates) + " states per row, got " +
+                               std::to_string(a.v.shape[1]) + " (argument 'v', dimension 1)");
   prm.num_states = static_cast<int>(a.v.shape[1]);
   prm.num_heads = p.desc.num_heads, prm.head_dim = p.desc.head_dim;
   prm.v = a.v.data;
@@ -98,7 +102,8 @@ Result<Kernel<Op>> merge_kernel(const typename Op::Desc& d, Device device,
   k.info.arch = facts->arch;
   k.info.op = Op::kName;
   k.info.config = "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-                  " chunk=16B states_in_flight=8";
+                  " chunk=16B rows_in_flight=" + std::to_string(kMergeRowsInFlight) +
+                  " states_in_flight<=" + std::to_string(kMergeMaxStatesInFlight);
   // Each row merged on its own in a fixed order: deterministic and batch invariant.
   k.info.precision = Precision{DType::f32, DType::f32, true, true};
   k.run = run;
