@@ -45,6 +45,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// x as the nearest value of dtype t holds.
+double round_to(DType t, double x) {
+  std::uint32_t bits = 0;  // room for any element type up to f32
+  store_from_float(t, &bits, 0, static_cast<float>(x));
+  return load_as_float(t, &bits, 0);
+}
+
 struct Config {
   int requests, system_prompt, prompt_min, prompt_max, new_min, new_max, max_running, page_size, num_pages;
   int top_k;
@@ -52,6 +59,7 @@ struct Config {
   ToyModelShape model;
   std::uint64_t seed;
   Device gpu;  // Device::cpu() for a CPU run
+  DType dtype;  // q, k, v, the KV pools and attention outputs
   bool check;
 };
 
@@ -159,7 +167,7 @@ class Demo {
 
 PagedKvDesc Demo::kv_desc() const {
   return PagedKvDesc{.page_size = c_.page_size, .num_pages = c_.num_pages, .num_kv_heads = c_.model.num_kv_heads,
-                     .head_dim = c_.model.head_dim, .dtype = DType::f32, .layout = KvLayout::NHD};
+                     .head_dim = c_.model.head_dim, .dtype = c_.dtype, .layout = KvLayout::NHD};
 }
 
 Status Demo::setup() {
@@ -170,19 +178,19 @@ Status Demo::setup() {
   const PagedKvDesc kv = kv_desc();
   const std::int64_t pool = kv.num_pages * kv.page_size * kv.num_kv_heads * kv.head_dim;
   for (int l = 0; l < c_.model.layers; ++l) {
-    k_pools_.emplace_back(DType::f32, pool, c_.gpu);
-    v_pools_.emplace_back(DType::f32, pool, c_.gpu);
+    k_pools_.emplace_back(c_.dtype, pool, c_.gpu);
+    v_pools_.emplace_back(c_.dtype, pool, c_.gpu);
   }
   const int max_rows = c_.max_running;
-  KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = DType::f32, .mode = AppendMode::ragged}, c_.gpu,
+  KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = c_.dtype, .mode = AppendMode::ragged}, c_.gpu,
                     &append_ragged_, &stats_["PagedKvAppend (ragged)"]));
-  KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = DType::f32, .mode = AppendMode::decode}, c_.gpu,
+  KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = c_.dtype, .mode = AppendMode::decode}, c_.gpu,
                     &append_decode_, &stats_["PagedKvAppend (decode)"]));
   KVSERVE_TRY(place(BatchPagedPrefillDesc{.max_batch = max_rows, .num_qo_heads = c_.model.num_qo_heads, .kv = kv,
-                                          .q_dtype = DType::f32, .causal = true},
+                                          .q_dtype = c_.dtype, .causal = true},
                     c_.gpu, &prefill_, &stats_["BatchPagedPrefill"]));
   KVSERVE_TRY(place(CascadeAttentionDesc{.max_batch = max_rows, .max_groups = 1,
-                                         .num_qo_heads = c_.model.num_qo_heads, .kv = kv, .q_dtype = DType::f32},
+                                         .num_qo_heads = c_.model.num_qo_heads, .kv = kv, .q_dtype = c_.dtype},
                     c_.gpu, &cascade_, &stats_["CascadeAttention"]));
   KVSERVE_TRY(place(TokenPenaltyDesc{.vocab = c_.model.vocab, .max_batch = 2 * max_rows,
                                      .history = PenaltyHistory::token_ids, .repetition = c_.repetition,
@@ -286,8 +294,8 @@ Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<doubl
   TableMirror tm(*table, c_.gpu);
   Mirror bidx = int_mirror(batch_idx, c_.gpu), pos = int_mirror(positions, c_.gpu), qo = int_mirror(qo_indptr, c_.gpu);
   const PagedKvDesc kv = kv_desc();
-  Mirror k(DType::f32, n * hkv * d, c_.gpu), v(DType::f32, n * hkv * d, c_.gpu), q(DType::f32, n * hq * d, c_.gpu),
-      out(DType::f32, n * hq * d, c_.gpu);
+  Mirror k(c_.dtype, n * hkv * d, c_.gpu), v(c_.dtype, n * hkv * d, c_.gpu), q(c_.dtype, n * hq * d, c_.gpu),
+      out(c_.dtype, n * hq * d, c_.gpu);
   std::vector<double> row(static_cast<std::size_t>(hq * d));
   const Device pd = where("BatchPagedPrefill");
   if (attn) {
@@ -346,8 +354,8 @@ Status Demo::decode(std::vector<Request*>& batch, std::vector<std::vector<double
   TableMirror all(*table, c_.gpu), prefix(tables->prefix, c_.gpu), suffix(tables->suffix, c_.gpu);
   Mirror groups_m = int_mirror(tables->group_indptr, c_.gpu);
   const PagedKvDesc kv = kv_desc();
-  Mirror k(DType::f32, nb * hkv * d, c_.gpu), v(DType::f32, nb * hkv * d, c_.gpu), q(DType::f32, nb * hq * d, c_.gpu),
-      out(DType::f32, nb * hq * d, c_.gpu);
+  Mirror k(c_.dtype, nb * hkv * d, c_.gpu), v(c_.dtype, nb * hkv * d, c_.gpu), q(c_.dtype, nb * hq * d, c_.gpu),
+      out(c_.dtype, nb * hq * d, c_.gpu);
   const Device cd = where("CascadeAttention"), ad = where("PagedKvAppend (decode)");
   KVSERVE_TRY(cascade_->prepare(tables->lengths(), test::workspace_of(*cascade_ws_), {}));
   attn->assign(batch.size(), std::vector<double>(static_cast<std::size_t>(hq * d), 0.0));
@@ -394,11 +402,14 @@ void Demo::check_attention(const Request& r, int layer, std::int64_t first, std:
     model_.v(layer, r.tokens[p], v.data() + p * hkv * d);
   }
   for (std::int64_t i = 0; i < n; ++i) model_.q(layer, r.tokens[first + i], first + i, q.data() + i * hq * d);
+  // The kernels saw q, k and v rounded to the demo's dtype: so does the oracle.
+  for (std::vector<double>* x : {&q, &k, &v})
+    for (double& e : *x) e = round_to(c_.dtype, e);
   oracle::attention({.num_qo_heads = hq, .num_kv_heads = hkv, .head_dim = d, .head_dim_v = d,
                      .sm_scale = 1.0 / std::sqrt(double(d)), .causal = true},
                     q, k, v, n, kv_len, &ref, &lse);
   for (std::int64_t i = 0; i < n * hq * d; ++i) got[i] = out.get(out_row0 * hq * d + i);
-  const test::Comparison cmp = test::compare(got, ref, DType::f32);
+  const test::Comparison cmp = test::compare(got, ref, c_.dtype);
   checked_rows_ += n;
   if (cmp.failures)
     check_failures_.push_back("request " + std::to_string(r.id) + " layer " + std::to_string(layer) + ": " +
@@ -479,10 +490,10 @@ Status Demo::run() {
   const auto start = Clock::now();
   KVSERVE_TRY(setup());
   std::printf("demo: %d requests, system prompt %d tokens, prompts %d-%d, %d-%d new tokens, page %d, %d pages, "
-              "model %d layers x %d/%d heads x %d, vocab %d\n",
+              "model %d layers x %d/%d heads x %d, vocab %d, %s\n",
               c_.requests, c_.system_prompt, c_.prompt_min, c_.prompt_max, c_.new_min, c_.new_max, c_.page_size,
               c_.num_pages, c_.model.layers, c_.model.num_qo_heads, c_.model.num_kv_heads, c_.model.head_dim,
-              c_.model.vocab);
+              c_.model.vocab, std::string(name_of(c_.dtype)).c_str());
   int done = 0, step = 0;
   for (; done < c_.requests; ++step) {
     if (step > 100 * (c_.requests + c_.new_max))
@@ -547,6 +558,7 @@ std::vector<OptionSpec> demo_options() {
   return {
       {"device", OptKind::device, "", "cpu | cuda | cuda:N (default: cuda when a GPU is present): ops with a CUDA kernel "
                                       "run there, the rest on the CPU"},
+      {"dtype", OptKind::dtype, "bf16", "q / k / v, KV pools and attention outputs: f16 | bf16 | f32"},
       {"requests", OptKind::positive_int, "48", "requests to serve"},
       {"system-prompt", OptKind::positive_int, "100", "tokens of the system prompt every request shares"},
       {"prompt-min", OptKind::positive_int, "8", "shortest own prompt"},
@@ -589,6 +601,8 @@ int run_demo(const Options& o) {
   c.seed = static_cast<std::uint64_t>(o.integer("seed"));
   c.gpu = o.given("device") ? o.device("device") : default_device();
   c.check = o.flag("check");
+  c.dtype = o.dtype("dtype");
+  if (is_fp8(c.dtype)) throw BadOption("--dtype: expected f16, bf16 or f32, got " + o.text("dtype"));
   if (c.prompt_min > c.prompt_max) throw BadOption("--prompt-min: expected <= --prompt-max, got " + std::to_string(c.prompt_min));
   if (c.new_min > c.new_max) throw BadOption("--new-min: expected <= --new-max, got " + std::to_string(c.new_min));
   if (!(c.top_p > 0 && c.top_p <= 1)) throw BadOption("--top-p: expected a value in (0, 1], got " + std::to_string(c.top_p));
