@@ -7,7 +7,7 @@
 # Full logs go under $OUT (default ./gpu-check-out).
 #   scripts/gpu_check.sh            everything
 #   KVSERVE_GPU_CHECK_SKIP="memcheck profile" scripts/gpu_check.sh
-#       skips stages (build tests memcheck demo bench sampling peers profile)
+#       skips stages (build tests memcheck demo bench sampling norm peers profile)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-check-out}
@@ -99,6 +99,15 @@ if stage sampling; then
     > "$out/sampling-peers.log" 2>&1 || status=1; }
 fi
 
+if stage norm; then
+  note "norm benchmarks and their PyTorch peers"
+  for op in rmsnorm fused-add-rmsnorm qk-norm; do
+    timeout 60 "$build/bench/kvserve" bench $op --device cuda >> "$out/norm.log" 2>&1 || { status=1; note "bench $op failed"; }
+  done
+  stage peers && { PYTHONUNBUFFERED=1 timeout 120 python3 bench/peers/norm_peers.py > "$out/norm-peers.log" 2>&1 ||
+    status=1; }
+fi
+
 if stage profile; then
   # One untimed warm-up launch (the timed ones are held back by a host
   # callback, which would deadlock against ncu's serialised launches).
@@ -114,6 +123,12 @@ if stage sampling; then
   tail -12 "$out/sampling-peers.log" 2>/dev/null
   echo "=== sampling: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
   grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling.log" | cut -c1-150
+fi
+if stage norm; then
+  echo "=== norms: PyTorch peers"
+  tail -4 "$out/norm-peers.log" 2>/dev/null
+  echo "=== norms: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
+  grep -E '^(rmsnorm|fused|qk)' "$out/norm.log" | cut -c1-150
 fi
 python3 bench/peers/summarize.py "$build/bench-json" "$out/peers.json" "$out/results.json" "$out/bench.log"
 note "exit status $status (logs in $out)"

@@ -9,6 +9,7 @@
 #include "kvserve/attention.hpp"
 #include "kvserve/kv_cache.hpp"
 #include "kvserve/merge.hpp"
+#include "kvserve/norm.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
 #include "kvserve/speculative.hpp"
@@ -25,6 +26,8 @@ template <>
 Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);
 template <>
 Result<Kernel<MergeStates>> cuda_kernel<MergeStates>(const MergeStatesDesc&, Device);
+template <>
+Result<Kernel<RmsNorm>> cuda_kernel<RmsNorm>(const RmsNormDesc&, Device);
 
 // The sampling family (src/cuda/sampling): every filter, input and parameter
 // source of each op runs in one kernel per op.

@@ -75,6 +75,17 @@ constexpr auto make_append_entries(std::index_sequence<I...>) {
 }
 constexpr auto kAppendEntries = make_append_entries(std::make_index_sequence<std::size(kAppendConfigs)>{});
 
+// RmsNorm (plain, Gemma, fused add, QK norm): dtype; hidden_size (a
+// multiple of the 16-byte chunk), row strides and the variant are run-time
+// values. norm/norm.cu.
+constexpr DType kNormDtypes[] = {DType::f16, DType::bf16, DType::f32};
+
+template <std::size_t... I>
+constexpr auto make_norm_entries(std::index_sequence<I...>) {
+  return std::array<NormKernelEntry, sizeof...(I)>{NormKernelEntry{kNormDtypes[I], &launch_rms_norm<kNormDtypes[I]>}...};
+}
+constexpr auto kNormEntries = make_norm_entries(std::make_index_sequence<std::size(kNormDtypes)>{});
+
 // SingleDecode (contiguous caches, split along L): dtype x head_dim; strides,
 // GQA ratio, soft-cap, window and split count are run-time values.
 // single_decode/single_decode_<dtype>.cu.
@@ -142,6 +153,19 @@ Result<MergeKernelEntry> find_merge_kernel(std::string_view op, DType dtype, int
                              " (built: f16, bf16, f32)");
 }
 
+Result<NormKernelEntry> find_norm_kernel(std::string_view op, DType dtype, int hidden_size) {
+  const int chunk = 16 / static_cast<int>(size_of(dtype));
+  for (const auto& e : kNormEntries) {
+    if (e.dtype != dtype) continue;
+    if (hidden_size % chunk == 0) return e;
+    return Status::unsupported(std::string(op) + ": no CUDA kernel for dtype=" + std::string(name_of(dtype)) +
+                               " hidden=" + std::to_string(hidden_size) + " (built: hidden a multiple of " +
+                               std::to_string(chunk) + ")");
+  }
+  return Status::unsupported(std::string(op) + ": no CUDA kernel for dtype=" + std::string(name_of(dtype)) +
+                             " (built: f16, bf16, f32)");
+}
+
 Result<AppendKernelEntry> find_append_kernel(std::string_view op, DType row, DType pool) {
   for (const auto& e : kAppendEntries)
     if (e.row == row && e.pool == pool) return e;
@@ -170,7 +194,8 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
     for (const auto& e : cuda::kMergeEntries)
       out.push_back({Backend::cuda, op,
                      "dtype=" + std::string(name_of(e.dtype)) + " d a multiple of " +
-                         std::to_string(16 / size_of(e.dtype)) + ", any N and strides"});
+                         std::to_string(16 / size_of(e.dtype)) + ", N <= " +
+                         std::to_string(cuda::kMergeMaxStates) + ", any strides"});
   for (const auto& e : cuda::kAppendEntries)
     out.push_back({Backend::cuda, "PagedKvAppend",
                    "rows=" + std::string(name_of(e.row)) + " pool=" + std::string(name_of(e.pool)) +
@@ -182,6 +207,10 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
     out.push_back({Backend::cuda, "SingleDecode",
                    "dtype=" + std::string(name_of(e.dtype)) + " d=" + std::to_string(e.head_dim) +
                        " any strides (head stride 0 allowed), GQA ratio and L, split along L"});
+  for (const auto& e : cuda::kNormEntries)
+    out.push_back({Backend::cuda, "RmsNorm",
+                   "dtype=" + std::string(name_of(e.dtype)) + " hidden a multiple of " +
+                       std::to_string(16 / size_of(e.dtype)) + ", plain|Gemma|fused add|QK norm, any row strides"});
   for (const auto& e : cuda::kSamplingFamily) out.push_back({Backend::cuda, e.op, e.config});
   return out;
 }

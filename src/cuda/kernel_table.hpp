@@ -8,6 +8,7 @@
 #include "cuda/attention/decode_params.hpp"
 #include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
+#include "cuda/norm/norm_params.hpp"
 #include "cuda/single_decode/single_decode_params.hpp"
 #include "kvserve/core.hpp"
 
@@ -51,5 +52,14 @@ struct SingleDecodeKernelEntry {
 
 // The SingleDecode kernel for (dtype, head_dim).
 Result<SingleDecodeKernelEntry> find_single_decode_kernel(std::string_view op, DType dtype, int head_dim);
+
+using NormLaunch = int (*)(const RmsNormParams&, void* stream);
+struct NormKernelEntry {
+  DType dtype;
+  NormLaunch launch;
+};
+// The RmsNorm kernel for `dtype` (any hidden_size that is a multiple of the
+// 16-byte chunk).
+Result<NormKernelEntry> find_norm_kernel(std::string_view op, DType dtype, int hidden_size);
 
 }  // namespace kvserve::detail::cuda
