@@ -8,6 +8,7 @@
 #include "cuda/attention/decode_params.hpp"
 #include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
+#include "cuda/prefill/multi_query_params.hpp"
 #include "cuda/single_decode/single_decode_params.hpp"
 #include "kvserve/core.hpp"
 
@@ -51,5 +52,16 @@ struct SingleDecodeKernelEntry {
 
 // The SingleDecode kernel for (dtype, head_dim).
 Result<SingleDecodeKernelEntry> find_single_decode_kernel(std::string_view op, DType dtype, int head_dim);
+
+struct MultiQueryKernelEntry {
+  DType dtype;  // q, K/V pools and out
+  int head_dim;
+  MultiQueryLaunch attend;
+  SlotMergeLaunch merge;
+};
+
+// The multi-query attention kernel (CascadeAttention, prefill) for q / KV
+// dtypes and head_dim.
+Result<MultiQueryKernelEntry> find_multi_query_kernel(std::string_view op, DType q, DType kv, int head_dim);
 
 }  // namespace kvserve::detail::cuda
