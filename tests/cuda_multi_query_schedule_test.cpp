@@ -64,7 +64,7 @@ void check_cascade(const CascadeCase& c) {
     ASSERT_LE(0, it.kv_begin);
     ASSERT_LT(it.kv_begin, it.kv_end);
     ASSERT_LE(it.kv_end, it.kv_len);
-    const int first_row = it.row_begin, last_row = std::min(it.row_begin + 64, it.num_tokens * c.group) - 1;
+    const int first_row = it.row_begin, last_row = std::min(it.row_begin + z.shape.rows, it.num_tokens * c.group) - 1;
     for (int x = first_row; x <= last_row; ++x) ++writes[{it.q_row0 + x / c.group, it.slot, x % c.group}];
     if (it.source == 0) {
       const int g = static_cast<int>(std::upper_bound(c.group_indptr.begin(), c.group_indptr.end(), it.q_row0) -
@@ -76,7 +76,7 @@ void check_cascade(const CascadeCase& c) {
   int slot_end = 0;
   for (int g = 0; g < groups; ++g) {
     const int requests = c.group_indptr[g + 1] - c.group_indptr[g];
-    const int tiles = (requests * c.group + 63) / 64;
+    const int tiles = (requests * c.group + z.shape.rows - 1) / z.shape.rows;
     std::int64_t first_seen = c.prefix_lens[g];
     for (int b = c.group_indptr[g]; b < c.group_indptr[g + 1]; ++b) {
       const std::int64_t pos = c.prefix_lens[g] + c.suffix_lens[b] - 1;
@@ -110,11 +110,12 @@ TEST(CudaMultiQuerySchedule, CascadeSlotsAndPrefixKeys) {
 }
 
 TEST(CudaMultiQuerySchedule, PrefillRecordsNumberTheTiles) {
-  const auto z = detail::cuda::prefill_sizing(4, 32, 8, 128, 132);
+  const auto z = detail::cuda::prefill_sizing(4, 32, 8, 256, 132);
+  ASSERT_EQ(z.shape.rows, 64);
   std::vector<unsigned char> staging(z.staging_bytes);
   const std::vector<std::int32_t> qo_indptr{0, 5, 5, 130, 131};
   const std::vector<detail::cuda::KvSpan> kv{{0, 9}, {1, 3}, {2, 140}, {12, 1}};
-  const std::size_t bytes = detail::cuda::build_prefill_schedule(z, 4, qo_indptr, kv, staging.data());
+  const std::size_t bytes = detail::cuda::build_prefill_schedule(z, qo_indptr, kv, staging.data());
   EXPECT_LE(bytes, z.staging_bytes);
   const auto* r = reinterpret_cast<const detail::cuda::MultiQueryRequest*>(staging.data() + z.items_offset);
   // 5 x 4 rows: 1 tile; none; 125 x 4 = 500 rows: 8 tiles; 1 tile.
@@ -122,7 +123,7 @@ TEST(CudaMultiQuerySchedule, PrefillRecordsNumberTheTiles) {
   for (int b = 0; b <= 4; ++b) EXPECT_EQ(r[b].first_tile, first_tiles[b]) << "request " << b;
   EXPECT_EQ(r[2].q_row0, 5);
   EXPECT_EQ(r[2].kv_len, 140);
-  EXPECT_GE(detail::cuda::prefill_max_tiles(131, 4, 4), 10);
+  EXPECT_GE(detail::cuda::prefill_max_tiles(z, 131, 4), 10);
 }
 
 }  // namespace

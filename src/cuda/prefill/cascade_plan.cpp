@@ -90,7 +90,7 @@ Result<Kernel<CascadeAttention>> cuda_kernel<CascadeAttention>(const CascadeAtte
   // repeat bit for bit; how finely a prefix is cut depends on the whole
   // batch, so a row is not batch invariant.
   k.info = cuda::multi_query_info(CascadeAttention::kName, facts->arch,
-                                  paged_config(d.q_dtype, d.kv) + " rows=" + std::to_string(cuda::kMultiQueryRows) +
+                                  paged_config(d.q_dtype, d.kv) + " rows=" + std::to_string(z.shape.rows) +
                                       " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
                                       std::to_string(z.shape.stages) +
                                       " prefix_split<=" + std::to_string(cuda::kCascadeMaxPrefixSplits),

@@ -81,6 +81,7 @@ void set_schedule(MultiQueryParams* p, const MultiQuerySizing& z, void* ws) {
   p->row_info = reinterpret_cast<const MultiQueryRowInfo*>(base + z.row_info_offset);
   p->items = reinterpret_cast<const MultiQueryItem*>(base + z.items_offset);
   p->max_items = z.max_items;
+  p->rows_per_tile = z.shape.rows;
   if (z.max_slots > 0) {
     p->partial_lse = reinterpret_cast<float*>(base + z.partial_lse_offset);
     p->partial_out = reinterpret_cast<float*>(base + z.partial_out_offset);
@@ -90,7 +91,7 @@ void set_schedule(MultiQueryParams* p, const MultiQuerySizing& z, void* ws) {
 Status use_prefill_requests(std::string_view op, MultiQueryParams* p, std::int64_t max_tiles) {
   if (max_tiles > 65535)
     return Status::unsupported(std::string(op) + ": " + std::to_string(max_tiles) +
-                               " tiles of 64 query rows (per KV head), more than the 65535 one launch holds");
+                               " tiles of query rows (per KV head), more than the 65535 one launch holds");
   p->requests = reinterpret_cast<const MultiQueryRequest*>(p->items);
   p->items = nullptr;
   p->max_items = static_cast<int>(max_tiles);

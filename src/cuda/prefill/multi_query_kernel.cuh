@@ -24,7 +24,9 @@ struct MultiQueryTraits {
   static constexpr MultiQueryShape kShape = multi_query_shape(HeadDim);
   static constexpr int kThreads = kMultiQueryThreads;
   static constexpr int kWarps = kThreads / 32;
-  static constexpr int kRows = kMultiQueryRows;
+  static constexpr int kMTiles = kShape.m_tiles;  // 16-row MMA tiles per warp
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kRows = kShape.rows;
   static constexpr int kTile = kShape.tile_tokens;
   static constexpr int kStages = kShape.stages;
   static constexpr int kChunks = HeadDim / 8;  // 16-byte chunks of a row
@@ -33,22 +35,23 @@ struct MultiQueryTraits {
   static constexpr int kKSteps = HeadDim / 16;  // k-steps of S = Q K^T
   static constexpr int kSTiles = kTile / 8;     // n-tiles of S (8 keys each)
   static constexpr int kDTiles = HeadDim / 8;   // n-tiles of O
-  static_assert(kRows == kWarps * 16, "each warp owns 16 MMA rows");
+  static_assert(kRows == kWarps * kWarpRows, "each warp owns kMTiles MMA tiles of rows");
   static_assert(kChunks >= 8, "the swizzle spreads 8 rows over 8 chunks");
   static_assert(kCopies * kThreads == kTile * kChunks, "copies divide evenly");
 };
 
-// Where key `key` of an item's sequence lives: (page, slot) in a paged pool,
-// or (0, first row + key) in contiguous K/V.
-struct KeyAddress {
-  int page, slot;  // page -1: past the end (the copy zero-fills)
-};
-__device__ __forceinline__ KeyAddress key_address(const MultiQueryParams& p, const std::int32_t* indices,
-                                                  std::int32_t page_base, int key) {
-  if (indices == nullptr) return {0, page_base + key};
-  if (p.page_shift >= 0)
-    return {indices[page_base + (key >> p.page_shift)], key & ((1 << p.page_shift) - 1)};
-  return {indices[page_base + key / p.page_size], key % p.page_size};
+// Where key `key` of an item's sequence lives: the page id (loaded a tile
+// ahead) and the slot in the page, or page 0 and slot first row + key for
+// contiguous K/V (indices null).
+__device__ __forceinline__ int page_of_key(const MultiQueryParams& p, const std::int32_t* indices,
+                                           std::int32_t page_base, int key) {
+  if (indices == nullptr) return 0;
+  return indices[page_base + (p.page_shift >= 0 ? key >> p.page_shift : key / p.page_size)];
+}
+__device__ __forceinline__ int slot_of_key(const MultiQueryParams& p, const std::int32_t* indices,
+                                           std::int32_t page_base, int key) {
+  if (indices == nullptr) return page_base + key;
+  return p.page_shift >= 0 ? key & ((1 << p.page_shift) - 1) : key % p.page_size;
 }
 
 // The work of block `y`: item y, or the prefill tile y counted from the
@@ -69,8 +72,8 @@ __device__ __forceinline__ bool load_item(const MultiQueryParams& p, int y, Mult
     else hi = mid - 1;
   }
   const MultiQueryRequest r = p.requests[lo];
-  const int row_begin = (tile - r.first_tile) * kMultiQueryRows;
-  const int last_row = min(row_begin + kMultiQueryRows, r.q_len * p.group) - 1;
+  const int row_begin = (tile - r.first_tile) * p.rows_per_tile;
+  const int last_row = min(row_begin + p.rows_per_tile, r.q_len * p.group) - 1;
   const int pos0 = r.kv_len - r.q_len;
   const int first_pos = pos0 + row_begin / p.group, last_pos = pos0 + last_row / p.group;
   *item = MultiQueryItem{};
@@ -115,31 +118,33 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
     *reinterpret_cast<uint4*>(q_rows + row * HeadDim + swizzle(row, chunk) * 8) = v;
   }
 
-  // This lane's two rows (lane / 4 and + 8 of the warp's 16) and the keys
-  // each sees; then the warp's union and intersection of those ranges, so
-  // that tiles outside the union are skipped and tiles inside the
+  // Row i of this lane (i = 2 mt + r): row lane / 4 + 8 r of the warp's MMA
+  // tile mt. The keys each sees, then the warp's union and intersection of
+  // those ranges: tiles outside the union are skipped, tiles inside the
   // intersection need no mask.
-  int lo[2], hi[2];
-  std::int64_t q_row_of[2];
-  int qo_head_of[2];
+  constexpr int kLaneRows = 2 * Tr::kMTiles;
+  auto segment_row = [&](int i) { return item.row_begin + warp * Tr::kWarpRows + (i / 2) * 16 + lane / 4 + 8 * (i % 2); };
+  int lo[kLaneRows], hi[kLaneRows];
+  int union_lo = INT_MAX, union_hi = 0, inter_lo = 0, inter_hi = INT_MAX;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int x = item.row_begin + warp * 16 + lane / 4 + 8 * r;
-    lo[r] = 0, hi[r] = 0, q_row_of[r] = -1, qo_head_of[r] = 0;
-    if (x >= segment_rows) continue;
-    const int token = x / p.group;
-    q_row_of[r] = item.q_row0 + token;
-    qo_head_of[r] = kv_head * p.group + x % p.group;
-    const int pos = item.pos0 == kPositionFromRowInfo ? p.row_info[q_row_of[r]].position : item.pos0 + token;
-    const int top = p.causal ? min(item.kv_len, pos + 1) : item.kv_len;
-    const int bottom = p.window_left >= 0 ? max(0, pos - p.window_left) : 0;
-    lo[r] = max(bottom, item.kv_begin);
-    hi[r] = min(top, item.kv_end);
-    if (hi[r] <= lo[r]) lo[r] = 0, hi[r] = 0;
+  for (int i = 0; i < kLaneRows; ++i) {
+    const int x = segment_row(i);
+    lo[i] = 0, hi[i] = 0;
+    if (x < segment_rows) {
+      const int token = x / p.group;
+      const int pos =
+          item.pos0 == kPositionFromRowInfo ? p.row_info[item.q_row0 + token].position : item.pos0 + token;
+      const int top = p.causal ? min(item.kv_len, pos + 1) : item.kv_len;
+      const int bottom = p.window_left >= 0 ? max(0, pos - p.window_left) : 0;
+      lo[i] = max(bottom, item.kv_begin);
+      hi[i] = min(top, item.kv_end);
+      if (hi[i] <= lo[i]) lo[i] = 0, hi[i] = 0;
+    }
+    if (hi[i] > lo[i]) union_lo = min(union_lo, lo[i]);
+    union_hi = max(union_hi, hi[i]);
+    inter_lo = max(inter_lo, lo[i]);
+    inter_hi = min(inter_hi, hi[i]);
   }
-  int union_lo = hi[0] > lo[0] ? lo[0] : INT_MAX, union_hi = max(hi[0], hi[1]);
-  if (hi[1] > lo[1]) union_lo = min(union_lo, lo[1]);
-  int inter_lo = max(lo[0], lo[1]), inter_hi = min(hi[0], hi[1]);
 #pragma unroll
   for (int off = 1; off < 32; off *= 2) {
     union_lo = min(union_lo, __shfl_xor_sync(0xffffffffu, union_lo, off));
@@ -153,22 +158,23 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
   const t* const k_head = static_cast<const t*>(p.k_pages) + kv_head * p.k_stride_head;
   const t* const v_head = static_cast<const t*>(p.v_pages) + kv_head * p.v_stride_head;
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kTile - 1) / Tr::kTile;
-  KeyAddress next[Tr::kCopies];
+  int next[Tr::kCopies];  // page ids; -1 past the end (the copy zero-fills)
   auto fetch = [&](int tile) {
     const int tile_begin = item.kv_begin + tile * Tr::kTile;
 #pragma unroll
     for (int i = 0; i < Tr::kCopies; ++i) {
       const int key = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
-      next[i] = key < item.kv_end ? key_address(p, indices, item.page_base, key) : KeyAddress{-1, 0};
+      next[i] = key < item.kv_end ? page_of_key(p, indices, item.page_base, key) : -1;
     }
   };
   auto issue = [&](int tile) {
-    const int stage = tile % Tr::kStages;
+    const int stage = tile % Tr::kStages, tile_begin = item.kv_begin + tile * Tr::kTile;
 #pragma unroll
     for (int i = 0; i < Tr::kCopies; ++i) {
       const int copy = tid + i * Tr::kThreads, token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
-      const bool valid = next[i].page >= 0;
-      const std::int64_t pg = valid ? next[i].page : 0, slot = valid ? next[i].slot : 0;
+      const bool valid = next[i] >= 0;
+      const std::int64_t pg = valid ? next[i] : 0;
+      const std::int64_t slot = valid ? slot_of_key(p, indices, item.page_base, tile_begin + token) : 0;
       const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
       cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
       cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
@@ -184,10 +190,11 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
   }
   if (Tr::kStages - 1 < num_tiles) fetch(Tr::kStages - 1);
 
-  SoftmaxState st[2];
-  float o[Tr::kDTiles][4] = {};
+  SoftmaxState st[kLaneRows];
+  float o[Tr::kMTiles][Tr::kDTiles][4] = {};
   const int col = (lane % 4) * 2;
-  const int mrow = warp * 16;  // the warp's first row in q_rows
+  const int wrow = warp * Tr::kWarpRows;  // the warp's first row in q_rows
+  const int m = lane / 8;                 // the 8x8 matrix this lane addresses in ldmatrix.x4
   for (int tile = 0; tile < num_tiles; ++tile) {
     cp_async_wait<Tr::kStages - 2>();
     __syncthreads();  // the tile has landed for all; the stage issued below is free
@@ -203,69 +210,87 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
     const t* const ks = k_tiles + (tile % Tr::kStages) * Tr::kTileElems;
     const t* const vs = v_tiles + (tile % Tr::kStages) * Tr::kTileElems;
 
-    // S [16 rows x kTile keys]: per k-step one A fragment of Q and, per pair
-    // of 8-key n-tiles, one ldmatrix.x4 of K rows.
-    float s[Tr::kSTiles][4] = {};
-    const int m = lane / 8;
+    // S [16 kMTiles rows x kTile keys]: per k-step one A fragment of Q per
+    // MMA tile and, per pair of 8-key n-tiles, one ldmatrix.x4 of K rows
+    // that feeds every MMA tile.
+    float s[Tr::kMTiles][Tr::kSTiles][4] = {};
 #pragma unroll
     for (int kk = 0; kk < Tr::kKSteps; ++kk) {
-      unsigned qa[4];
-      const int qrow = mrow + (m % 2) * 8 + lane % 8;
-      ldmatrix_x4(qa, q_rows + qrow * HeadDim + swizzle(qrow, 2 * kk + m / 2) * 8);
+      unsigned qa[Tr::kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < Tr::kMTiles; ++mt) {
+        const int qrow = wrow + mt * 16 + (m % 2) * 8 + lane % 8;
+        ldmatrix_x4(qa[mt], q_rows + qrow * HeadDim + swizzle(qrow, 2 * kk + m / 2) * 8);
+      }
 #pragma unroll
       for (int n = 0; n < Tr::kSTiles; n += 2) {
         unsigned kb[4];
         const int token = n * 8 + (m / 2) * 8 + lane % 8;
         ldmatrix_x4(kb, ks + token * HeadDim + swizzle(token, 2 * kk + m % 2) * 8);
-        mma16816<T>(s[n], qa, kb[0], kb[1]);
-        mma16816<T>(s[n + 1], qa, kb[2], kb[3]);
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMTiles; ++mt) {
+          mma16816<T>(s[mt][n], qa[mt], kb[0], kb[1]);
+          mma16816<T>(s[mt][n + 1], qa[mt], kb[2], kb[3]);
+        }
       }
     }
     // Logits in base 2, masked outside each row's range; row max over the
-    // quad of lanes sharing a row.
-    float row_max[2] = {-INFINITY, -INFINITY};
+    // quad of lanes sharing a row, and the accumulators rescaled.
 #pragma unroll
-    for (int n = 0; n < Tr::kSTiles; ++n)
+    for (int mt = 0; mt < Tr::kMTiles; ++mt) {
+      float row_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[n][e] * p.q_scale;
-        if (p.cap_log2 > 0.f) x = p.cap_log2 * tanhf(x);
-        const int key = tile_begin + n * 8 + col + (e & 1);
-        if (masked && (key < lo[e / 2] || key >= hi[e / 2])) x = -INFINITY;
-        s[n][e] = x;
-        row_max[e / 2] = fmaxf(row_max[e / 2], x);
-      }
+      for (int n = 0; n < Tr::kSTiles; ++n)
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
-      const float factor = st[r].rescale_to(row_max[r]);
-      if (factor != 1.f) {
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mt][n][e] * p.q_scale;
+          if (p.cap_log2 > 0.f) x = p.cap_log2 * tanhf(x);
+          const int key = tile_begin + n * 8 + col + (e & 1), i = 2 * mt + e / 2;
+          if (masked && (key < lo[i] || key >= hi[i])) x = -INFINITY;
+          s[mt][n][e] = x;
+          row_max[e / 2] = fmaxf(row_max[e / 2], x);
+        }
 #pragma unroll
-        for (int n = 0; n < Tr::kDTiles; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
+      for (int r = 0; r < 2; ++r) {
+        row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
+        row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
+        const float factor = st[2 * mt + r].rescale_to(row_max[r]);
+        if (factor != 1.f) {
+#pragma unroll
+          for (int n = 0; n < Tr::kDTiles; ++n) o[mt][n][2 * r] *= factor, o[mt][n][2 * r + 1] *= factor;
+        }
       }
     }
     // O += P V, 16 keys per k-step: S n-tiles 2j and 2j+1 are the two k
-    // halves of P's A fragment; V's B fragments come from ldmatrix.trans.
+    // halves of P's A fragment; V's B fragments come from ldmatrix.trans and
+    // feed every MMA tile.
 #pragma unroll
     for (int j = 0; j < Tr::kSTiles / 2; ++j) {
-      unsigned pa[4];
+      unsigned pa[Tr::kMTiles][4];
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float w0 = st[0].weight(s[2 * j + h][0]), w1 = st[0].weight(s[2 * j + h][1]);
-        const float w2 = st[1].weight(s[2 * j + h][2]), w3 = st[1].weight(s[2 * j + h][3]);
-        st[0].d += w0 + w1;
-        st[1].d += w2 + w3;
-        pa[2 * h] = pack2<T>(w0, w1);
-        pa[2 * h + 1] = pack2<T>(w2, w3);
-      }
+      for (int mt = 0; mt < Tr::kMTiles; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float* const sv = s[mt][2 * j + h];
+          SoftmaxState& top = st[2 * mt];
+          SoftmaxState& bottom = st[2 * mt + 1];
+          const float w0 = top.weight(sv[0]), w1 = top.weight(sv[1]);
+          const float w2 = bottom.weight(sv[2]), w3 = bottom.weight(sv[3]);
+          top.d += w0 + w1;
+          bottom.d += w2 + w3;
+          pa[mt][2 * h] = pack2<T>(w0, w1);
+          pa[mt][2 * h + 1] = pack2<T>(w2, w3);
+        }
       const int token = 16 * j + (m % 2) * 8 + lane % 8;
 #pragma unroll
       for (int n = 0; n < Tr::kDTiles; n += 2) {
         unsigned vb[4];
         ldmatrix_x4_trans(vb, vs + token * HeadDim + swizzle(token, n + m / 2) * 8);
-        mma16816<T>(o[n], pa, vb[0], vb[1]);
-        mma16816<T>(o[n + 1], pa, vb[2], vb[3]);
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMTiles; ++mt) {
+          mma16816<T>(o[mt][n], pa[mt], vb[0], vb[1]);
+          mma16816<T>(o[mt][n + 1], pa[mt], vb[2], vb[3]);
+        }
       }
     }
   }
@@ -274,26 +299,29 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
   // Each warp owns its rows: normalise and write them. A row that saw no
   // key writes 0 and lse -inf.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    st[r].d += __shfl_xor_sync(0xffffffffu, st[r].d, 1);
-    st[r].d += __shfl_xor_sync(0xffffffffu, st[r].d, 2);
-    if (q_row_of[r] < 0) continue;
-    const float inv = st[r].d > 0.f ? 1.f / st[r].d : 0.f;
-    const float lse = st[r].lse2() * kLn2;
-    const std::int64_t q_row = q_row_of[r];
-    const int qo_head = qo_head_of[r];
+  for (int i = 0; i < kLaneRows; ++i) {
+    st[i].d += __shfl_xor_sync(0xffffffffu, st[i].d, 1);
+    st[i].d += __shfl_xor_sync(0xffffffffu, st[i].d, 2);
+    const int x = segment_row(i);
+    if (x >= segment_rows) continue;
+    const std::int64_t q_row = item.q_row0 + x / p.group;
+    const int qo_head = kv_head * p.group + x % p.group;
+    const float inv = st[i].d > 0.f ? 1.f / st[i].d : 0.f;
+    const float lse = st[i].lse2() * kLn2;
+    const float(&acc)[Tr::kDTiles][4] = o[i / 2];
+    const int e = 2 * (i % 2);
     if (p.out != nullptr) {
       t* const dst = static_cast<t*>(p.out) + q_row * p.out_stride_t + qo_head * p.out_stride_h + col;
 #pragma unroll
       for (int n = 0; n < Tr::kDTiles; ++n)
-        *reinterpret_cast<unsigned*>(dst + n * 8) = pack2<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+        *reinterpret_cast<unsigned*>(dst + n * 8) = pack2<T>(acc[n][e] * inv, acc[n][e + 1] * inv);
       if (p.lse != nullptr && lane % 4 == 0) p.lse[q_row * p.lse_stride_t + qo_head * p.lse_stride_h] = lse;
     } else {
       const std::int64_t slot = p.row_info[q_row].slot_base + item.slot;
       float* const dst = p.partial_out + (slot * p.num_qo_heads + qo_head) * HeadDim + col;
 #pragma unroll
       for (int n = 0; n < Tr::kDTiles; ++n)
-        *reinterpret_cast<float2*>(dst + n * 8) = make_float2(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+        *reinterpret_cast<float2*>(dst + n * 8) = make_float2(acc[n][e] * inv, acc[n][e + 1] * inv);
       if (lane % 4 == 0) p.partial_lse[slot * p.num_qo_heads + qo_head] = lse;
     }
   }

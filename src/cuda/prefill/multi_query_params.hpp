@@ -19,7 +19,7 @@ namespace kvserve::detail::cuda {
 inline constexpr std::int32_t kPositionFromRowInfo = INT_MIN;
 
 // One block's work (with one KV head per block along grid.x): a tile of up to
-// kMultiQueryRows query rows against keys [kv_begin, kv_end) of one KV
+// MultiQueryShape::rows query rows against keys [kv_begin, kv_end) of one KV
 // sequence. Rows are (token, head of the KV head's group) pairs, head
 // fastest: row x of the segment is token x / group, head x % group, and token
 // t's query is row q_row0 + t of q. Token t sits at key position pos0 + t
@@ -51,7 +51,7 @@ static_assert(sizeof(MultiQueryRowInfo) == 16);
 
 // Prefill (the tiles of each request derived on the device, so that the
 // workspace does not grow with the tokens): request b's query rows are cut in
-// tiles of kMultiQueryRows (token, head) rows, numbered from first_tile; the
+// tiles of MultiQueryShape::rows (token, head) rows, numbered from first_tile; the
 // entry after the last request holds the total in first_tile.
 struct MultiQueryRequest {
   std::int32_t q_row0 = 0, q_len = 0;
@@ -101,6 +101,7 @@ struct MultiQueryParams {
   const MultiQueryItem* items = nullptr;    // [max_items]
   const MultiQueryRequest* requests = nullptr;
   int max_items = 0;                        // grid.y: items, or an upper bound on the tiles
+  int rows_per_tile = 0;                    // MultiQueryShape::rows (prefill tiles)
 };
 
 // Merges each row's partial slots (MergeStates' rule) into out / lse.
@@ -116,15 +117,20 @@ struct SlotMergeParams {
   std::int64_t lse_stride_t = 0, lse_stride_h = 0;
 };
 
-// Rows per block: 4 warps of 16 MMA rows.
-inline constexpr int kMultiQueryRows = 64;
-inline constexpr int kMultiQueryThreads = 128;
+inline constexpr int kMultiQueryThreads = 128;  // 4 warps
 
-// The block shape of a head_dim, shared by the host (occupancy, split
-// choice) and the kernel. K/V tiles of 64 tokens (32 at d=256, where the
-// fp32 O accumulators of 16 rows x 256 already take 128 registers a thread)
-// stream through `stages` shared-memory stages beside Q's 64 rows.
+// The block shape of a head_dim, shared by the host (tiles, occupancy) and
+// the kernel. Each warp owns m_tiles MMA tiles of 16 query rows, so every
+// K / V fragment loaded from shared memory feeds m_tiles MMAs: 2 (128 rows a
+// block) up to d=128; 1 (64 rows) at d=256, where the fp32 O accumulators of
+// 16 rows x 256 already take 128 registers a thread. K/V tiles of 64 tokens
+// (32 from d=128 on, where S of 64 keys would push the registers past 255)
+// stream through `stages` shared-memory stages beside Q's rows: 80 KB at
+// d=128, 96 KB at d=256, 64 KB at d=64; registers (up to 255 a thread) keep
+// 2 blocks on an SM.
 struct MultiQueryShape {
+  int m_tiles = 0;
+  int rows = 0;
   int tile_tokens = 0;
   int stages = 0;
   int smem_bytes = 0;
@@ -132,11 +138,13 @@ struct MultiQueryShape {
 };
 constexpr MultiQueryShape multi_query_shape(int head_dim) {
   MultiQueryShape s;
-  s.tile_tokens = head_dim > 128 ? 32 : 64;
+  s.m_tiles = head_dim > 128 ? 1 : 2;
+  s.rows = (kMultiQueryThreads / 32) * 16 * s.m_tiles;
+  s.tile_tokens = head_dim >= 128 ? 32 : 64;
   s.stages = head_dim > 128 ? 2 : 3;
-  s.smem_bytes = (2 * s.stages * s.tile_tokens + kMultiQueryRows) * head_dim * 2;
+  s.smem_bytes = (2 * s.stages * s.tile_tokens + s.rows) * head_dim * 2;
   const int fit = (228 * 1024) / (s.smem_bytes + 1024);
-  s.blocks_per_sm = fit < 4 ? fit : 4;
+  s.blocks_per_sm = fit < 2 ? fit : 2;
   return s;
 }
 

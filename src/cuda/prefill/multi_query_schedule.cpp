@@ -47,9 +47,10 @@ MultiQuerySizing cascade_sizing(const CascadeAttentionDesc& d, int sm_count) {
   // Prefix row tiles over all groups: sum_g ceil(B_g * group / 64), at most
   // ceil(max_batch * group / 64) + max_groups; each cut in up to
   // kCascadeMaxPrefixSplits slices. Suffixes: ceil(group / 64) tiles each.
-  const std::int64_t prefix_tiles = ceil_div(std::int64_t{d.max_batch} * z.group, kMultiQueryRows) + d.max_groups;
+  const int rows = z.shape.rows;
+  const std::int64_t prefix_tiles = ceil_div(std::int64_t{d.max_batch} * z.group, rows) + d.max_groups;
   z.max_items = static_cast<int>(std::min<std::int64_t>(
-      INT32_MAX, prefix_tiles * kCascadeMaxPrefixSplits + std::int64_t{d.max_batch} * ceil_div(z.group, kMultiQueryRows)));
+      INT32_MAX, prefix_tiles * kCascadeMaxPrefixSplits + std::int64_t{d.max_batch} * ceil_div(z.group, rows)));
   z.max_rows = d.max_batch;
   z.max_slots = d.max_batch * (kCascadeMaxPrefixSplits + 1);
   lay_out(&z);
@@ -77,7 +78,8 @@ int build_cascade_schedule(const MultiQuerySizing& z, const CascadeAttentionDesc
       first = std::min(first, window_start(d.attn, prefix_len(g) + suffix_len(b) - 1));
     return first;
   };
-  auto row_tiles = [&](std::int64_t requests) { return ceil_div(requests * z.group, kMultiQueryRows); };
+  const int tile_rows = z.shape.rows;
+  auto row_tiles = [&](std::int64_t requests) { return ceil_div(requests * z.group, tile_rows); };
 
   // Keys streamed per KV head by the whole batch, unsplit: the fair share of
   // one block in a wave decides how finely prefixes are cut.
@@ -112,7 +114,7 @@ int build_cascade_schedule(const MultiQuerySizing& z, const CascadeAttentionDesc
           it = MultiQueryItem{};
           it.q_row0 = static_cast<std::int32_t>(r0);
           it.num_tokens = static_cast<std::int32_t>(requests);
-          it.row_begin = static_cast<std::int32_t>(tile * kMultiQueryRows);
+          it.row_begin = static_cast<std::int32_t>(tile * tile_rows);
           it.source = 0;
           it.page_base = host.prefix.indptr[g];
           it.kv_len = static_cast<std::int32_t>(plen);
@@ -133,7 +135,7 @@ int build_cascade_schedule(const MultiQuerySizing& z, const CascadeAttentionDesc
         it = MultiQueryItem{};
         it.q_row0 = static_cast<std::int32_t>(b);
         it.num_tokens = 1;
-        it.row_begin = static_cast<std::int32_t>(tile * kMultiQueryRows);
+        it.row_begin = static_cast<std::int32_t>(tile * tile_rows);
         it.source = 1;
         it.page_base = host.suffix.indptr[b];
         it.kv_len = static_cast<std::int32_t>(slen);
@@ -159,7 +161,7 @@ MultiQuerySizing prefill_sizing(int max_batch, int num_qo_heads, int num_kv_head
   return z;
 }
 
-std::size_t build_prefill_schedule(const MultiQuerySizing& z, int group, std::span<const std::int32_t> qo_indptr,
+std::size_t build_prefill_schedule(const MultiQuerySizing& z, std::span<const std::int32_t> qo_indptr,
                                    std::span<const KvSpan> kv, void* staging) {
   auto* bytes = static_cast<unsigned char*>(staging);
   auto* requests = reinterpret_cast<MultiQueryRequest*>(bytes + z.items_offset);
@@ -173,7 +175,7 @@ std::size_t build_prefill_schedule(const MultiQuerySizing& z, int group, std::sp
     r.page_base = kv[b].page_base;
     r.kv_len = static_cast<std::int32_t>(kv[b].kv_len);
     r.first_tile = tiles;
-    tiles += static_cast<std::int32_t>(ceil_div(std::int64_t{r.q_len} * group, kMultiQueryRows));
+    tiles += static_cast<std::int32_t>(ceil_div(std::int64_t{r.q_len} * z.group, z.shape.rows));
   }
   requests[batch] = MultiQueryRequest{};
   requests[batch].first_tile = tiles;
@@ -182,8 +184,8 @@ std::size_t build_prefill_schedule(const MultiQuerySizing& z, int group, std::sp
   return z.items_offset + sizeof(MultiQueryRequest) * static_cast<std::size_t>(batch + 1);
 }
 
-std::int64_t prefill_max_tiles(std::int64_t total_q, std::int64_t batch, int group) {
-  return ceil_div(total_q * group, kMultiQueryRows) + batch;
+std::int64_t prefill_max_tiles(const MultiQuerySizing& z, std::int64_t total_q, std::int64_t batch) {
+  return ceil_div(total_q * z.group, z.shape.rows) + batch;
 }
 
 }  // namespace kvserve::detail::cuda

@@ -57,11 +57,11 @@ struct KvSpan {
 
 // Writes the request records for qo_indptr [B + 1] and the requests' KV
 // spans into `staging` and returns the bytes prepare() copies.
-std::size_t build_prefill_schedule(const MultiQuerySizing& sizing, int group, std::span<const std::int32_t> qo_indptr,
+std::size_t build_prefill_schedule(const MultiQuerySizing& sizing, std::span<const std::int32_t> qo_indptr,
                                    std::span<const KvSpan> kv, void* staging);
 
 // The grid.y a prefill run needs at most for `total_q` query tokens over
 // `batch` requests (each request's last tile may be partial).
-std::int64_t prefill_max_tiles(std::int64_t total_q, std::int64_t batch, int group);
+std::int64_t prefill_max_tiles(const MultiQuerySizing& sizing, std::int64_t total_q, std::int64_t batch);
 
 }  // namespace kvserve::detail::cuda

@@ -37,7 +37,7 @@ Status prepare_paged_prefill(PlanState<BatchPagedPrefill>& p, const PagedPrefill
     kv[b] = {host.kv.indptr[b], paged_kv_len(host.kv.indptr.data(), host.kv.last_page_len.data(),
                                              static_cast<std::int64_t>(b), p.desc.kv.page_size)};
   return stage_schedule(kOp, p.device, r, ws, stream, [&](void* staging) {
-    return build_prefill_schedule(r.sizing, r.sizing.group, host.qo_indptr, kv, staging);
+    return build_prefill_schedule(r.sizing, host.qo_indptr, kv, staging);
   });
 }
 
@@ -66,7 +66,7 @@ Status run_paged_prefill(const PlanState<BatchPagedPrefill>& p, const BatchPaged
   prm.causal = d.causal;
   set_logit_scales(&prm, d.attn, d.kv.head_dim);
   set_schedule(&prm, r.sizing, ws.data);
-  KVSERVE_TRY(use_prefill_requests(kOp, &prm, prefill_max_tiles(total_q, batch, r.sizing.group)));
+  KVSERVE_TRY(use_prefill_requests(kOp, &prm, prefill_max_tiles(r.sizing, total_q, batch)));
   return launch_multi_query_passes(kOp, p.device, r.kernel, prm, nullptr, stream);
 }
 
@@ -85,7 +85,7 @@ Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPage
   // No split: each row is one block's, whatever the rest of the batch.
   k.info = cuda::multi_query_info(BatchPagedPrefill::kName, facts->arch,
                                   paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : "") +
-                                      " rows=" + std::to_string(cuda::kMultiQueryRows) +
+                                      " rows=" + std::to_string(z.shape.rows) +
                                       " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
                                       std::to_string(z.shape.stages),
                                   /*batch_invariant=*/true);
