@@ -40,20 +40,13 @@ struct MultiQueryTraits {
   static_assert(kCopies * kThreads == kTile * kChunks, "copies divide evenly");
 };
 
-// Where key `key` of an item's sequence lives: the page id (loaded a tile
-// ahead) and the slot in the page, or page 0 and slot first row + key for
-// contiguous K/V (indices null).
+// The page holding key `key` of an item's sequence (loaded a tile ahead of
+// its copies); contiguous K/V (indices null) is page 0, slot first row + key.
 __device__ __forceinline__ int page_of_key(const MultiQueryParams& p, const std::int32_t* indices,
                                            std::int32_t page_base, int key) {
   if (indices == nullptr) return 0;
   return indices[page_base + (p.page_shift >= 0 ? key >> p.page_shift : key / p.page_size)];
 }
-__device__ __forceinline__ int slot_of_key(const MultiQueryParams& p, const std::int32_t* indices,
-                                           std::int32_t page_base, int key) {
-  if (indices == nullptr) return page_base + key;
-  return p.page_shift >= 0 ? key & ((1 << p.page_shift) - 1) : key % p.page_size;
-}
-
 // The work of block `y`: item y, or the prefill tile y counted from the
 // last (the tiles whose queries see the most keys start first). Returns
 // false for blocks past the schedule.
@@ -167,18 +160,23 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
       next[i] = key < item.kv_end ? page_of_key(p, indices, item.page_base, key) : -1;
     }
   };
-  auto issue = [&](int tile) {
+  auto issue_with = [&](int tile, auto slot_of) {
     const int stage = tile % Tr::kStages, tile_begin = item.kv_begin + tile * Tr::kTile;
 #pragma unroll
     for (int i = 0; i < Tr::kCopies; ++i) {
       const int copy = tid + i * Tr::kThreads, token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
       const bool valid = next[i] >= 0;
-      const std::int64_t pg = valid ? next[i] : 0;
-      const std::int64_t slot = valid ? slot_of_key(p, indices, item.page_base, tile_begin + token) : 0;
+      const std::int64_t pg = valid ? next[i] : 0, slot = valid ? slot_of(tile_begin + token) : 0;
       const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
       cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
       cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
     }
+  };
+  // The slot rule is uniform: one branch per tile, none per copy.
+  auto issue = [&](int tile) {
+    if (indices == nullptr) issue_with(tile, [&](int key) { return item.page_base + key; });
+    else if (p.page_shift >= 0) issue_with(tile, [&](int key) { return key & ((1 << p.page_shift) - 1); });
+    else issue_with(tile, [&](int key) { return key % p.page_size; });
   };
 #pragma unroll
   for (int s = 0; s < Tr::kStages - 1; ++s) {
@@ -234,27 +232,53 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
         }
       }
     }
-    // Logits in base 2, masked outside each row's range; row max over the
-    // quad of lanes sharing a row, and the accumulators rescaled.
+    // Logits in base 2, masked outside each row's range. The cap and the
+    // mask are uniform per warp: one branch each around the whole tile, so
+    // the common path (no cap, tile inside every row's range) has none.
+    if (p.cap_log2 > 0.f) {
+#pragma unroll
+      for (int mt = 0; mt < Tr::kMTiles; ++mt)
+#pragma unroll
+        for (int n = 0; n < Tr::kSTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][n][e] = p.cap_log2 * tanhf(s[mt][n][e] * p.q_scale);
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < Tr::kMTiles; ++mt)
+#pragma unroll
+        for (int n = 0; n < Tr::kSTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][n][e] *= p.q_scale;
+    }
+    if (masked) {
+#pragma unroll
+      for (int mt = 0; mt < Tr::kMTiles; ++mt)
+#pragma unroll
+        for (int n = 0; n < Tr::kSTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = tile_begin + n * 8 + col + (e & 1), i = 2 * mt + e / 2;
+            if (key < lo[i] || key >= hi[i]) s[mt][n][e] = -INFINITY;
+          }
+    }
+    // Row max over the quad of lanes sharing a row; accumulators rescaled.
+    // base[i]: the max weights are taken against (0 while row i has seen no
+    // key, when its logits are all -inf and the weights 0 either way).
+    float base[kLaneRows];
 #pragma unroll
     for (int mt = 0; mt < Tr::kMTiles; ++mt) {
       float row_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
       for (int n = 0; n < Tr::kSTiles; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[mt][n][e] * p.q_scale;
-          if (p.cap_log2 > 0.f) x = p.cap_log2 * tanhf(x);
-          const int key = tile_begin + n * 8 + col + (e & 1), i = 2 * mt + e / 2;
-          if (masked && (key < lo[i] || key >= hi[i])) x = -INFINITY;
-          s[mt][n][e] = x;
-          row_max[e / 2] = fmaxf(row_max[e / 2], x);
-        }
+        for (int e = 0; e < 4; ++e) row_max[e / 2] = fmaxf(row_max[e / 2], s[mt][n][e]);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
         row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
-        const float factor = st[2 * mt + r].rescale_to(row_max[r]);
+        SoftmaxState& row = st[2 * mt + r];
+        const float factor = row.rescale_to(row_max[r]);
+        base[2 * mt + r] = row.m == -INFINITY ? 0.f : row.m;
         if (factor != 1.f) {
 #pragma unroll
           for (int n = 0; n < Tr::kDTiles; ++n) o[mt][n][2 * r] *= factor, o[mt][n][2 * r + 1] *= factor;
@@ -272,12 +296,10 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const float* const sv = s[mt][2 * j + h];
-          SoftmaxState& top = st[2 * mt];
-          SoftmaxState& bottom = st[2 * mt + 1];
-          const float w0 = top.weight(sv[0]), w1 = top.weight(sv[1]);
-          const float w2 = bottom.weight(sv[2]), w3 = bottom.weight(sv[3]);
-          top.d += w0 + w1;
-          bottom.d += w2 + w3;
+          const float w0 = exp2f(sv[0] - base[2 * mt]), w1 = exp2f(sv[1] - base[2 * mt]);
+          const float w2 = exp2f(sv[2] - base[2 * mt + 1]), w3 = exp2f(sv[3] - base[2 * mt + 1]);
+          st[2 * mt].d += w0 + w1;
+          st[2 * mt + 1].d += w2 + w3;
           pa[mt][2 * h] = pack2<T>(w0, w1);
           pa[mt][2 * h + 1] = pack2<T>(w2, w3);
         }
