@@ -73,11 +73,19 @@ if stage bench; then
   grep -h "per launch inside a CUDA graph" "$out/gpu-tests.log" >> "$out/bench.log" 2>/dev/null
   "$cli" bench merge --tokens 8192 --states 8 --num-heads 32 --head-dim 128 --json "$json/merge.json" \
     >> "$out/bench.log" 2>&1 || { status=1; note "merge failed"; }
+  "$cli" bench cascade --json "$json/cascade.json" >> "$out/bench.log" 2>&1 || { status=1; note "cascade failed"; }
+  for shape in "1024 8192" "4096 4096"; do
+    set -- $shape
+    "$cli" bench paged-prefill --q-len "$1" --kv-len "$2" --json "$json/paged-prefill-$1-$2.json" \
+      >> "$out/bench.log" 2>&1 || { status=1; note "paged-prefill q=$1 L=$2 failed"; }
+  done
 fi
 
 if stage peers; then
   note "PyTorch peers"
   PYTHONUNBUFFERED=1 python3 bench/peers/attention_peers.py --json "$out/peers.json" >> "$out/bench.log" 2>&1 ||
+    { status=1; tail -5 "$out/bench.log"; }
+  PYTHONUNBUFFERED=1 python3 bench/peers/prefill_peers.py --json "$out/prefill-peers.json" >> "$out/bench.log" 2>&1 ||
     { status=1; tail -5 "$out/bench.log"; }
 fi
 

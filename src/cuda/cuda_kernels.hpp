@@ -20,6 +20,11 @@ template <>
 Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc&, Device);
 template <>
 Result<Kernel<SingleDecode>> cuda_kernel<SingleDecode>(const SingleDecodeDesc&, Device);
+// Multi-query attention on the tensor cores (src/cuda/prefill).
+template <>
+Result<Kernel<CascadeAttention>> cuda_kernel<CascadeAttention>(const CascadeAttentionDesc&, Device);
+template <>
+Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc&, Device);
 template <>
 Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc&, Device);
 template <>

@@ -7,6 +7,7 @@
 
 #include "cuda/cuda_kernels.hpp"
 #include "cuda/kernel_table.hpp"
+#include "cuda/prefill/multi_query_schedule.hpp"
 
 namespace kvserve::detail {
 namespace cuda {
@@ -107,6 +108,27 @@ constexpr auto make_single_decode_entries(std::index_sequence<I...>) {
 constexpr auto kSingleDecodeEntries =
     make_single_decode_entries(std::make_index_sequence<std::size(kSingleDecodeConfigs)>{});
 
+// Multi-query attention on the tensor cores (CascadeAttention's prefix and
+// suffix passes; prefill): q / KV / out dtype x head_dim, with the slot
+// merge of the same dtype. Layout, page size, GQA ratio, soft-cap, window
+// and splits are run-time values. prefill/multi_query_<dtype>.cu.
+struct MultiQueryConfig {
+  DType dtype;
+  int head_dim;
+};
+constexpr MultiQueryConfig kMultiQueryConfigs[] = {
+    {DType::f16, 64}, {DType::f16, 128}, {DType::f16, 256}, {DType::bf16, 64}, {DType::bf16, 128}, {DType::bf16, 256},
+};
+
+template <std::size_t... I>
+constexpr auto make_multi_query_entries(std::index_sequence<I...>) {
+  return std::array<MultiQueryKernelEntry, sizeof...(I)>{MultiQueryKernelEntry{
+      kMultiQueryConfigs[I].dtype, kMultiQueryConfigs[I].head_dim,
+      &launch_multi_query<kMultiQueryConfigs[I].dtype, kMultiQueryConfigs[I].head_dim>,
+      &launch_slot_merge<kMultiQueryConfigs[I].dtype>}...};
+}
+constexpr auto kMultiQueryEntries = make_multi_query_entries(std::make_index_sequence<std::size(kMultiQueryConfigs)>{});
+
 std::string decode_config_text(DType q, DType kv, int head_dim) {
   return "q=" + std::string(name_of(q)) + " kv=" + std::string(name_of(kv)) + " d=" + std::to_string(head_dim);
 }
@@ -186,6 +208,19 @@ Result<SingleDecodeKernelEntry> find_single_decode_kernel(std::string_view op, D
   return Status::unsupported(message + ")");
 }
 
+Result<MultiQueryKernelEntry> find_multi_query_kernel(std::string_view op, DType q, DType kv, int head_dim) {
+  std::string built_dims;
+  for (const auto& e : kMultiQueryEntries) {
+    if (e.dtype != q || e.dtype != kv) continue;
+    if (e.head_dim == head_dim) return e;
+    built_dims += (built_dims.empty() ? "" : ",") + std::to_string(e.head_dim);
+  }
+  return Status::unsupported(std::string(op) + ": no CUDA kernel for " + decode_config_text(q, kv, head_dim) +
+                             " (built: " +
+                             (built_dims.empty() ? "q = kv in {f16, bf16} only" : "d in {" + built_dims + "} for this dtype pair") +
+                             ")");
+}
+
 }  // namespace cuda
 
 std::vector<CompiledKernel> cuda_compiled_kernels() {
@@ -211,6 +246,15 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
     out.push_back({Backend::cuda, "RmsNorm",
                    "dtype=" + std::string(name_of(e.dtype)) + " hidden a multiple of " +
                        std::to_string(16 / size_of(e.dtype)) + ", plain|Gemma|fused add|QK norm, any row strides"});
+  for (const auto& e : cuda::kMultiQueryEntries)
+    out.push_back({Backend::cuda, "CascadeAttention",
+                   cuda::decode_config_text(e.dtype, e.dtype, e.head_dim) +
+                       " layout=NHD|HND any page size and GQA ratio, prefix split <= " +
+                       std::to_string(cuda::kCascadeMaxPrefixSplits)});
+  for (const auto& e : cuda::kMultiQueryEntries)
+    out.push_back({Backend::cuda, "BatchPagedPrefill",
+                   cuda::decode_config_text(e.dtype, e.dtype, e.head_dim) +
+                       " layout=NHD|HND any page size and GQA ratio, causal or not"});
   for (const auto& e : cuda::kSamplingFamily) out.push_back({Backend::cuda, e.op, e.config});
   return out;
 }

@@ -9,6 +9,7 @@
 #include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
 #include "cuda/norm/norm_params.hpp"
+#include "cuda/prefill/multi_query_params.hpp"
 #include "cuda/single_decode/single_decode_params.hpp"
 #include "kvserve/core.hpp"
 
@@ -61,5 +62,15 @@ struct NormKernelEntry {
 // The RmsNorm kernel for `dtype` (any hidden_size that is a multiple of the
 // 16-byte chunk).
 Result<NormKernelEntry> find_norm_kernel(std::string_view op, DType dtype, int hidden_size);
+struct MultiQueryKernelEntry {
+  DType dtype;  // q, K/V pools and out
+  int head_dim;
+  MultiQueryLaunch attend;
+  SlotMergeLaunch merge;
+};
+
+// The multi-query attention kernel (CascadeAttention, prefill) for q / KV
+// dtypes and head_dim.
+Result<MultiQueryKernelEntry> find_multi_query_kernel(std::string_view op, DType q, DType kv, int head_dim);
 
 }  // namespace kvserve::detail::cuda
