@@ -9,25 +9,11 @@ while Python enqueues the timed call; the median of --iters runs is printed
 with the bytes the op must move over the time.
 """
 import argparse
-import statistics
 
 import torch
 import torch.nn.functional as F
 
-
-def time_us(fn, iters):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        torch.cuda._sleep(200_000)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
+from peer_timing import time_us
 
 
 def main():
@@ -60,7 +46,7 @@ def main():
     print(f"PyTorch {torch.__version__} peers on {torch.cuda.get_device_name()}")
     print(f"{'op':<20} {'shape':<36} {'peer':<28} {'time (us)':>10} {'TB/s':>7}")
     for op, shape, fn, nbytes in rows:
-        us = time_us(fn, args.iters)
+        us = time_us(lambda _: fn(), args.iters)
         peer = "F.rms_norm" if op != "fused-add-rmsnorm" else "add_ + F.rms_norm"
         print(f"{op:<20} {shape:<36} {peer:<28} {us:10.1f} {nbytes / us / 1e6:7.3f}")
 

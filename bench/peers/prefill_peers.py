@@ -12,32 +12,18 @@ kvserve's bench does. Writes {"peers": [{"shape", "peer", "time_us", "tflops"}]}
 """
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import causal_lower_right
 
+from peer_timing import time_us
+
 HQ, HKV, D = 32, 8, 128
 # (batch, q_len, kv_len): paged-prefill's default chunk, and whole prompts.
 SHAPES = [(8, 1024, 8192), (8, 4096, 4096), (1, 8192, 8192)]
 BACKENDS = [("flash", SDPBackend.FLASH_ATTENTION), ("cuDNN", SDPBackend.CUDNN_ATTENTION)]
-
-
-def time_us(fn, iters, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        torch.cuda._sleep(200_000)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def visible_pairs(q_len, kv_len):
@@ -74,7 +60,7 @@ def main():
             for variant, fn in zip(("enable_gqa", "expanded KV"), sdpa_call(q, k, v, q_len, kv_len)):
                 try:
                     with sdpa_kernel(backend):
-                        t = time_us(fn, args.iters)
+                        t = time_us(lambda _: fn(), args.iters)
                     how = variant
                     break
                 except RuntimeError as e:
