@@ -9,6 +9,7 @@ namespace kvserve::test {
 TEST(CudaDecodeSchedule, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUDA backend"; }
 }  // namespace kvserve::test
 #else
+#include <algorithm>
 #include <vector>
 
 #include "cuda/attention/decode_schedule.hpp"
@@ -88,6 +89,30 @@ TEST(CudaDecodeSchedule, FixedSplitDependsOnlyOnTheRequest) {
   };
   EXPECT_EQ(slices_of(a, 2), slices_of(b, 1));  // the 70000-token request, in two batches
   EXPECT_LE(slices_of(a, 2).size(), static_cast<std::size_t>(a.sizing.max_splits));
+}
+
+
+// Auto split on an H100-sized device (132 SMs, 264 slots of bf16 d=128
+// blocks, 8 KV heads: 33 slices a wave): one wave, never a partial second
+// one, and equal slices within a request.
+TEST(CudaDecodeSchedule, AutoSplitFillsOneWaveWithEqualSlices) {
+  struct Case {
+    std::vector<std::int64_t> lens;
+    int slices_per_request;
+  };
+  for (const Case& c : {Case{{4096}, 32}, Case{{32768}, 32}, Case{std::vector<std::int64_t>(16, 4096), 2},
+                        Case{std::vector<std::int64_t>(8, 32768), 4}, Case{std::vector<std::int64_t>(64, 4096), 1}}) {
+    std::vector<std::int32_t> indptr, last;
+    lengths_to_table(c.lens, &indptr, &last);
+    const Built s = build(desc_for(static_cast<int>(c.lens.size()), 0, -1), indptr, last);
+    const int blocks_per_item = 8 * s.sizing.head_chunks;
+    EXPECT_LE(static_cast<int>(s.items.size()) * blocks_per_item,
+              std::max(132 * s.sizing.shape.blocks_per_sm, static_cast<int>(c.lens.size()) * blocks_per_item));
+    for (const auto& it : s.items) {
+      EXPECT_EQ(it.num_splits, c.slices_per_request) << c.lens.size() << " x " << c.lens[0];
+      EXPECT_EQ(it.end - it.begin, c.lens[0] / c.slices_per_request) << "equal slices";
+    }
+  }
 }
 
 }  // namespace

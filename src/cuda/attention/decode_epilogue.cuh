@@ -59,15 +59,17 @@ __device__ __forceinline__ bool arrive_last(const DecodeParams& p, const DecodeW
 }
 
 // In the last block: merges elements [e0, e0 + N) of query head qo_head over
-// all slices of the request into out (and lse).
-template <DType Q, int N>
+// all slices of the request into out (and lse), Batch slices in flight (the
+// merge is the tail of a split request's chain: as few L2 round trips as
+// the kernel's registers allow).
+template <DType Q, int N, int Batch>
 __device__ __forceinline__ void merge_slices(const DecodeParams& p, const DecodeWorkItem& item, int qo_head, int e0,
                                              int head_dim, bool write_lse) {
   const std::int64_t b = item.request, hq = p.num_qo_heads;
   float values[N];
-  const float lse = merge_states<N>(item.num_splits, p.partial_lse + item.partial_base * hq + qo_head, hq,
-                                    p.partial_out + (item.partial_base * hq + qo_head) * head_dim + e0,
-                                    hq * head_dim, values);
+  const float lse = merge_states<N, Batch>(item.num_splits, p.partial_lse + item.partial_base * hq + qo_head, hq,
+                                           p.partial_out + (item.partial_base * hq + qo_head) * head_dim + e0,
+                                           hq * head_dim, values);
   float* const lse_out = p.lse && write_lse ? p.lse + b * p.lse_stride_b + qo_head * p.lse_stride_h : nullptr;
   store_row<Q, N>(values, lse, static_cast<storage_t<Q>*>(p.out) + b * p.out_stride_b + qo_head * p.out_stride_h + e0,
                   lse_out);

@@ -215,7 +215,8 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   if (writer) store_slice_result<Q, T::kElems>(p, item, qo_head, e0, HeadDim, result, lse, lane == 0);
   if (item.num_splits == 1) return;
   if (!arrive_last(p, item, kv_head, head_chunk, reinterpret_cast<int*>(row_md + 2 * T::kRows)) || !writer) return;
-  merge_slices<Q, T::kElems>(p, item, qo_head, e0, HeadDim, lane == 0);
+  // 32 floats of slices in flight: the kernel runs on 64 registers a thread.
+  merge_slices<Q, T::kElems, (T::kElems < 32 ? 32 / T::kElems : 1)>(p, item, qo_head, e0, HeadDim, lane == 0);
 }
 
 // Sets a kernel's shared-memory attributes once per device: the largest

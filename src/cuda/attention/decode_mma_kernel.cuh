@@ -315,7 +315,8 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   if (!owns_any) return;
   for (int c = tid; c < kOutChunks; c += Tr::kThreads) {
     const int row = c / Tr::kChunks, e0 = (c % Tr::kChunks) * 8;
-    if (row < heads) merge_slices<T, 8>(p, item, kv_head * p.group + first_head + row, e0, HeadDim, e0 == 0);
+    if (row < heads)  // the loop's registers are free again: 16 slices in flight
+      merge_slices<T, 8, 16>(p, item, kv_head * p.group + first_head + row, e0, HeadDim, e0 == 0);
   }
 }
 

@@ -138,28 +138,48 @@ struct SoftmaxState {
 
 // Merges n normalised states of one row (MergeStates' rule, natural log):
 // lse = log(sum_s e^lse_s), out = sum_s e^(lse_s - lse) v_s, over this lane's
-// N elements of each v_s (v + s * v_stride, f32, 16-byte aligned). States
-// with lse = -inf take no part (their v is never read); when all are -inf the
-// row is 0 with lse -inf. Reads through L2: the states may have been written
-// by other blocks of the same grid. Returns the merged lse.
-template <int N>
+// N elements of each v_s (v + s * v_stride, f32, 16-byte aligned; all n
+// states must lie in readable memory). States with lse = -inf take no part
+// (their v is loaded but never used); when all are -inf the row is 0 with
+// lse -inf. Reads through L2: the states may have been written by other
+// blocks of the same grid. The states are taken Batch at a time (Batch x N
+// floats of registers), every load of a batch issued before the first is
+// used, so that a merge of n states waits on n / Batch L2 round trips, not
+// 2 n; the running maximum is rescaled once per batch. Returns the merged lse.
+template <int N, int Batch = (N < 64 ? 64 / N : 1)>
 __device__ __forceinline__ float merge_states(int n, const float* lse, std::int64_t lse_stride, const float* v,
                                               std::int64_t v_stride, float (&out)[N]) {
-  float m = -INFINITY;
-  for (int s = 0; s < n; ++s) m = fmaxf(m, __ldcg(lse + s * lse_stride));
+  float m = -INFINITY, sum = 0.f;
 #pragma unroll
   for (int e = 0; e < N; ++e) out[e] = 0.f;
-  if (m == -INFINITY) return -INFINITY;
-  float sum = 0.f;
-  for (int s = 0; s < n; ++s) {
-    const float w = expf(__ldcg(lse + s * lse_stride) - m);
-    if (w == 0.f) continue;
-    sum += w;
-    alignas(16) float vs[N];
-    load16_cg<N * sizeof(float)>(vs, v + s * v_stride);
+  for (int s0 = 0; s0 < n; s0 += Batch) {
+    float l[Batch];
+    alignas(16) float vs[Batch][N];
 #pragma unroll
-    for (int e = 0; e < N; ++e) out[e] = fmaf(w, vs[e], out[e]);
+    for (int i = 0; i < Batch; ++i) {
+      const int s = min(s0 + i, n - 1);  // past n: the last state again, left out below
+      l[i] = s0 + i < n ? __ldcg(lse + s * lse_stride) : -INFINITY;
+      load16_cg<N * sizeof(float)>(vs[i], v + s * v_stride);
+    }
+    float m_next = m;
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) m_next = fmaxf(m_next, l[i]);
+    if (m_next == -INFINITY) continue;  // no state with a key yet
+    const float factor = expf(m - m_next);  // 0 while m is -inf (sum and out are 0 then)
+    sum *= factor;
+#pragma unroll
+    for (int e = 0; e < N; ++e) out[e] *= factor;
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) {
+      const float w = expf(l[i] - m_next);
+      if (w == 0.f) continue;  // an empty state's v (possibly never written) is not used
+      sum += w;
+#pragma unroll
+      for (int e = 0; e < N; ++e) out[e] = fmaf(w, vs[i][e], out[e]);
+    }
+    m = m_next;
   }
+  if (sum == 0.f) return -INFINITY;
   const float inv = 1.f / sum;
 #pragma unroll
   for (int e = 0; e < N; ++e) out[e] *= inv;
