@@ -12,8 +12,8 @@
 
 #include <cuda_runtime.h>
 
-#include "cuda/attention/decode_mma_kernel.cuh"  // ldmatrix, mma16816, pack2, swizzle
 #include "cuda/common/device_types.cuh"
+#include "cuda/common/mma.cuh"
 #include "cuda/prefill/multi_query_params.hpp"
 
 namespace kvserve::detail::cuda {
