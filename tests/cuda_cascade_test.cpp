@@ -18,9 +18,6 @@ TEST(CudaCascade, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUDA
 namespace kvserve::test {
 namespace {
 
-constexpr double kWatchdogSeconds = 60;
-const Device kGpu = Device::cuda(0);
-
 // Groups of requests on the GPU: cache rows 0..G are the prefixes, the rest
 // the suffixes; queries random, outputs poisoned.
 struct SharedPrefixBatch {

@@ -19,9 +19,6 @@ TEST(CudaDecode, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUDA 
 namespace kvserve::test {
 namespace {
 
-constexpr double kWatchdogSeconds = 60;
-const Device kGpu = Device::cuda(0);
-
 // A decode problem on the GPU: cache, queries, outputs, plan and workspace.
 struct DecodeSetup {
   PagedCache cache;

@@ -21,6 +21,11 @@ namespace kvserve::test {
     ASSERT_EQ(kvs_e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(kvs_e_);         \
   } while (0)
 
+// The device the GPU-only tests run on, and how long any of their waits may
+// take before the watchdog fails the test.
+inline const Device kGpu = Device::cuda(0);
+inline constexpr double kWatchdogSeconds = 60;
+
 // Waits for `stream` by polling cudaStreamQuery; a stream still busy after
 // `seconds` fails the test (a hung kernel reports instead of blocking CI).
 inline ::testing::AssertionResult finishes_within(cudaStream_t stream, double seconds) {
