@@ -11,12 +11,12 @@
 //
 // A kept set is found like the CPU backend finds it (docs/sampling.md,
 // "Finding the kept set without sorting"): a radix selection over the 32-bit
-// rank codes, here in four levels of 11, 7, 7 and 7 bits. Level 0's histogram
-// comes with the pass that loads the row; it is fine (2048 buckets) so that
-// the tokens of a softmax row, which crowd a few binades, rarely collide on
-// one shared-memory atomic, and it is exchanged coarse (256 buckets of 8 fine
-// ones) plus the 8 fine buckets of the chosen coarse one, to keep the
-// distributed-shared-memory traffic small.
+// rank codes, here in four levels of 10, 8, 7 and 7 bits. Level 0's histogram
+// comes with the pass that loads the row; it is fine (1024 buckets: half
+// binades) so that the tokens of a softmax row, which crowd a few binades,
+// rarely collide on one shared-memory atomic, and it is exchanged coarse (256
+// buckets of 4 fine ones) plus the 4 fine buckets of the chosen coarse one,
+// to keep the distributed-shared-memory traffic small.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -37,49 +37,60 @@ namespace kvserve::detail::cuda {
 namespace cg = cooperative_groups;
 using u64 = unsigned long long;  // what CUB and the atomics take; 64 bits as std::uint64_t
 
-// Independent loads per thread in the pass that reads the row from device
-// memory: 16 KB in flight per block.
-inline constexpr int kLoadItems = 16;
+// The pass that reads the row from device memory: 16-byte loads, kLoadVectors
+// per thread in flight (32 KB per block), or kLoadItems 4-byte loads when the
+// row is not 16-byte aligned.
+inline constexpr int kLoadVectors = 8, kLoadItems = 16;
 // Shared-memory passes: loads issued before their first use.
 inline constexpr int kItems = 8;
 
-// Radix levels over the rank code: bits [21, 32), [14, 21), [7, 14), [0, 7).
-inline constexpr int kLevel0Bits = 11, kLevelBits = 7, kCoarseBits = 8;
-inline constexpr int kLevel0Buckets = 1 << kLevel0Bits, kLevelBuckets = 1 << kLevelBits;
-inline constexpr int kCoarseBuckets = 1 << kCoarseBits, kFinePerCoarse = kLevel0Buckets / kCoarseBuckets;
-constexpr int level_shift(int level) { return 32 - kLevel0Bits - level * kLevelBits; }
-static_assert(level_shift(3) == 0 && kCoarseBuckets <= kRowThreads && kLevelBuckets % kMaxCluster == 0);
+// Radix levels over the rank code: bits [22, 32), [14, 22), [7, 14), [0, 7).
+inline constexpr int kLevels = 4;
+constexpr int level_bits(int level) { return level == 0 ? 10 : level == 1 ? 8 : 7; }
+constexpr int level_shift(int level) { return level == 0 ? 22 : level == 1 ? 14 : level == 2 ? 7 : 0; }
+inline constexpr int kLevel0Buckets = 1 << level_bits(0), kBuckets = 1 << level_bits(1);
+// Level 0 is exchanged as kBuckets coarse buckets of kFinePerCoarse fine ones.
+inline constexpr int kFinePerCoarse = kLevel0Buckets / kBuckets;
+static_assert(level_shift(3) + level_bits(3) == level_shift(2) && level_shift(0) + level_bits(0) == 32);
+static_assert(kBuckets <= kRowThreads && (kBuckets >> 1) % kMaxCluster == 0);
 
 // ----------------------------------------------------------- row views -----
 // A row view gives each token's ranking value, as read from device memory,
 // and the weight of that value (the weight depends on the value alone, so
 // tokens of one code weigh the same).
 
-struct ProbsRow {  // probabilities: ranked by p, weighing fixed_weight(p)
-  const float* p;
-  __device__ float value(int j) const { return p[j]; }
+// A row of floats in device memory, read singly or as 16-byte vectors.
+struct FloatRow {
+  const float* x;
+  __device__ float value(int j) const { return x[j]; }
+  __device__ bool aligned(int j) const { return (reinterpret_cast<std::uintptr_t>(x + j) & 15u) == 0; }
+  __device__ float4 value4(int j) const { return *reinterpret_cast<const float4*>(x + j); }
+};
+
+struct ProbsRow : FloatRow {  // probabilities: ranked by p, weighing fixed_weight(p)
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
-struct LogitsRow {  // logits at temperature t > 0 in a row whose largest logit is max
-  const float* x;
+struct LogitsRow : FloatRow {  // logits at temperature t > 0 in a row whose largest logit is max
   float max, temperature;
-  __device__ float value(int j) const { return x[j]; }
   __device__ std::uint64_t weight(float v) const { return fixed_weight(logit_weight(v, max, temperature)); }
 };
 
-struct CandidateRow {  // logits as bare candidates (greedy, top-k mask): weight 1 above -inf
-  const float* x;
-  __device__ float value(int j) const { return x[j]; }
+struct CandidateRow : FloatRow {  // logits as bare candidates (greedy, top-k mask): weight 1 above -inf
   __device__ std::uint64_t weight(float v) const { return v > -INFINITY ? 1 : 0; }
 };
 
 struct ResidualRow {  // max(0, target - draft) of speculative sampling, ranked by itself
-  const float* target;
-  const float* draft;
-  __device__ float value(int j) const {
-    const float r = target[j] - draft[j];
+  FloatRow target, draft;
+  static __device__ float residual(float t, float d) {
+    const float r = t - d;
     return 0.f < r ? r : 0.f;  // std::max(0.f, r): NaN becomes 0
+  }
+  __device__ float value(int j) const { return residual(target.value(j), draft.value(j)); }
+  __device__ bool aligned(int j) const { return target.aligned(j) && draft.aligned(j); }
+  __device__ float4 value4(int j) const {
+    const float4 t = target.value4(j), d = draft.value4(j);
+    return {residual(t.x, d.x), residual(t.y, d.y), residual(t.z, d.z), residual(t.w, d.w)};
   }
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
@@ -102,29 +113,45 @@ struct Slice {
 struct Aggregate {
   u64 count, mass;
 };
-struct AddAggregates {
-  __device__ Aggregate operator()(const Aggregate& a, const Aggregate& b) const {
-    return {a.count + b.count, a.mass + b.mass};
+__device__ __forceinline__ Aggregate operator+(const Aggregate& a, const Aggregate& b) {
+  return {a.count + b.count, a.mass + b.mass};
+}
+struct Plus {
+  template <class T>
+  __device__ T operator()(const T& a, const T& b) const {
+    return a + b;
   }
 };
 
-// Counts and weights per bucket in 32-bit words, so that the shared-memory
-// atomics stay 32-bit: a weight's low word is added with a returning atomic
-// and its carry goes to the high word with the weight's high bits. The words
-// reached are the exact sums whatever the order of the adds.
+// A histogram filled with shared-memory atomics that nobody waits on
+// (non-returning 32-bit adds): a token adds 1 to its bucket's count and its
+// weight in 10-bit pieces, so no 32-bit word can overflow for slices of up to
+// 2^22 tokens; the pieces from bit 30 up (weights >= 2^-10, rare) go to a
+// 64-bit word. The words reached are exact sums in any order of arrival.
 template <int N>
-struct Buckets {
-  unsigned count[N], lo[N], hi[N];
+struct AtomicBuckets {
+  u64 top[N];
+  unsigned count[N], piece[3][N];
   __device__ void clear() {
-    for (int i = threadIdx.x; i < N; i += kRowThreads) count[i] = 0, lo[i] = 0, hi[i] = 0;
+    for (int i = threadIdx.x; i < N; i += kRowThreads) top[i] = 0, count[i] = piece[0][i] = piece[1][i] = piece[2][i] = 0;
   }
   __device__ void add(unsigned b, std::uint64_t w) {
     atomicAdd(&count[b], 1u);
-    const auto low = static_cast<unsigned>(w);
-    const unsigned before = atomicAdd(&lo[b], low);
-    const unsigned high = static_cast<unsigned>(w >> 32) + (before + low < before ? 1u : 0u);
-    if (high) atomicAdd(&hi[b], high);
+#pragma unroll
+    for (int k = 0; k < 3; ++k)
+      if (const auto bits = static_cast<unsigned>(w >> (10 * k)) & 1023u) atomicAdd(&piece[k][b], bits);
+    if (w >> 30) atomicAdd(&top[b], static_cast<u64>(w >> 30));
   }
+  __device__ Aggregate get(int b) const {
+    return {count[b], (top[b] << 30) + (static_cast<u64>(piece[2][b]) << 20) + (static_cast<u64>(piece[1][b]) << 10) +
+                          piece[0][b]};
+  }
+};
+
+// Sums per bucket, written with plain stores.
+template <int N>
+struct Buckets {
+  unsigned count[N], lo[N], hi[N];
   __device__ Aggregate get(int b) const { return {count[b], static_cast<u64>(hi[b]) << 32 | lo[b]}; }
   __device__ void set(int b, const Aggregate& a) {
     count[b] = static_cast<unsigned>(a.count);
@@ -193,12 +220,17 @@ struct Mailbox {
 struct RowShared {
   using ReduceStats = cub::BlockReduce<RowStats, kRowThreads>;
   using ReduceFloat = cub::BlockReduce<float, kRowThreads>;
-  using ScanU64 = cub::BlockScan<u64, kRowThreads>;
-  using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads>;
+  // Warp-scan variants: their temporary storage is a few words per warp.
+  using ScanU64 = cub::BlockScan<u64, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+  using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
-  Buckets<kLevel0Buckets> level0;                     // this block's level 0, kept for a second cut
-  Buckets<kCoarseBuckets> folded0, reduced0;          // level 0 coarse: this block's, and the sums it owns
-  Buckets<kLevelBuckets> level[2], reduced_level[2];  // levels 1-3, alternating
+  AtomicBuckets<kLevel0Buckets> level0;  // this block's level 0, kept for a second cut
+  Buckets<kBuckets> reduced0;             // level 0 coarse: the cluster's sums this block owns
+  union {
+    Buckets<kBuckets> folded0;            // level 0 coarse, this block's (until the first cut starts)
+    AtomicBuckets<kBuckets> level[2];     // levels 1-3, alternating
+  } local;
+  Buckets<kBuckets> reduced[2];           // levels 1-3: the cluster's sums this block owns
   union {
     typename ReduceStats::TempStorage reduce_stats;
     typename ReduceFloat::TempStorage reduce_float;
@@ -253,41 +285,75 @@ __device__ __forceinline__ RowCluster this_row_cluster() {
 #endif
 }
 
-// Each block owns N / cluster-size consecutive buckets: it sums them over
-// every block's `local` and stores the sums in its `reduced`.
-template <int N>
-__device__ void reduce_scatter(Buckets<N>& local, Buckets<N>& reduced, const RowCluster& cl) {
-  const int owned = N / cl.size, first = cl.rank * owned;
-  for (int k = threadIdx.x; k < owned; k += kRowThreads) {
-    Aggregate sum{};
-    for (int q = 0; q < cl.size; ++q) sum = AddAggregates{}(sum, cl.at(&local, q)->get(first + k));
-    reduced.set(first + k, sum);
-  }
+// get(0) + ... + get(size - 1) over the cluster's blocks (any `combine`),
+// the remote loads all issued before the first combine.
+template <class T, class Get, class Combine = Plus>
+__device__ __forceinline__ T cluster_sum(const RowCluster& cl, T zero, Get&& get, Combine combine = {}) {
+  T parts[kMaxCluster];
+#pragma unroll
+  for (int q = 0; q < kMaxCluster; ++q)
+    if (q < cl.size) parts[q] = get(q);
+  T sum = zero;
+#pragma unroll
+  for (int q = 0; q < kMaxCluster; ++q)
+    if (q < cl.size) sum = combine(sum, parts[q]);
+  return sum;
+}
+
+// Each block owns buckets / cluster-size consecutive buckets: it sums them
+// over every block's `local` and stores the sums in its `reduced`.
+template <class Local>
+__device__ void reduce_scatter(Local& local, Buckets<kBuckets>& reduced, int buckets, const RowCluster& cl) {
+  const int owned = buckets / cl.size, first = cl.rank * owned;
+  for (int k = threadIdx.x; k < owned; k += kRowThreads)
+    reduced.set(first + k, cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&local, q)->get(first + k); }));
 }
 
 // ------------------------------------------------------------ row passes ---
 
 // Calls f(i, value) for every token of the slice (each thread its own tokens,
-// no order). With `load`, values come from the view (device memory) and a
-// resident slice stores them.
+// no order). With `Load`, values come from the view (device memory, 16-byte
+// loads where the row allows) and a resident slice stores them; without,
+// from the slice.
 template <bool Load, class View, class F>
 __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) {
+  const int tid = static_cast<int>(threadIdx.x);
+  int first_single = 0;  // tokens before it went as vectors
+  if constexpr (Load) {
+    if (slice.view.aligned(slice.begin)) {
+      const int vectors = slice.count / 4;
+      for (int first = 0; first < vectors; first += kRowThreads * kLoadVectors) {
+        float4 v[kLoadVectors];
+#pragma unroll
+        for (int k = 0; k < kLoadVectors; ++k) {
+          const int q = first + k * kRowThreads + tid;
+          v[k] = q < vectors ? slice.view.value4(slice.begin + 4 * q) : float4{0.f, 0.f, 0.f, 0.f};
+        }
+#pragma unroll
+        for (int k = 0; k < kLoadVectors; ++k) {
+          const int q = first + k * kRowThreads + tid;
+          if (q >= vectors) continue;
+          if (slice.stored) reinterpret_cast<float4*>(slice.stored)[q] = v[k];
+          f(4 * q, v[k].x), f(4 * q + 1, v[k].y), f(4 * q + 2, v[k].z), f(4 * q + 3, v[k].w);
+        }
+      }
+      first_single = 4 * vectors;
+    }
+  }
   constexpr int items = Load ? kLoadItems : kItems;
-  constexpr int tile = kRowThreads * items;
-  for (int first = 0; first < slice.count; first += tile) {
+  for (int first = first_single; first < slice.count; first += kRowThreads * items) {
     float v[items];
 #pragma unroll
     for (int k = 0; k < items; ++k) {
-      const int i = first + k * kRowThreads + static_cast<int>(threadIdx.x);
+      const int i = first + k * kRowThreads + tid;
       v[k] = i < slice.count ? (Load ? slice.view.value(slice.begin + i) : slice.value(i)) : 0.f;
     }
 #pragma unroll
     for (int k = 0; k < items; ++k) {
-      const int i = first + k * kRowThreads + static_cast<int>(threadIdx.x);
-      if (i < slice.count) {
-        if (Load && slice.stored) slice.stored[i] = v[k];
-        f(i, v[k]);
-      }
+      const int i = first + k * kRowThreads + tid;
+      if (i >= slice.count) continue;
+      if (Load && slice.stored) slice.stored[i] = v[k];
+      f(i, v[k]);
     }
   }
 }
@@ -317,20 +383,21 @@ __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShare
   if (threadIdx.x == 0) s.box.stats = block;
   if (histogram) {
     __syncthreads();
-    for (int coarse = threadIdx.x; coarse < kCoarseBuckets; coarse += kRowThreads) {
+    for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
       Aggregate sum{};
-      for (int f = 0; f < kFinePerCoarse; ++f) sum = AddAggregates{}(sum, s.level0.get(coarse * kFinePerCoarse + f));
-      s.folded0.set(coarse, sum);
+      for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.get(coarse * kFinePerCoarse + f);
+      s.local.folded0.set(coarse, sum);
     }
   }
   cl.sync();
-  if (threadIdx.x == 0) {
-    RowStats all = empty_row();
-    for (int q = 0; q < cl.size; ++q) all = CombineStats{}(all, cl.at(&s.box, q)->stats);
-    s.row = all;
+  if (threadIdx.x == 0)
+    s.row = cluster_sum(cl, empty_row(), [&](int q) { return cl.at(&s.box, q)->stats; }, CombineStats{});
+  if (histogram) {
+    reduce_scatter(s.local.folded0, s.reduced0, kBuckets, cl);
+    cl.sync();  // reduced0 complete in every block, and no block reads folded0 any more
+  } else {
+    __syncthreads();
   }
-  if (histogram) reduce_scatter(s.folded0, s.reduced0, cl);
-  cl.sync();  // reduced0 complete in every block; also orders s.row
   return s.row;
 }
 
@@ -342,11 +409,9 @@ __device__ float row_max(const Slice<View>& slice, RowShared& s, const RowCluste
   const float block = RowShared::ReduceFloat(s.temp.reduce_float).Reduce(mine, [](float a, float b) { return fmaxf(a, b); });
   if (threadIdx.x == 0) s.box.max = block;
   cl.sync();
-  if (threadIdx.x == 0) {
-    float all = -INFINITY;
-    for (int q = 0; q < cl.size; ++q) all = fmaxf(all, cl.at(&s.box, q)->max);
-    s.max = all;
-  }
+  if (threadIdx.x == 0)
+    s.max = cluster_sum(cl, -INFINITY, [&](int q) { return cl.at(&s.box, q)->max; },
+                        [](float a, float b) { return fmaxf(a, b); });
   __syncthreads();
   return s.max;
 }
@@ -357,18 +422,18 @@ enum class By { count, mass };
 
 __device__ __forceinline__ u64 measure(const Aggregate& a, By by) { return by == By::count ? a.count : a.mass; }
 
-// Walks the cluster's sums of N buckets (left by reduce_scatter in the
-// owners' `reduced`) from the top down: the bucket where s.above plus the
+// Walks the cluster's sums of `buckets` buckets (left by reduce_scatter in
+// the owners' `reduced`) from the top down: the bucket where s.above plus the
 // running count (By::count) or weight (By::mass) first reaches `target` goes
 // to s.digit (its sums to s.chosen), and s.above gains the buckets above it.
-template <int N>
-__device__ void pick_bucket(Buckets<N>& reduced, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
-  const int bucket = N - 1 - static_cast<int>(threadIdx.x);  // thread 0 takes the top bucket
+__device__ inline void pick_bucket(Buckets<kBuckets>& reduced, int buckets, By by, std::uint64_t target,
+                                   RowShared& s, const RowCluster& cl) {
+  const int bucket = buckets - 1 - static_cast<int>(threadIdx.x);  // thread 0 takes the top bucket
   Aggregate mine{};
-  if (bucket >= 0) mine = cl.at(&reduced, bucket / (N / cl.size))->get(bucket);
+  if (bucket >= 0) mine = cl.at(&reduced, bucket / (buckets / cl.size))->get(bucket);
   Aggregate before;
-  RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, AddAggregates{});
-  const Aggregate running = AddAggregates{}(s.above, before);
+  RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, Plus{});
+  const Aggregate running = s.above + before;
   __syncthreads();  // every thread has read s.above
   const u64 reached = measure(running, by);
   if (bucket >= 0 && reached < target && reached + measure(mine, by) >= target) {
@@ -382,13 +447,11 @@ __device__ void pick_bucket(Buckets<N>& reduced, By by, std::uint64_t target, Ro
 // Level 0: the coarse bucket from the cluster's coarse sums, then the fine
 // bucket among its kFinePerCoarse, summed over every block's level0.
 __device__ inline void pick_level0(By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
-  pick_bucket(s.reduced0, by, target, s, cl);
+  pick_bucket(s.reduced0, kBuckets, by, target, s, cl);
   const unsigned first_fine = s.digit * kFinePerCoarse;
   if (threadIdx.x < kFinePerCoarse) {
-    Aggregate sum{};
-    for (int q = 0; q < cl.size; ++q)
-      sum = AddAggregates{}(sum, cl.at(&s.level0, q)->get(static_cast<int>(first_fine + threadIdx.x)));
-    s.fine[threadIdx.x] = sum;
+    const int fine = static_cast<int>(first_fine + threadIdx.x);
+    s.fine[threadIdx.x] = cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&s.level0, q)->get(fine); });
   }
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -398,7 +461,7 @@ __device__ inline void pick_level0(By by, std::uint64_t target, RowShared& s, co
         s.chosen = s.fine[f];
         break;
       }
-      s.above = AddAggregates{}(s.above, s.fine[f]);
+      s.above = s.above + s.fine[f];
     }
   }
   __syncthreads();
@@ -415,23 +478,23 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
   __syncthreads();
   pick_level0(by, target, s, cl);
   unsigned prefix = s.digit;
-  for (int level = 1; level < 4; ++level) {
-    const int shift = level_shift(level), parity = s.parity;
-    Buckets<kLevelBuckets>& local = s.level[parity];
+  for (int level = 1; level < kLevels; ++level) {
+    const int shift = level_shift(level), buckets = 1 << level_bits(level), parity = s.parity;
+    AtomicBuckets<kBuckets>& local = s.local.level[parity];
     local.clear();
     __syncthreads();
     if (threadIdx.x == 0) s.parity = parity ^ 1;
     for_each_token<false>(slice, [&](int, float v) {
       const unsigned c = rank_code(v);
-      if (c >> (shift + kLevelBits) != prefix) return;
+      if (c >> (shift + level_bits(level)) != prefix) return;
       const std::uint64_t w = slice.weight(v);
-      if (w > 0) local.add((c >> shift) & (kLevelBuckets - 1), w);
+      if (w > 0) local.add((c >> shift) & (buckets - 1), w);
     });
     cl.sync();
-    reduce_scatter(local, s.reduced_level[parity], cl);
+    reduce_scatter(local, s.reduced[parity], buckets, cl);
     cl.sync();
-    pick_bucket(s.reduced_level[parity], by, target, s, cl);
-    prefix = (prefix << kLevelBits) | s.digit;
+    pick_bucket(s.reduced[parity], buckets, by, target, s, cl);
+    prefix = (prefix << level_bits(level)) | s.digit;
   }
   Cut cut;
   cut.tied = s.chosen.count;
@@ -465,14 +528,8 @@ __device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&&
   if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
   cl.sync();
   if (threadIdx.x == 0) {
-    u64 prefix = 0, total = 0;
-    for (int q = 0; q < cl.size; ++q) {
-      const u64 sum = cl.at(&s.box, q)->slice_sum;
-      prefix += q < cl.rank ? sum : 0;
-      total += sum;
-    }
-    s.prefix = prefix;
-    s.target = target_of(total);
+    s.prefix = cluster_sum(cl, u64{0}, [&](int q) { return q < cl.rank ? cl.at(&s.box, q)->slice_sum : 0; });
+    s.target = target_of(cluster_sum(cl, u64{0}, [&](int q) { return cl.at(&s.box, q)->slice_sum; }));
   }
   __syncthreads();
   const u64 target = s.target;
@@ -481,7 +538,9 @@ __device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&&
     for (int i = first; i < last; ++i) {
       const u64 x = value(i, slice.value(i));
       if (running + x > target) {
-        for (int q = 0; q < cl.size; ++q) cl.at(&s.box, q)->found = slice.begin + i;
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q)
+          if (q < cl.size) cl.at(&s.box, q)->found = slice.begin + i;
         break;
       }
       running += x;
@@ -523,6 +582,12 @@ __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bi
 }
 
 // ------------------------------------------------------------ plumbing -----
+
+// The kernel's dynamic shared memory, where resident slices live (16-byte aligned).
+__device__ __forceinline__ float* resident_storage() {
+  extern __shared__ float4 dynamic_shared[];
+  return reinterpret_cast<float*>(dynamic_shared);
+}
 
 // This block's slice of row `row` under the launch's geometry; resident
 // slices live in the kernel's dynamic shared memory.
@@ -580,11 +645,12 @@ int launch_rows(void (*kernel)(Params, RowGeometry), const Params& params, int b
   config.blockDim = dim3(kRowThreads);
   config.dynamicSmemBytes = g.resident ? slice_bytes : 0;
   config.stream = static_cast<cudaStream_t>(stream);
-  if (config.dynamicSmemBytes > 0) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(config.dynamicSmemBytes));
+  // All of the SM's unified memory as shared memory, so two blocks fit.
+  for (const cudaError_t e :
+       {cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(config.dynamicSmemBytes)),
+        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared)})
     if (e != cudaSuccess) return static_cast<int>(e);
-  }
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
   cluster.val.clusterDim.x = static_cast<unsigned>(g.cluster);

@@ -67,7 +67,7 @@ __device__ int sample_row(const SamplingParams& p, int b, const Slice<View>& sli
 // Every exchange between the blocks of a cluster ends with a cluster barrier,
 // so no block leaves while another still reads its shared memory.
 __global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const SamplingParams p, const RowGeometry g) {
-  extern __shared__ float resident[];
+  float* resident = resident_storage();
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
   init_shared(s);
@@ -77,14 +77,14 @@ __global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const Sampling
   const float temperature = logits ? row_param(p.temperature, b) : 1.f;
   int token;
   if (p.filter == SamplingFilter::greedy || (logits && !samples_at(temperature))) {
-    token = logits ? row_stats<true>(slice_of(CandidateRow{x}, g, cl, resident), false, s, cl).best_index
-                   : row_stats<true>(slice_of(ProbsRow{x}, g, cl, resident), false, s, cl).best_index;
+    token = logits ? row_stats<true>(slice_of(CandidateRow{{x}}, g, cl, resident), false, s, cl).best_index
+                   : row_stats<true>(slice_of(ProbsRow{{x}}, g, cl, resident), false, s, cl).best_index;
   } else if (logits) {
-    Slice<LogitsRow> slice = slice_of(LogitsRow{x, 0.f, temperature}, g, cl, resident);
+    Slice<LogitsRow> slice = slice_of(LogitsRow{{x}, 0.f, temperature}, g, cl, resident);
     slice.view.max = row_max(slice, s, cl);
     token = sample_row<false>(p, b, slice, s, cl);
   } else {
-    token = sample_row<true>(p, b, slice_of(ProbsRow{x}, g, cl, resident), s, cl);
+    token = sample_row<true>(p, b, slice_of(ProbsRow{{x}}, g, cl, resident), s, cl);
   }
   if (cl.rank == 0 && threadIdx.x == 0) p.out[b] = token;
 }
@@ -105,7 +105,7 @@ __device__ void rewrite_row(const Slice<View>& slice, const Kept& kept, bool div
 }
 
 __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormParams p, const RowGeometry g) {
-  extern __shared__ float resident[];
+  float* resident = resident_storage();
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
   init_shared(s);
@@ -114,12 +114,12 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
   float* y = p.out + b * p.out_stride;
   const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
   if (p.kind == RenormKind::top_k_mask_logits) {
-    const Slice<CandidateRow> slice = slice_of(CandidateRow{x}, g, cl, resident);
+    const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl, resident);
     const RowStats stats = row_stats<true>(slice, true, s, cl);
     rewrite_row(slice, resolve(slice, cut_by_count(slice, stats, k, s, cl), s, cl), false, 0.f, -INFINITY, y, cl);
     return;
   }
-  const Slice<ProbsRow> slice = slice_of(ProbsRow{x}, g, cl, resident);
+  const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl, resident);
   const RowStats stats = row_stats<true>(slice, true, s, cl);
   const Cut cut = p.kind == RenormKind::top_k_renorm_probs
                       ? cut_by_count(slice, stats, k, s, cl)
