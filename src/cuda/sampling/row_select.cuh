@@ -124,10 +124,11 @@ struct Plus {
 };
 
 // A histogram filled with shared-memory atomics that nobody waits on
-// (non-returning 32-bit adds): a token adds 1 to its bucket's count and its
-// weight in 10-bit pieces, so no 32-bit word can overflow for slices of up to
-// 2^22 tokens; the pieces from bit 30 up (weights >= 2^-10, rare) go to a
-// 64-bit word. The words reached are exact sums in any order of arrival.
+// (non-returning 32-bit adds, local or to another block of the cluster): a
+// count and a weight go in as the count and 10-bit pieces of the weight, so
+// no 32-bit word can overflow for up to 2^22 tokens; the weight from bit 30 up
+// (weights >= 2^-10 or sums, rare) goes to a 64-bit word. The words reached
+// are exact sums in any order of arrival.
 template <int N>
 struct AtomicBuckets {
   u64 top[N];
@@ -135,8 +136,8 @@ struct AtomicBuckets {
   __device__ void clear() {
     for (int i = threadIdx.x; i < N; i += kRowThreads) top[i] = 0, count[i] = piece[0][i] = piece[1][i] = piece[2][i] = 0;
   }
-  __device__ void add(unsigned b, std::uint64_t w) {
-    atomicAdd(&count[b], 1u);
+  __device__ void add(unsigned b, unsigned n, std::uint64_t w) {
+    atomicAdd(&count[b], n);
 #pragma unroll
     for (int k = 0; k < 3; ++k)
       if (const auto bits = static_cast<unsigned>(w >> (10 * k)) & 1023u) atomicAdd(&piece[k][b], bits);
@@ -145,18 +146,6 @@ struct AtomicBuckets {
   __device__ Aggregate get(int b) const {
     return {count[b], (top[b] << 30) + (static_cast<u64>(piece[2][b]) << 20) + (static_cast<u64>(piece[1][b]) << 10) +
                           piece[0][b]};
-  }
-};
-
-// Sums per bucket, written with plain stores.
-template <int N>
-struct Buckets {
-  unsigned count[N], lo[N], hi[N];
-  __device__ Aggregate get(int b) const { return {count[b], static_cast<u64>(hi[b]) << 32 | lo[b]}; }
-  __device__ void set(int b, const Aggregate& a) {
-    count[b] = static_cast<unsigned>(a.count);
-    lo[b] = static_cast<unsigned>(a.mass);
-    hi[b] = static_cast<unsigned>(a.mass >> 32);
   }
 };
 
@@ -224,13 +213,13 @@ struct RowShared {
   using ScanU64 = cub::BlockScan<u64, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
   using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
-  AtomicBuckets<kLevel0Buckets> level0;  // this block's level 0, kept for a second cut
-  Buckets<kBuckets> reduced0;             // level 0 coarse: the cluster's sums this block owns
-  union {
-    Buckets<kBuckets> folded0;            // level 0 coarse, this block's (until the first cut starts)
-    AtomicBuckets<kBuckets> level[2];     // levels 1-3, alternating
-  } local;
-  Buckets<kBuckets> reduced[2];           // levels 1-3: the cluster's sums this block owns
+  AtomicBuckets<kLevel0Buckets> level0;  // this block's level 0 (fine buckets)
+  // One level's buckets summed over the cluster, each bucket in the block
+  // that owns it (owner_of), filled by every block's atomics. Level exchange
+  // t uses owned[t % 3]; after its pick, owned[(t + 2) % 3] is cleared, which
+  // no block reads any more (exchange t - 1 was picked before exchange t's
+  // barrier) and none writes before exchange t + 1's barrier.
+  AtomicBuckets<kBuckets> owned[3];
   union {
     typename ReduceStats::TempStorage reduce_stats;
     typename ReduceFloat::TempStorage reduce_float;
@@ -245,7 +234,7 @@ struct RowShared {
   unsigned digit;
   Aggregate above, chosen;
   Aggregate fine[kFinePerCoarse];
-  int parity;  // which of the alternating level buffers comes next
+  int exchanges;  // level exchanges of this row so far
 };
 
 // The cluster working on one row and where this block sits in it. Built for
@@ -300,13 +289,21 @@ __device__ __forceinline__ T cluster_sum(const RowCluster& cl, T zero, Get&& get
   return sum;
 }
 
-// Each block owns buckets / cluster-size consecutive buckets: it sums them
-// over every block's `local` and stores the sums in its `reduced`.
-template <class Local>
-__device__ void reduce_scatter(Local& local, Buckets<kBuckets>& reduced, int buckets, const RowCluster& cl) {
-  const int owned = buckets / cl.size, first = cl.rank * owned;
-  for (int k = threadIdx.x; k < owned; k += kRowThreads)
-    reduced.set(first + k, cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&local, q)->get(first + k); }));
+// Bucket b of a level with `buckets` buckets, in exchange slot `slot`: in
+// the block owning it (buckets / cluster-size consecutive buckets each).
+__device__ __forceinline__ AtomicBuckets<kBuckets>* owner_of(RowShared& s, int slot, int b, int buckets,
+                                                              const RowCluster& cl) {
+  return cl.at(&s.owned[slot], b / (buckets / cl.size));
+}
+
+// Adds this block's level 0, folded into kBuckets coarse buckets of
+// kFinePerCoarse fine ones, to the owners' sums in exchange slot `slot`.
+__device__ inline void push_level0(RowShared& s, int slot, const RowCluster& cl) {
+  for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
+    Aggregate sum{};
+    for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.get(coarse * kFinePerCoarse + f);
+    if (sum.count > 0) owner_of(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
+  }
 }
 
 // ------------------------------------------------------------ row passes ---
@@ -359,8 +356,9 @@ __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) 
 }
 
 // Sums the row: each block its slice, then the cluster's sums through the
-// mailboxes. With `histogram`, also fills level 0 of the radix selection and
-// leaves its coarse sums, each owned by one block, in reduced0.
+// mailboxes. With `histogram`, also fills level 0 of the radix selection
+// (each block's fine buckets in level0, the cluster's coarse sums in
+// exchange slot 0).
 template <bool Load, class View>
 __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShared& s, const RowCluster& cl) {
   if (histogram) {
@@ -377,24 +375,16 @@ __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShare
     mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
     ++mine.positive;
     if (ranks_above(c, j, mine.best_code, mine.best_index)) mine.best_code = c, mine.best_index = j;
-    if (histogram) s.level0.add(c >> level_shift(0), w);
+    if (histogram) s.level0.add(c >> level_shift(0), 1, w);
   });
   const RowStats block = RowShared::ReduceStats(s.temp.reduce_stats).Reduce(mine, CombineStats{});
   if (threadIdx.x == 0) s.box.stats = block;
-  if (histogram) {
-    __syncthreads();
-    for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
-      Aggregate sum{};
-      for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.get(coarse * kFinePerCoarse + f);
-      s.local.folded0.set(coarse, sum);
-    }
-  }
-  cl.sync();
+  cl.sync();  // every block's level 0 and stats complete, every owner's slot clear
   if (threadIdx.x == 0)
     s.row = cluster_sum(cl, empty_row(), [&](int q) { return cl.at(&s.box, q)->stats; }, CombineStats{});
   if (histogram) {
-    reduce_scatter(s.local.folded0, s.reduced0, kBuckets, cl);
-    cl.sync();  // reduced0 complete in every block, and no block reads folded0 any more
+    push_level0(s, 0, cl);
+    cl.sync();  // exchange 0: the cluster's level-0 coarse sums complete
   } else {
     __syncthreads();
   }
@@ -422,15 +412,15 @@ enum class By { count, mass };
 
 __device__ __forceinline__ u64 measure(const Aggregate& a, By by) { return by == By::count ? a.count : a.mass; }
 
-// Walks the cluster's sums of `buckets` buckets (left by reduce_scatter in
-// the owners' `reduced`) from the top down: the bucket where s.above plus the
-// running count (By::count) or weight (By::mass) first reaches `target` goes
-// to s.digit (its sums to s.chosen), and s.above gains the buckets above it.
-__device__ inline void pick_bucket(Buckets<kBuckets>& reduced, int buckets, By by, std::uint64_t target,
-                                   RowShared& s, const RowCluster& cl) {
+// Walks the cluster's sums of `buckets` buckets in exchange slot `slot` from
+// the top down: the bucket where s.above plus the running count (By::count)
+// or weight (By::mass) first reaches `target` goes to s.digit (its sums to
+// s.chosen), and s.above gains the buckets above it.
+__device__ inline void pick_bucket(int slot, int buckets, By by, std::uint64_t target, RowShared& s,
+                                   const RowCluster& cl) {
   const int bucket = buckets - 1 - static_cast<int>(threadIdx.x);  // thread 0 takes the top bucket
   Aggregate mine{};
-  if (bucket >= 0) mine = cl.at(&reduced, bucket / (buckets / cl.size))->get(bucket);
+  if (bucket >= 0) mine = owner_of(s, slot, bucket, buckets, cl)->get(bucket);
   Aggregate before;
   RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, Plus{});
   const Aggregate running = s.above + before;
@@ -441,13 +431,14 @@ __device__ inline void pick_bucket(Buckets<kBuckets>& reduced, int buckets, By b
     s.above = running;
     s.chosen = mine;
   }
+  s.owned[(slot + 2) % 3].clear();
   __syncthreads();
 }
 
 // Level 0: the coarse bucket from the cluster's coarse sums, then the fine
 // bucket among its kFinePerCoarse, summed over every block's level0.
-__device__ inline void pick_level0(By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
-  pick_bucket(s.reduced0, kBuckets, by, target, s, cl);
+__device__ inline void pick_level0(int slot, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
+  pick_bucket(slot, kBuckets, by, target, s, cl);
   const unsigned first_fine = s.digit * kFinePerCoarse;
   if (threadIdx.x < kFinePerCoarse) {
     const int fine = static_cast<int>(first_fine + threadIdx.x);
@@ -468,32 +459,36 @@ __device__ inline void pick_level0(By by, std::uint64_t target, RowShared& s, co
 }
 
 // The rank cut whose kept count or weight first reaches `target` (1 <= target
-// < the row's count or weight), from level 0 as row_stats left it. Levels 1
-// to 3 each take one shared-memory pass over the tokens of the chosen prefix.
-// The code is then known in full and its ties are resolved arithmetically, as
-// on the CPU (`ties = k - count above`, or `ceil((target - weight above) / W)`).
+// < the row's count or weight), from level 0 as row_stats left it (a second
+// cut of the row sums the blocks' level 0 again: its exchange slot has been
+// reused). Levels 1 to 3 each take one shared-memory pass over the tokens of
+// the chosen prefix, whose atomics go straight to the bucket's owner, and
+// one cluster barrier. The code is then known in full and its ties are
+// resolved arithmetically, as on the CPU (`ties = k - count above`, or
+// `ceil((target - weight above) / W)`).
 template <class View>
 __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
+  int exchange = s.exchanges;
+  if (exchange > 0) {
+    push_level0(s, exchange % 3, cl);
+    cl.sync();
+  }
   if (threadIdx.x == 0) s.above = Aggregate{};
   __syncthreads();
-  pick_level0(by, target, s, cl);
+  pick_level0(exchange % 3, by, target, s, cl);
+  ++exchange;
   unsigned prefix = s.digit;
-  for (int level = 1; level < kLevels; ++level) {
-    const int shift = level_shift(level), buckets = 1 << level_bits(level), parity = s.parity;
-    AtomicBuckets<kBuckets>& local = s.local.level[parity];
-    local.clear();
-    __syncthreads();
-    if (threadIdx.x == 0) s.parity = parity ^ 1;
+  for (int level = 1; level < kLevels; ++level, ++exchange) {
+    const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
     for_each_token<false>(slice, [&](int, float v) {
       const unsigned c = rank_code(v);
       if (c >> (shift + level_bits(level)) != prefix) return;
       const std::uint64_t w = slice.weight(v);
-      if (w > 0) local.add((c >> shift) & (buckets - 1), w);
+      const unsigned bucket = (c >> shift) & (buckets - 1);
+      if (w > 0) owner_of(s, slot, static_cast<int>(bucket), buckets, cl)->add(bucket, 1, w);
     });
     cl.sync();
-    reduce_scatter(local, s.reduced[parity], buckets, cl);
-    cl.sync();
-    pick_bucket(s.reduced[parity], buckets, by, target, s, cl);
+    pick_bucket(slot, buckets, by, target, s, cl);
     prefix = (prefix << level_bits(level)) | s.digit;
   }
   Cut cut;
@@ -501,6 +496,7 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
   const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
   const std::uint64_t ties = by == By::count ? target - s.above.count : (target - s.above.mass + unit - 1) / unit;
   cut.set = KeptSet{prefix, ties, 1, s.above.mass + ties * unit};
+  if (threadIdx.x == 0) s.exchanges = exchange;
   __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
   return cut;
 }
@@ -603,8 +599,10 @@ __device__ Slice<View> slice_of(const View& view, const RowGeometry& g, const Ro
 
 __device__ __forceinline__ int row_of_cluster(const RowCluster& cl) { return static_cast<int>(blockIdx.x) / cl.size; }
 
+// Before the first cluster barrier: no level exchanged yet, every exchange slot clear.
 __device__ __forceinline__ void init_shared(RowShared& s) {
-  if (threadIdx.x == 0) s.parity = 0;
+  if (threadIdx.x == 0) s.exchanges = 0;
+  for (auto& slot : s.owned) slot.clear();
 }
 
 // The random block `draw` of row b.
