@@ -28,6 +28,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/sampling_math.hpp"
 #include "cuda/sampling/sampling_params.hpp"
@@ -52,7 +53,7 @@ inline constexpr int kLevel0Buckets = 1 << level_bits(0), kBuckets = 1 << level_
 // Level 0 is exchanged as kBuckets coarse buckets of kFinePerCoarse fine ones.
 inline constexpr int kFinePerCoarse = kLevel0Buckets / kBuckets;
 static_assert(level_shift(3) + level_bits(3) == level_shift(2) && level_shift(0) + level_bits(0) == 32);
-static_assert(kBuckets <= kRowThreads && (kBuckets >> 1) % kMaxCluster == 0);
+static_assert(kBuckets <= kRowThreads && (kBuckets >> 1) % kMaxCluster == 0 && kFinePerCoarse <= kRowThreads);
 
 // ----------------------------------------------------------- row views -----
 // A row view gives each token's ranking value, as read from device memory,
@@ -95,15 +96,21 @@ struct ResidualRow {  // max(0, target - draft) of speculative sampling, ranked 
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
-// This block's part of a row: tokens [begin, begin + count). Once loaded, a
-// resident slice reads its values from shared memory (`stored`), a streamed
-// one (stored == nullptr) from the view again.
+// This block's part of a row: tokens [begin, begin + count). `values` is
+// where value(i) reads: the slice in shared memory once the loading pass has
+// stored it there (`stored`, resident slices), else the row itself for views
+// that are plain rows of floats; a streamed residual asks its view.
 template <class View>
 struct Slice {
+  static constexpr bool kPlain = std::is_base_of_v<FloatRow, View>;
   View view;
   int begin = 0, count = 0;
   float* stored = nullptr;
-  __device__ float value(int i) const { return stored ? stored[i] : view.value(begin + i); }
+  const float* values = nullptr;
+  __device__ float value(int i) const {
+    if constexpr (kPlain) return values[i];
+    else return values ? values[i] : view.value(begin + i);
+  }
   __device__ std::uint64_t weight(float v) const { return view.weight(v); }
 };
 
@@ -188,6 +195,15 @@ struct Kept {
   std::uint64_t min_weight = 1;
   __device__ bool keeps(int j, unsigned c, std::uint64_t w) const {
     return w >= min_weight && (c > code || (c == code && j <= last_tie));
+  }
+  // The weight of token j (value v) if kept, else 0; tokens ranked below
+  // `code` are dropped before their weight is computed.
+  template <class Slice>
+  __device__ std::uint64_t kept_weight(const Slice& slice, int j, float v) const {
+    const unsigned c = rank_code(v);
+    if (c < code) return 0;
+    const std::uint64_t w = slice.weight(v);
+    return keeps(j, c, w) ? w : 0;
   }
 };
 
@@ -274,18 +290,14 @@ __device__ __forceinline__ RowCluster this_row_cluster() {
 #endif
 }
 
-// get(0) + ... + get(size - 1) over the cluster's blocks (any `combine`),
-// the remote loads all issued before the first combine.
+// get(0) + ... + get(size - 1) over the cluster's blocks (any `combine`);
+// unrolled, so the remote loads can be issued together.
 template <class T, class Get, class Combine = Plus>
 __device__ __forceinline__ T cluster_sum(const RowCluster& cl, T zero, Get&& get, Combine combine = {}) {
-  T parts[kMaxCluster];
-#pragma unroll
-  for (int q = 0; q < kMaxCluster; ++q)
-    if (q < cl.size) parts[q] = get(q);
   T sum = zero;
 #pragma unroll
   for (int q = 0; q < kMaxCluster; ++q)
-    if (q < cl.size) sum = combine(sum, parts[q]);
+    if (q < cl.size) sum = combine(sum, get(q));
   return sum;
 }
 
@@ -317,17 +329,19 @@ __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) 
   const int tid = static_cast<int>(threadIdx.x);
   int first_single = 0;  // tokens before it went as vectors
   if constexpr (Load) {
+    // A residual reads two rows: half the vectors each.
+    constexpr int in_flight = Slice<View>::kPlain ? kLoadVectors : kLoadVectors / 2;
     if (slice.view.aligned(slice.begin)) {
       const int vectors = slice.count / 4;
-      for (int first = 0; first < vectors; first += kRowThreads * kLoadVectors) {
-        float4 v[kLoadVectors];
+      for (int first = 0; first < vectors; first += kRowThreads * in_flight) {
+        float4 v[in_flight];
 #pragma unroll
-        for (int k = 0; k < kLoadVectors; ++k) {
+        for (int k = 0; k < in_flight; ++k) {
           const int q = first + k * kRowThreads + tid;
           v[k] = q < vectors ? slice.view.value4(slice.begin + 4 * q) : float4{0.f, 0.f, 0.f, 0.f};
         }
 #pragma unroll
-        for (int k = 0; k < kLoadVectors; ++k) {
+        for (int k = 0; k < in_flight; ++k) {
           const int q = first + k * kRowThreads + tid;
           if (q >= vectors) continue;
           if (slice.stored) reinterpret_cast<float4*>(slice.stored)[q] = v[k];
@@ -355,11 +369,12 @@ __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) 
   }
 }
 
-// Sums the row: each block its slice, then the cluster's sums through the
-// mailboxes. With `histogram`, also fills level 0 of the radix selection
+// Sums the row (with `Best`: finds its top token instead): each block its
+// slice, then the cluster's sums through the mailboxes. With `histogram`,
+// also fills level 0 of the radix selection
 // (each block's fine buckets in level0, the cluster's coarse sums in
 // exchange slot 0).
-template <bool Load, class View>
+template <bool Load, bool Best, class View>
 __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShared& s, const RowCluster& cl) {
   if (histogram) {
     s.level0.clear();
@@ -370,12 +385,15 @@ __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShare
     const std::uint64_t w = slice.weight(v);
     if (w == 0) return;
     const unsigned c = rank_code(v);
-    const int j = slice.begin + i;
-    mine.total += w;
-    mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
-    ++mine.positive;
-    if (ranks_above(c, j, mine.best_code, mine.best_index)) mine.best_code = c, mine.best_index = j;
-    if (histogram) s.level0.add(c >> level_shift(0), 1, w);
+    if constexpr (Best) {
+      const int j = slice.begin + i;
+      if (ranks_above(c, j, mine.best_code, mine.best_index)) mine.best_code = c, mine.best_index = j;
+    } else {
+      mine.total += w;
+      mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
+      ++mine.positive;
+      if (histogram) s.level0.add(c >> level_shift(0), 1, w);
+    }
   });
   const RowStats block = RowShared::ReduceStats(s.temp.reduce_stats).Reduce(mine, CombineStats{});
   if (threadIdx.x == 0) s.box.stats = block;
@@ -570,10 +588,7 @@ __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bi
                     const RowCluster& cl) {
   return find_crossing(
       slice,
-      [&](int i, float v) -> u64 {
-        const std::uint64_t w = slice.weight(v);
-        return kept.keeps(slice.begin + i, rank_code(v), w) ? w : 0;
-      },
+      [&](int i, float v) -> u64 { return kept.kept_weight(slice, slice.begin + i, v); },
       [&](u64 mass) -> u64 { return mass == 0 ? ~u64{0} : mul_hi_u64(bits, mass); }, s, cl);
 }
 
@@ -594,6 +609,8 @@ __device__ Slice<View> slice_of(const View& view, const RowGeometry& g, const Ro
   const int left = g.vocab - s.begin;
   s.count = left < 0 ? 0 : (left < g.slice ? left : g.slice);
   s.stored = g.resident ? resident : nullptr;
+  if constexpr (Slice<View>::kPlain) s.values = g.resident ? resident : view.x + s.begin;
+  else s.values = s.stored;
   return s;
 }
 
@@ -625,36 +642,52 @@ __device__ __forceinline__ T row_param(const RowParam<T>& p, int b) {
 template <class Params>
 int launch_rows(void (*kernel)(Params, RowGeometry), const Params& params, int batch, int vocab, bool may_reside,
                 void* stream) {
-  int device = 0, major = 0, optin = 0;
+  int device = 0, major = 0, optin = 0, sms = 0;
   cudaFuncAttributes attributes{};
   for (const cudaError_t e : {cudaGetDevice(&device),
                               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
                               cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-                              cudaFuncGetAttributes(&attributes, kernel)})
-    if (e != cudaSuccess) return static_cast<int>(e);
-  RowGeometry g;
-  g.vocab = vocab;
-  g.cluster = major >= 9 ? row_cluster_size(vocab) : 1;
-  g.slice = (vocab + g.cluster - 1) / g.cluster;
-  const std::size_t slice_bytes = sizeof(float) * static_cast<std::size_t>(g.slice);
-  g.resident = may_reside && slice_bytes + attributes.sharedSizeBytes <= static_cast<std::size_t>(optin);
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(batch) * static_cast<unsigned>(g.cluster));
-  config.blockDim = dim3(kRowThreads);
-  config.dynamicSmemBytes = g.resident ? slice_bytes : 0;
-  config.stream = static_cast<cudaStream_t>(stream);
-  // All of the SM's unified memory as shared memory, so two blocks fit.
-  for (const cudaError_t e :
-       {cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(config.dynamicSmemBytes)),
-        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared)})
+                              cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                              cudaFuncGetAttributes(&attributes, kernel),
+                              // All of the SM's unified memory as shared memory, so two blocks fit.
+                              cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                   cudaSharedmemCarveoutMaxShared)})
     if (e != cudaSuccess) return static_cast<int>(e);
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(g.cluster);
-  cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.blockDim = dim3(kRowThreads);
+  config.stream = static_cast<cudaStream_t>(stream);
   config.attrs = &cluster;
-  config.numAttrs = g.cluster > 1 ? 1 : 0;
+  RowGeometry g;
+  g.vocab = vocab;
+  // Sets g and config for clusters of `size` blocks.
+  const auto shape = [&](int size) {
+    g.cluster = size;
+    g.slice = (vocab + size - 1) / size;
+    const std::size_t slice_bytes = sizeof(float) * static_cast<std::size_t>(g.slice);
+    g.resident = may_reside && slice_bytes + attributes.sharedSizeBytes <= static_cast<std::size_t>(optin);
+    config.gridDim = dim3(static_cast<unsigned>(batch) * static_cast<unsigned>(size));
+    config.dynamicSmemBytes = g.resident ? slice_bytes : 0;
+    cluster.val.clusterDim.x = static_cast<unsigned>(size);
+    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    config.numAttrs = size > 1 ? 1 : 0;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(config.dynamicSmemBytes));
+  };
+  cudaError_t e = shape(major >= 9 ? row_cluster_size(vocab) : 1);
+  if (e != cudaSuccess) return static_cast<int>(e);
+  if (g.cluster == kPortableCluster && batch * kMaxCluster <= 2 * sms) {
+    int clusters = 0;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+        shape(kMaxCluster) == cudaSuccess && cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess &&
+        clusters >= batch) {
+      return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
+    }
+    cudaGetLastError();  // the larger cluster does not fit: clear its error, use the portable size
+    e = shape(kPortableCluster);
+    if (e != cudaSuccess) return static_cast<int>(e);
+  }
   return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
 }
 

@@ -59,7 +59,7 @@ __device__ bool uses_histogram(SamplingFilter f) {
 template <bool Load, class View>
 __device__ int sample_row(const SamplingParams& p, int b, const Slice<View>& slice, RowShared& s,
                           const RowCluster& cl) {
-  const RowStats stats = row_stats<Load>(slice, uses_histogram(p.filter), s, cl);
+  const RowStats stats = row_stats<Load, false>(slice, uses_histogram(p.filter), s, cl);
   const Kept kept = kept_set(p, b, slice, stats, s, cl);
   return draw(slice, kept, draw_bits(row_random_block(p.random, b, 0)), s, cl);
 }
@@ -77,8 +77,8 @@ __global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const Sampling
   const float temperature = logits ? row_param(p.temperature, b) : 1.f;
   int token;
   if (p.filter == SamplingFilter::greedy || (logits && !samples_at(temperature))) {
-    token = logits ? row_stats<true>(slice_of(CandidateRow{{x}}, g, cl, resident), false, s, cl).best_index
-                   : row_stats<true>(slice_of(ProbsRow{{x}}, g, cl, resident), false, s, cl).best_index;
+    token = logits ? row_stats<true, true>(slice_of(CandidateRow{{x}}, g, cl, resident), false, s, cl).best_index
+                   : row_stats<true, true>(slice_of(ProbsRow{{x}}, g, cl, resident), false, s, cl).best_index;
   } else if (logits) {
     Slice<LogitsRow> slice = slice_of(LogitsRow{{x}, 0.f, temperature}, g, cl, resident);
     slice.view.max = row_max(slice, s, cl);
@@ -98,8 +98,7 @@ __device__ void rewrite_row(const Slice<View>& slice, const Kept& kept, bool div
                             float* out, const RowCluster& cl) {
   for_each_token<false>(slice, [&](int i, float v) {
     const int j = slice.begin + i;
-    const bool keep = kept.keeps(j, rank_code(v), slice.weight(v));
-    out[j] = keep ? (divide ? v / mass : v) : dropped;
+    out[j] = kept.kept_weight(slice, j, v) > 0 ? (divide ? v / mass : v) : dropped;
   });
   cl.sync();
 }
@@ -115,12 +114,12 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
   const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
   if (p.kind == RenormKind::top_k_mask_logits) {
     const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl, resident);
-    const RowStats stats = row_stats<true>(slice, true, s, cl);
+    const RowStats stats = row_stats<true, false>(slice, true, s, cl);
     rewrite_row(slice, resolve(slice, cut_by_count(slice, stats, k, s, cl), s, cl), false, 0.f, -INFINITY, y, cl);
     return;
   }
   const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl, resident);
-  const RowStats stats = row_stats<true>(slice, true, s, cl);
+  const RowStats stats = row_stats<true, false>(slice, true, s, cl);
   const Cut cut = p.kind == RenormKind::top_k_renorm_probs
                       ? cut_by_count(slice, stats, k, s, cl)
                       : cut_by_mass(slice, stats, top_p_target(row_param(p.top_p, b), stats.total), s, cl);

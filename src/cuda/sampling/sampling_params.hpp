@@ -90,13 +90,15 @@ inline constexpr int kRowThreads = 256;
 
 // A row is walked by a cluster of blocks, each owning a slice of about
 // kSliceTarget tokens (64 KB of f32: two blocks fit an SM's shared memory),
-// at most kMaxCluster blocks (the portable cluster size) and a power of two.
+// at most kPortableCluster blocks and a power of two. Batches too small to
+// fill the GPU take clusters of kMaxCluster (a non-portable size) where the
+// GPU can schedule them: more SMs per row. The tokens do not depend on it.
 inline constexpr int kSliceTarget = 16384;
-inline constexpr int kMaxCluster = 8;
+inline constexpr int kPortableCluster = 8, kMaxCluster = 16;
 
 constexpr int row_cluster_size(int vocab) {
   int size = 1;
-  while (size < kMaxCluster && static_cast<long long>(size) * kSliceTarget < vocab) size *= 2;
+  while (size < kPortableCluster && static_cast<long long>(size) * kSliceTarget < vocab) size *= 2;
   return size;
 }
 

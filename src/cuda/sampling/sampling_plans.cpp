@@ -142,9 +142,10 @@ Result<Kernel<Op>> make_kernel(Device device, std::string config,
   return k;
 }
 
-// How a row is walked (sm_90 and later; older GPUs use clusters of one).
+// How a row is walked (sm_90 and later; older GPUs use clusters of one,
+// batches of up to 16 rows clusters of 16 where the GPU can schedule them).
 std::string row_text(int vocab) {
-  return "radix=11/7/7/7 cluster=" + std::to_string(row_cluster_size(vocab)) +
+  return "radix=10/8/7/7 cluster=" + std::to_string(row_cluster_size(vocab)) +
          " threads=" + std::to_string(kRowThreads);
 }
 
