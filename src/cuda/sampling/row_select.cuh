@@ -400,12 +400,8 @@ __device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShare
   cl.sync();  // every block's level 0 and stats complete, every owner's slot clear
   if (threadIdx.x == 0)
     s.row = cluster_sum(cl, empty_row(), [&](int q) { return cl.at(&s.box, q)->stats; }, CombineStats{});
-  if (histogram) {
-    push_level0(s, 0, cl);
-    cl.sync();  // exchange 0: the cluster's level-0 coarse sums complete
-  } else {
-    __syncthreads();
-  }
+  if (histogram) push_level0(s, 0, cl);
+  cl.sync();  // every block has read the mailboxes; exchange 0 (level-0 coarse sums) complete
   return s.row;
 }
 

@@ -86,7 +86,7 @@ int launch_speculative(const SpeculativeParams& p, void* stream);
 int launch_penalty(const PenaltyParams& p, void* stream);
 
 // Threads per block of the sampling, renorm and speculative kernels.
-inline constexpr int kRowThreads = 256;
+inline constexpr int kRowThreads = 384;
 
 // A row is walked by a cluster of blocks, each owning a slice of about
 // kSliceTarget tokens (64 KB of f32: two blocks fit an SM's shared memory),
