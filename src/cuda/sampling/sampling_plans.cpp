@@ -142,10 +142,12 @@ Result<Kernel<Op>> make_kernel(Device device, std::string config,
   return k;
 }
 
-// How a row is walked (sm_90 and later; older GPUs use clusters of one,
-// batches of up to 16 rows clusters of 16 where the GPU can schedule them).
+// How a row is walked (sm_90 and later; older GPUs use clusters of one).
+// Clusters of 8 take 16 blocks per row for batches of up to 16 rows where
+// the GPU can schedule them (launch_rows), which the key says as "/16".
 std::string row_text(int vocab) {
-  return "radix=10/8/7/7 cluster=" + std::to_string(row_cluster_size(vocab)) +
+  const int cluster = row_cluster_size(vocab);
+  return "radix=10/8/7/7 cluster=" + std::to_string(cluster) + (cluster == kPortableCluster ? "/16" : "") +
          " threads=" + std::to_string(kRowThreads);
 }
 
