@@ -2,7 +2,8 @@
 // replay (per-row offsets on the device) and matches eager runs for the same
 // offsets; CPU and GPU agree on large rows of every filter, renorm kind and
 // speculative verification, for every cluster size a row can take (1 to 8
-// blocks) and for rows too long to stay in shared memory. The shared
+// blocks by vocabulary; batches of up to 16 rows take 16) and for rows too
+// long to stay in shared memory. The shared
 // device-parametrised tests (sampling_*_test.cpp) cover the rest on cuda:0.
 #include "kvserve/sampling.hpp"
 #include "kvserve/speculative.hpp"

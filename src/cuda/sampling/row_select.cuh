@@ -39,7 +39,7 @@ namespace cg = cooperative_groups;
 using u64 = unsigned long long;  // what CUB and the atomics take; 64 bits as std::uint64_t
 
 // The pass that reads the row from device memory: 16-byte loads, kLoadVectors
-// per thread in flight (32 KB per block), or kLoadItems 4-byte loads when the
+// per thread in flight (48 KB per block), or kLoadItems 4-byte loads when the
 // row is not 16-byte aligned.
 inline constexpr int kLoadVectors = 8, kLoadItems = 16;
 // Shared-memory passes: loads issued before their first use.
