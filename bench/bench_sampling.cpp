@@ -136,7 +136,16 @@ Status run_sampling(const SamplingBench& which, const Options& o, const BenchCon
 
   std::mt19937_64 rng(ctx.seed);
   const std::vector<float> probs = softmax_rows(random_logits(rng, rows.batch * rows.vocab), rows.vocab);
-  const test::Buffer in = upload(probs, ctx.device);
+  // Runs rotate over copies of the batch, so that more than twice the L2 is
+  // read between two uses of a row: every timed run reads device memory.
+  const std::int64_t batch_floats = rows.batch * rows.vocab;
+  const auto copies = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(std::ceil(2.0 * static_cast<double>(l2_cache_bytes(ctx.device)) /
+                                             (4.0 * static_cast<double>(batch_floats)))));
+  std::vector<float> replicated;
+  replicated.reserve(static_cast<std::size_t>(copies * batch_floats));
+  for (std::int64_t c = 0; c < copies; ++c) replicated.insert(replicated.end(), probs.begin(), probs.end());
+  const test::Buffer in = upload(replicated, ctx.device);
   test::Buffer tokens(DType::int32, rows.batch, ctx.device);
   tokens.poison();
   std::uint64_t step = 0;  // a fresh offset every run, as a serving loop would
@@ -145,8 +154,9 @@ Status run_sampling(const SamplingBench& which, const Options& o, const BenchCon
   r.shape = rows.text() + params + " f32 probs";
   r.kernel = plan->kernel().key();
   KVSERVE_TRY(time_median_us(ctx, [&] {
-    return plan->run({.input = in.view({rows.batch, rows.vocab}), .out = tokens.view({rows.batch}),
-                      .seed = ctx.seed, .offset = step++}, {}, {});
+    TensorView input = in.view({rows.batch, rows.vocab});
+    input.data = static_cast<float*>(input.data) + static_cast<std::int64_t>(step % copies) * batch_floats;
+    return plan->run({.input = input, .out = tokens.view({rows.batch}), .seed = ctx.seed, .offset = step++}, {}, {});
   }, &r.time_us));
   r.bytes = 4.0 * rows.batch * rows.vocab + 4.0 * rows.batch;  // each probability read once, one token written
   r.flops = static_cast<double>(rows.batch) * rows.vocab;     // one accumulation per probability

@@ -1,16 +1,22 @@
 // GPU-only sampling tests: a captured CUDA graph draws fresh numbers on every
 // replay (per-row offsets on the device) and matches eager runs for the same
-// offsets; CPU and GPU agree on large rows of every filter. The shared
+// offsets; CPU and GPU agree on large rows of every filter, renorm kind and
+// speculative verification, for every cluster size a row can take (1 to 8
+// blocks by vocabulary; batches of up to 16 rows take 16) and for rows too
+// long to stay in shared memory. The shared
 // device-parametrised tests (sampling_*_test.cpp) cover the rest on cuda:0.
 #include "kvserve/sampling.hpp"
+#include "kvserve/speculative.hpp"
 #include "test_util.hpp"
 
 #if !KVSERVE_TEST_CUDA
 TEST(CudaSampling, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUDA backend: GPU tests skipped"; }
 #else
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "cuda_test_util.hpp"
 
@@ -82,46 +88,137 @@ TEST(CudaSampling, GraphReplaysDrawFreshNumbersAndMatchEagerRuns) {
   cudaGraphDestroy(graph);
 }
 
+// `batch` rows of softmax probabilities (or, with `logits`, their logits):
+// peaked, typical and flat rows in turn.
+std::vector<float> random_rows(std::mt19937_64& rng, std::int64_t batch, int vocab, bool logits) {
+  std::vector<float> rows(static_cast<std::size_t>(batch * vocab));
+  std::normal_distribution<double> normal(0, 1);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const double spread = b % 3 == 0 ? 6.0 : (b % 3 == 1 ? 3.0 : 0.3);
+    float* row = rows.data() + b * vocab;
+    double sum = 0;
+    for (int j = 0; j < vocab; ++j) row[j] = static_cast<float>(spread * normal(rng));
+    if (logits) continue;
+    for (int j = 0; j < vocab; ++j) sum += row[j] = static_cast<float>(std::exp(row[j]));
+    for (int j = 0; j < vocab; ++j) row[j] = static_cast<float>(row[j] / sum);
+  }
+  return rows;
+}
+
+// The same values on the CPU and on the GPU.
+struct Twin {
+  Buffer cpu, gpu;
+  Twin(const std::vector<float>& values, DType dtype = DType::f32)
+      : cpu(dtype, static_cast<std::int64_t>(values.size())),
+        gpu(dtype, static_cast<std::int64_t>(values.size()), kGpu) {
+    for (std::size_t i = 0; i < values.size(); ++i) cpu.set(static_cast<std::int64_t>(i), values[i]);
+    for (std::size_t i = 0; i < values.size(); ++i) gpu.set(static_cast<std::int64_t>(i), values[i]);
+    cpu.upload();
+    gpu.upload();
+  }
+  Twin(DType dtype, std::int64_t n) : cpu(dtype, n), gpu(dtype, n, kGpu) {
+    cpu.poison();
+    gpu.poison();
+  }
+  Buffer& on(Device d) { return d.is_cpu() ? cpu : gpu; }
+  // Downloads the GPU copy and expects it equal to the CPU's.
+  void expect_equal(const std::string& what) {
+    synchronize(kGpu);
+    cpu.download();
+    gpu.download();
+    EXPECT_EQ(gpu.values(), cpu.values()) << what;
+  }
+};
+
+void expect_same_tokens(int vocab, std::int64_t batch, SamplingInput input, std::mt19937_64& rng) {
+  Twin in(random_rows(rng, batch, vocab, input == SamplingInput::logits));
+  using F = SamplingFilter;
+  for (F filter : {F::none, F::top_k, F::top_p, F::min_p, F::top_k_top_p, F::greedy})
+    for (TopKTopPOrder order : {TopKTopPOrder::k_then_p, TopKTopPOrder::joint}) {
+      if (order == TopKTopPOrder::joint && filter != F::top_k_top_p) continue;
+      const std::string what = "vocab=" + std::to_string(vocab) + " input=" + std::string(name_of(input)) +
+                               " filter=" + std::string(name_of(filter)) + " order=" + std::string(name_of(order));
+      const SamplingDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .input = input, .filter = filter,
+                              .order = order, .top_k = 50, .top_p = 0.9f, .min_p = 0.1f};
+      Twin out(DType::int32, batch);
+      for (Device d : {Device::cpu(), kGpu}) {
+        auto plan = SamplingPlan::create(desc, d);
+        ASSERT_TRUE(plan) << plan.status().to_string();
+        ASSERT_TRUE(plan->run({.input = in.on(d).view({batch, vocab}), .out = out.on(d).view({batch}), .seed = 7,
+                               .offset = 11}, {}, {}));
+      }
+      out.expect_equal(what);
+    }
+}
+
+// Vocabularies whose rows take clusters of 2, 4 and 8 blocks (100003: odd
+// slices), resident in shared memory.
 TEST(CudaSampling, LargeRowsMatchTheCpuForEveryFilter) {
   KVS_REQUIRE_GPU();
   auto rng = make_rng();
-  for (int vocab : {32000, 128256, 151936, 100003}) {
-    const std::int64_t batch = 48;
-    std::vector<float> probs(static_cast<std::size_t>(batch * vocab));
-    std::normal_distribution<double> normal(0, 1);
-    for (std::int64_t b = 0; b < batch; ++b) {
-      const double spread = b % 3 == 0 ? 6.0 : (b % 3 == 1 ? 3.0 : 0.3);  // peaked, typical, flat rows
-      double sum = 0;
-      for (int j = 0; j < vocab; ++j) sum += probs[b * vocab + j] = static_cast<float>(std::exp(spread * normal(rng)));
-      for (int j = 0; j < vocab; ++j) probs[b * vocab + j] = static_cast<float>(probs[b * vocab + j] / sum);
-    }
-    Buffer cpu_in(DType::f32, batch * vocab), gpu_in(DType::f32, batch * vocab, kGpu);
-    for (std::int64_t i = 0; i < batch * vocab; ++i) cpu_in.set(i, probs[i]), gpu_in.set(i, probs[i]);
-    cpu_in.upload();
-    gpu_in.upload();
-    using F = SamplingFilter;
-    for (F filter : {F::none, F::top_k, F::top_p, F::min_p, F::top_k_top_p, F::greedy})
-      for (TopKTopPOrder order : {TopKTopPOrder::k_then_p, TopKTopPOrder::joint}) {
-        if (order == TopKTopPOrder::joint && filter != F::top_k_top_p) continue;
-        SCOPED_TRACE("vocab=" + std::to_string(vocab) + " filter=" + std::string(name_of(filter)) +
-                     " order=" + std::string(name_of(order)));
-        const SamplingDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .filter = filter,
-                                .order = order, .top_k = 50, .top_p = 0.9f, .min_p = 0.1f};
-        Buffer cpu_out(DType::int32, batch), gpu_out(DType::int32, batch, kGpu);
-        gpu_out.poison();
-        for (Device d : {Device::cpu(), kGpu}) {
-          auto plan = SamplingPlan::create(desc, d);
-          ASSERT_TRUE(plan) << plan.status().to_string();
-          const Buffer& in = d.is_cpu() ? cpu_in : gpu_in;
-          Buffer& out = d.is_cpu() ? cpu_out : gpu_out;
-          ASSERT_TRUE(plan->run({.input = in.view({batch, vocab}), .out = out.view({batch}), .seed = 7,
-                                 .offset = 11}, {}, {}));
-        }
-        synchronize(kGpu);
-        cpu_out.download();
-        EXPECT_EQ(tokens(gpu_out), cpu_out.values());
+  for (int vocab : {32000, 50000, 128256, 151936, 100003}) expect_same_tokens(vocab, 48, SamplingInput::probs, rng);
+  expect_same_tokens(128256, 24, SamplingInput::logits, rng);
+}
+
+// 2^20 tokens: each block's slice (512 KB) is streamed from device memory on every pass.
+TEST(CudaSampling, RowsTooLongForSharedMemoryMatchTheCpu) {
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  expect_same_tokens(1 << 20, 3, SamplingInput::probs, rng);
+}
+
+TEST(CudaSampling, LargeRowsRenormLikeTheCpu) {
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  const std::int64_t batch = 12;
+  for (int vocab : {50000, 100003, 128256})
+    for (RenormKind kind : {RenormKind::top_k_renorm_probs, RenormKind::top_p_renorm_probs,
+                            RenormKind::top_k_mask_logits}) {
+      Twin in(random_rows(rng, batch, vocab, kind == RenormKind::top_k_mask_logits));
+      Twin out(DType::f32, batch * vocab);
+      const SamplingRenormDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .kind = kind, .top_k = 50,
+                                    .top_p = 0.9f};
+      for (Device d : {Device::cpu(), kGpu}) {
+        auto plan = SamplingRenormPlan::create(desc, d);
+        ASSERT_TRUE(plan) << plan.status().to_string();
+        ASSERT_TRUE(plan->run({.input = in.on(d).view({batch, vocab}), .out = out.on(d).view({batch, vocab})}, {}, {}));
       }
+      out.expect_equal("vocab=" + std::to_string(vocab) + " kind=" + std::string(name_of(kind)));
+    }
+}
+
+TEST(CudaSampling, LargeRowsVerifyDraftsLikeTheCpu) {
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  const std::int64_t batch = 16;
+  const int vocab = 128256, n = 3;
+  // Drafts: the target's rows (n + 1 per request) with every other row taken
+  // from another request, so that some drafts pass and some fail.
+  const std::vector<float> target = random_rows(rng, batch * (n + 1), vocab, false);
+  std::vector<float> draft;
+  std::vector<float> ids;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (int t = 0; t < n; ++t) {
+      const std::int64_t source = (b * (n + 1) + t + (t % 2) * (n + 1)) % (batch * (n + 1));
+      const auto row = target.begin() + source * vocab;
+      draft.insert(draft.end(), row, row + vocab);
+      ids.push_back(static_cast<float>(std::max_element(row, row + vocab) - row));
+    }
+  Twin target_in(target), draft_in(draft), ids_in(ids, DType::int32);
+  Twin out(DType::int32, batch * (n + 1)), accepted(DType::int32, batch), emitted(DType::int32, batch);
+  const ChainSpeculativeSamplingDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .num_draft_tokens = n};
+  for (Device d : {Device::cpu(), kGpu}) {
+    auto plan = ChainSpeculativeSamplingPlan::create(desc, d);
+    ASSERT_TRUE(plan) << plan.status().to_string();
+    ASSERT_TRUE(plan->run({.draft_token_ids = ids_in.on(d).view({batch, n}),
+                           .draft_probs = draft_in.on(d).view({batch, n, vocab}),
+                           .target_probs = target_in.on(d).view({batch, n + 1, vocab}),
+                           .out = out.on(d).view({batch, n + 1}), .accepted = accepted.on(d).view({batch}),
+                           .emitted = emitted.on(d).view({batch}), .seed = 5, .offset = 3}, {}, {}));
   }
+  out.expect_equal("tokens");
+  accepted.expect_equal("accepted");
+  emitted.expect_equal("emitted");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// CUDA kernels for TokenPenalty. From counts: one thread per token, touching
-// only the logits of seen tokens. From token ids: one block per row counts its
+// CUDA kernels for TokenPenalty. From counts: 16-byte count loads, four per
+// thread in flight, touching only the logits of seen tokens. From token ids: one block per row counts its
 // history in a shared-memory hash table (integer atomics, so the counts do
 // not depend on the order threads arrive in), then penalises each distinct
 // id once.
@@ -30,24 +30,40 @@ __device__ __forceinline__ float penalised(float x, std::int32_t count, const Pe
 }
 
 constexpr int kCountThreads = 256;
-constexpr int kCountItems = 4;  // independent count loads in flight per thread
+constexpr int kCountVectors = 4;  // 16-byte count loads in flight per thread
+constexpr int kCountsPerBlock = kCountThreads * kCountVectors * 4;
 
+// Counts are read as 16-byte vectors from the row's first 16-byte boundary
+// (rows need not be aligned: vocab and strides are free); the up to 3 tokens
+// before it and after the last whole vector are handled by block 0 of the row.
 __global__ void __launch_bounds__(kCountThreads) penalty_from_counts_kernel(const PenaltyParams p) {
   const int b = static_cast<int>(blockIdx.x);
   const std::int32_t* counts = p.counts + b * p.counts_stride;
   float* logits = p.logits + b * p.logits_stride;
-  const int first = static_cast<int>(blockIdx.y) * kCountThreads * kCountItems + static_cast<int>(threadIdx.x);
-  std::int32_t c[kCountItems];
-#pragma unroll
-  for (int i = 0; i < kCountItems; ++i) {
-    const int j = first + i * kCountThreads;
-    c[i] = j < p.vocab ? counts[j] : 0;
-  }
+  const auto misaligned = static_cast<int>((reinterpret_cast<std::uintptr_t>(counts) & 15u) / 4u);
+  const int head = min(p.vocab, (4 - misaligned) & 3);
+  const int vectors = (p.vocab - head) / 4, tail = p.vocab - head - 4 * vectors;
+  const int4* body = reinterpret_cast<const int4*>(counts + head);
   const Penalties pen = row_penalties(p, b);
+  const int first = static_cast<int>(blockIdx.y) * kCountThreads * kCountVectors + static_cast<int>(threadIdx.x);
+  int4 c[kCountVectors];
 #pragma unroll
-  for (int i = 0; i < kCountItems; ++i) {
-    const int j = first + i * kCountThreads;
-    if (c[i] > 0) logits[j] = penalised(logits[j], c[i], pen);
+  for (int k = 0; k < kCountVectors; ++k) {
+    const int v = first + k * kCountThreads;
+    c[k] = v < vectors ? body[v] : int4{0, 0, 0, 0};
+  }
+#pragma unroll
+  for (int k = 0; k < kCountVectors; ++k) {
+    const int j = head + 4 * (first + k * kCountThreads);
+    const std::int32_t lanes[4] = {c[k].x, c[k].y, c[k].z, c[k].w};
+#pragma unroll
+    for (int lane = 0; lane < 4; ++lane)
+      if (lanes[lane] > 0) logits[j + lane] = penalised(logits[j + lane], lanes[lane], pen);
+  }
+  if (blockIdx.y == 0 && static_cast<int>(threadIdx.x) < head + tail) {
+    const int j = static_cast<int>(threadIdx.x) < head ? static_cast<int>(threadIdx.x)
+                                                       : p.vocab - tail + (static_cast<int>(threadIdx.x) - head);
+    if (counts[j] > 0) logits[j] = penalised(logits[j], counts[j], pen);
   }
 }
 
@@ -110,8 +126,8 @@ __global__ void __launch_bounds__(kIdsThreads) penalty_from_ids_kernel(const Pen
 int launch_penalty(const PenaltyParams& p, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   if (p.counts) {
-    // Rows on x (up to 2^31 - 1 blocks), vocabulary chunks on y (at most 4096).
-    const dim3 grid(p.batch, (p.vocab + kCountThreads * kCountItems - 1) / (kCountThreads * kCountItems));
+    // Rows on x (up to 2^31 - 1 blocks), vocabulary chunks on y (at most 1024).
+    const dim3 grid(p.batch, (p.vocab + kCountsPerBlock - 1) / kCountsPerBlock);
     penalty_from_counts_kernel<<<grid, kCountThreads, 0, s>>>(p);
   } else {
     penalty_from_ids_kernel<<<p.batch, kIdsThreads, 0, s>>>(p);

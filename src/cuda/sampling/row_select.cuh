@@ -1,80 +1,164 @@
-// Device building blocks of the sampling family: one thread block walks one
-// row. Rows are read as tiles of kRowThreads x kItems tokens (each thread's
-// kItems loads issued before their first use); every decision is made in the
-// integer arithmetic of core/sampling_math.hpp, so the block arrives at the
-// CPU backend's kept set and token whatever order its threads add in.
+// Device building blocks of the sampling family: one thread-block cluster
+// walks one row. Each block of the cluster owns a contiguous slice of the row
+// and, when it fits, keeps that slice in shared memory after the one pass that
+// reads it from device memory, so every later pass (radix levels, tie
+// resolution, the draw, a renorm's rewrite) reads shared memory. Blocks
+// exchange their partial results through distributed shared memory.
+//
+// Every decision is made in the integer arithmetic of core/sampling_math.hpp:
+// integer sums do not depend on the order threads, blocks or atomics add in,
+// so the cluster arrives at the CPU backend's kept set and token.
 //
 // A kept set is found like the CPU backend finds it (docs/sampling.md,
 // "Finding the kept set without sorting"): a radix selection over the 32-bit
-// rank codes, here in three levels of 11, 11 and 10 bits. Level 0's histogram
-// of counts and weights comes with the pass that sums the row; levels 1 and 2
-// are one pass each over the tokens whose code starts with the chosen
-// prefix. Histograms are shared-memory integer atomics (order-independent, so
-// deterministic); the bucket where the running count or weight reaches the
-// target is found by one cub::BlockScan over the buckets, top bucket first.
+// rank codes, here in four levels of 10, 8, 7 and 7 bits. Level 0's histogram
+// comes with the pass that loads the row; it is fine (1024 buckets: half
+// binades) so that the tokens of a softmax row, which crowd a few binades,
+// rarely collide on one shared-memory atomic, and it is exchanged coarse (256
+// buckets of 4 fine ones) plus the 4 fine buckets of the chosen coarse one,
+// to keep the distributed-shared-memory traffic small.
 #pragma once
+
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
 
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include <climits>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/sampling_math.hpp"
 #include "cuda/sampling/sampling_params.hpp"
 
 namespace kvserve::detail::cuda {
 
+namespace cg = cooperative_groups;
 using u64 = unsigned long long;  // what CUB and the atomics take; 64 bits as std::uint64_t
 
-// 16 loads in flight per thread: 32 KB per block, enough to cover the memory
-// latency of a row streamed by one block.
-inline constexpr int kItems = 16;
-inline constexpr int kTile = kRowThreads * kItems;
+// The pass that reads the row from device memory: 16-byte loads, kLoadVectors
+// per thread in flight (48 KB per block), or kLoadItems 4-byte loads when the
+// row is not 16-byte aligned.
+inline constexpr int kLoadVectors = 8, kLoadItems = 16;
+// Shared-memory passes: loads issued before their first use.
+inline constexpr int kItems = 8;
 
-// Radix levels over the rank code: bits [21, 32), [10, 21), [0, 10).
-inline constexpr int kLevels = 3;
-constexpr int level_shift(int level) { return level == 0 ? 21 : level == 1 ? 10 : 0; }
-constexpr int level_bits(int level) { return level == 2 ? 10 : 11; }
-inline constexpr int kMaxBuckets = 1 << 11;
-static_assert(kMaxBuckets % kRowThreads == 0);
+// Radix levels over the rank code: bits [22, 32), [14, 22), [7, 14), [0, 7).
+inline constexpr int kLevels = 4;
+constexpr int level_bits(int level) { return level == 0 ? 10 : level == 1 ? 8 : 7; }
+constexpr int level_shift(int level) { return level == 0 ? 22 : level == 1 ? 14 : level == 2 ? 7 : 0; }
+inline constexpr int kLevel0Buckets = 1 << level_bits(0), kBuckets = 1 << level_bits(1);
+// Level 0 is exchanged as kBuckets coarse buckets of kFinePerCoarse fine ones.
+inline constexpr int kFinePerCoarse = kLevel0Buckets / kBuckets;
+static_assert(level_shift(3) + level_bits(3) == level_shift(2) && level_shift(0) + level_bits(0) == 32);
+static_assert(kBuckets <= kRowThreads && (kBuckets >> 1) % kMaxCluster == 0 && kFinePerCoarse <= kRowThreads);
 
 // ----------------------------------------------------------- row views -----
-// A row view gives each token's ranking value and the weight of that value
-// (the weight depends on the value alone, so tokens of one code weigh the same).
+// A row view gives each token's ranking value, as read from device memory,
+// and the weight of that value (the weight depends on the value alone, so
+// tokens of one code weigh the same).
 
-struct ProbsRow {  // probabilities: ranked by p, weighing fixed_weight(p)
-  const float* p;
-  __device__ float value(int j) const { return p[j]; }
+// A row of floats in device memory, read singly or as 16-byte vectors.
+struct FloatRow {
+  const float* x;
+  __device__ float value(int j) const { return x[j]; }
+  __device__ bool aligned(int j) const { return (reinterpret_cast<std::uintptr_t>(x + j) & 15u) == 0; }
+  __device__ float4 value4(int j) const { return *reinterpret_cast<const float4*>(x + j); }
+};
+
+struct ProbsRow : FloatRow {  // probabilities: ranked by p, weighing fixed_weight(p)
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
-struct LogitsRow {  // logits at temperature t > 0 in a row whose largest logit is max
-  const float* x;
+struct LogitsRow : FloatRow {  // logits at temperature t > 0 in a row whose largest logit is max
   float max, temperature;
-  __device__ float value(int j) const { return x[j]; }
   __device__ std::uint64_t weight(float v) const { return fixed_weight(logit_weight(v, max, temperature)); }
 };
 
-struct CandidateRow {  // logits as bare candidates (greedy, top-k mask): weight 1 above -inf
-  const float* x;
-  __device__ float value(int j) const { return x[j]; }
+struct CandidateRow : FloatRow {  // logits as bare candidates (greedy, top-k mask): weight 1 above -inf
   __device__ std::uint64_t weight(float v) const { return v > -INFINITY ? 1 : 0; }
 };
 
 struct ResidualRow {  // max(0, target - draft) of speculative sampling, ranked by itself
-  const float* target;
-  const float* draft;
-  __device__ float value(int j) const {
-    const float r = target[j] - draft[j];
+  FloatRow target, draft;
+  static __device__ float residual(float t, float d) {
+    const float r = t - d;
     return 0.f < r ? r : 0.f;  // std::max(0.f, r): NaN becomes 0
+  }
+  __device__ float value(int j) const { return residual(target.value(j), draft.value(j)); }
+  __device__ bool aligned(int j) const { return target.aligned(j) && draft.aligned(j); }
+  __device__ float4 value4(int j) const {
+    const float4 t = target.value4(j), d = draft.value4(j);
+    return {residual(t.x, d.x), residual(t.y, d.y), residual(t.z, d.z), residual(t.w, d.w)};
   }
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
+// This block's part of a row: tokens [begin, begin + count). `values` is
+// where value(i) reads: the slice in shared memory once the loading pass has
+// stored it there (`stored`, resident slices), else the row itself for views
+// that are plain rows of floats; a streamed residual asks its view.
+template <class View>
+struct Slice {
+  static constexpr bool kPlain = std::is_base_of_v<FloatRow, View>;
+  View view;
+  int begin = 0, count = 0;
+  float* stored = nullptr;
+  const float* values = nullptr;
+  __device__ float value(int i) const {
+    if constexpr (kPlain) return values[i];
+    else return values ? values[i] : view.value(begin + i);
+  }
+  __device__ std::uint64_t weight(float v) const { return view.weight(v); }
+};
+
+// ------------------------------------------------------------ histograms ---
+
+// Running (count, weight) of buckets.
+struct Aggregate {
+  u64 count, mass;
+};
+__device__ __forceinline__ Aggregate operator+(const Aggregate& a, const Aggregate& b) {
+  return {a.count + b.count, a.mass + b.mass};
+}
+struct Plus {
+  template <class T>
+  __device__ T operator()(const T& a, const T& b) const {
+    return a + b;
+  }
+};
+
+// A histogram filled with shared-memory atomics that nobody waits on
+// (non-returning 32-bit adds, local or to another block of the cluster): a
+// count and a weight go in as the count and 10-bit pieces of the weight, so
+// no 32-bit word can overflow for up to 2^22 tokens; the weight from bit 30 up
+// (weights >= 2^-10 or sums, rare) goes to a 64-bit word. The words reached
+// are exact sums in any order of arrival.
+template <int N>
+struct AtomicBuckets {
+  u64 top[N];
+  unsigned count[N], piece[3][N];
+  __device__ void clear() {
+    for (int i = threadIdx.x; i < N; i += kRowThreads) top[i] = 0, count[i] = piece[0][i] = piece[1][i] = piece[2][i] = 0;
+  }
+  __device__ void add(unsigned b, unsigned n, std::uint64_t w) {
+    atomicAdd(&count[b], n);
+#pragma unroll
+    for (int k = 0; k < 3; ++k)
+      if (const auto bits = static_cast<unsigned>(w >> (10 * k)) & 1023u) atomicAdd(&piece[k][b], bits);
+    if (w >> 30) atomicAdd(&top[b], static_cast<u64>(w >> 30));
+  }
+  __device__ Aggregate get(int b) const {
+    return {count[b], (top[b] << 30) + (static_cast<u64>(piece[2][b]) << 20) + (static_cast<u64>(piece[1][b]) << 10) +
+                          piece[0][b]};
+  }
+};
+
 // ------------------------------------------------------------ reductions ---
 
-// What the summing pass learns about a row. (No member initialisers: the
+// What the loading pass learns about a row. (No member initialisers: the
 // type lives in shared memory, which cannot be constructed.)
 struct RowStats {
   u64 total;       // sum of weights
@@ -85,41 +169,41 @@ struct RowStats {
 };
 __device__ __forceinline__ RowStats empty_row() { return {0, 0, 0, 0, -1}; }
 
+__device__ __forceinline__ bool ranks_above(unsigned code, int index, unsigned than_code, int than_index) {
+  return than_index < 0 || (index >= 0 && (code > than_code || (code == than_code && index < than_index)));
+}
+
 struct CombineStats {
   __device__ RowStats operator()(const RowStats& a, const RowStats& b) const {
     RowStats r;
     r.total = a.total + b.total;
     r.max_weight = a.max_weight > b.max_weight ? a.max_weight : b.max_weight;
     r.positive = a.positive + b.positive;
-    const bool take_b = a.best_index < 0 ||
-                        (b.best_index >= 0 && (b.best_code > a.best_code ||
-                                               (b.best_code == a.best_code && b.best_index < a.best_index)));
+    const bool take_b = ranks_above(b.best_code, b.best_index, a.best_code, a.best_index);
     r.best_code = take_b ? b.best_code : a.best_code;
     r.best_index = take_b ? b.best_index : a.best_index;
     return r;
   }
 };
 
-// Running (count, weight) of buckets, summed top bucket first.
-struct Aggregate {
-  u64 count, mass;
-};
-struct AddAggregates {
-  __device__ Aggregate operator()(const Aggregate& a, const Aggregate& b) const {
-    return {a.count + b.count, a.mass + b.mass};
-  }
-};
-
 // The kept set as a per-token predicate: weight >= min_weight and code above
-// `code`, or equal to it at an index <= last_tie (the boundary's ties, taken
-// in index order). `mass` is the kept weight.
+// `code`, or equal to it at a row index <= last_tie (the boundary's ties,
+// taken in index order).
 struct Kept {
   unsigned code = 0;
   int last_tie = INT_MAX;
   std::uint64_t min_weight = 1;
-  std::uint64_t mass = 0;
   __device__ bool keeps(int j, unsigned c, std::uint64_t w) const {
     return w >= min_weight && (c > code || (c == code && j <= last_tie));
+  }
+  // The weight of token j (value v) if kept, else 0; tokens ranked below
+  // `code` are dropped before their weight is computed.
+  template <class Slice>
+  __device__ std::uint64_t kept_weight(const Slice& slice, int j, float v) const {
+    const unsigned c = rank_code(v);
+    if (c < code) return 0;
+    const std::uint64_t w = slice.weight(v);
+    return keeps(j, c, w) ? w : 0;
   }
 };
 
@@ -129,263 +213,409 @@ struct Cut {
   std::uint64_t tied = 0;
 };
 
-struct RowShared {
-  using ReduceU64 = cub::BlockReduce<u64, kRowThreads>;
-  using ReduceFloat = cub::BlockReduce<float, kRowThreads>;
-  using ReduceStats = cub::BlockReduce<RowStats, kRowThreads>;
-  using ScanU64 = cub::BlockScan<u64, kRowThreads>;
-  using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads>;
+// What a block shows the rest of its cluster (read through distributed shared
+// memory after a cluster barrier).
+struct Mailbox {
+  RowStats stats;
+  float max;
+  u64 slice_sum;
+  int found;
+};
 
-  unsigned count[kMaxBuckets];  // histogram of the current radix level
-  u64 mass[kMaxBuckets];
+struct RowShared {
+  using ReduceStats = cub::BlockReduce<RowStats, kRowThreads>;
+  using ReduceFloat = cub::BlockReduce<float, kRowThreads>;
+  // Warp-scan variants: their temporary storage is a few words per warp.
+  using ScanU64 = cub::BlockScan<u64, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+  using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+
+  AtomicBuckets<kLevel0Buckets> level0;  // this block's level 0 (fine buckets)
+  // One level's buckets summed over the cluster, each bucket in the block
+  // that owns it (owner_of), filled by every block's atomics. Level exchange
+  // t uses owned[t % 3]; after its pick, owned[(t + 2) % 3] is cleared, which
+  // no block reads any more (exchange t - 1 was picked before exchange t's
+  // barrier) and none writes before exchange t + 1's barrier.
+  AtomicBuckets<kBuckets> owned[3];
   union {
-    typename ReduceU64::TempStorage reduce_u64;
-    typename ReduceFloat::TempStorage reduce_float;
     typename ReduceStats::TempStorage reduce_stats;
+    typename ReduceFloat::TempStorage reduce_float;
     typename ScanU64::TempStorage scan_u64;
     typename ScanAggregate::TempStorage scan_aggregate;
   } temp;
+  Mailbox box;
   // Block-wide results, written by one thread and read by all after a barrier.
-  RowStats stats;
-  u64 value;
+  RowStats row;
   float max;
-  int found;
+  u64 target, prefix;
   unsigned digit;
-  Aggregate above;
+  Aggregate above, chosen;
+  Aggregate fine[kFinePerCoarse];
+  int exchanges;  // level exchanges of this row so far
 };
+
+// The cluster working on one row and where this block sits in it. Built for
+// an architecture without clusters (sm_80), every row is a cluster of one.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define KVSERVE_ROW_CLUSTERS 1
+#else
+#define KVSERVE_ROW_CLUSTERS 0
+#endif
+struct RowCluster {
+  int size, rank;
+  // `local`'s counterpart in block `block` of the cluster (distributed shared memory).
+  template <class T>
+  __device__ T* at(T* local, int block) const {
+#if KVSERVE_ROW_CLUSTERS
+    return cg::this_cluster().map_shared_rank(local, block);
+#else
+    return local;
+#endif
+  }
+  // Barrier over every thread of the cluster; orders shared-memory accesses across its blocks.
+  __device__ void sync() const {
+#if KVSERVE_ROW_CLUSTERS
+    cg::this_cluster().sync();
+#else
+    __syncthreads();
+#endif
+  }
+};
+
+__device__ __forceinline__ RowCluster this_row_cluster() {
+#if KVSERVE_ROW_CLUSTERS
+  const cg::cluster_group g = cg::this_cluster();
+  return {static_cast<int>(g.num_blocks()), static_cast<int>(g.block_rank())};
+#else
+  return {1, 0};
+#endif
+}
+
+// get(0) + ... + get(size - 1) over the cluster's blocks (any `combine`);
+// unrolled, so the remote loads can be issued together.
+template <class T, class Get, class Combine = Plus>
+__device__ __forceinline__ T cluster_sum(const RowCluster& cl, T zero, Get&& get, Combine combine = {}) {
+  T sum = zero;
+#pragma unroll
+  for (int q = 0; q < kMaxCluster; ++q)
+    if (q < cl.size) sum = combine(sum, get(q));
+  return sum;
+}
+
+// Bucket b of a level with `buckets` buckets, in exchange slot `slot`: in
+// the block owning it (buckets / cluster-size consecutive buckets each).
+__device__ __forceinline__ AtomicBuckets<kBuckets>* owner_of(RowShared& s, int slot, int b, int buckets,
+                                                              const RowCluster& cl) {
+  return cl.at(&s.owned[slot], b / (buckets / cl.size));
+}
+
+// Adds this block's level 0, folded into kBuckets coarse buckets of
+// kFinePerCoarse fine ones, to the owners' sums in exchange slot `slot`.
+__device__ inline void push_level0(RowShared& s, int slot, const RowCluster& cl) {
+  for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
+    Aggregate sum{};
+    for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.get(coarse * kFinePerCoarse + f);
+    if (sum.count > 0) owner_of(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
+  }
+}
 
 // ------------------------------------------------------------ row passes ---
 
-// Position of a thread's item i of tile `tile`: in index order, or reversed
-// (tiles, items and threads all descending) for a walk from the row's end.
-template <bool Backward>
-__device__ __forceinline__ int position(int tile, int i) {
-  if constexpr (Backward) return tile * kTile + (kItems - 1 - i) * kRowThreads + (kRowThreads - 1 - threadIdx.x);
-  else return tile * kTile + i * kRowThreads + threadIdx.x;
-}
-
-// Calls f(j, value) for every token of the row (each thread its own tokens, no order).
-template <class Row, class F>
-__device__ __forceinline__ void for_each_token(const Row& row, int vocab, F&& f) {
-  const int tiles = (vocab + kTile - 1) / kTile;
-  for (int tile = 0; tile < tiles; ++tile) {
-    float v[kItems];
+// Calls f(i, value) for every token of the slice (each thread its own tokens,
+// no order). With `Load`, values come from the view (device memory, 16-byte
+// loads where the row allows) and a resident slice stores them; without,
+// from the slice.
+template <bool Load, class View, class F>
+__device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) {
+  const int tid = static_cast<int>(threadIdx.x);
+  int first_single = 0;  // tokens before it went as vectors
+  if constexpr (Load) {
+    // A residual reads two rows: half the vectors each.
+    constexpr int in_flight = Slice<View>::kPlain ? kLoadVectors : kLoadVectors / 2;
+    if (slice.view.aligned(slice.begin)) {
+      const int vectors = slice.count / 4;
+      for (int first = 0; first < vectors; first += kRowThreads * in_flight) {
+        float4 v[in_flight];
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int j = position<false>(tile, i);
-      v[i] = j < vocab ? row.value(j) : 0.f;
+        for (int k = 0; k < in_flight; ++k) {
+          const int q = first + k * kRowThreads + tid;
+          v[k] = q < vectors ? slice.view.value4(slice.begin + 4 * q) : float4{0.f, 0.f, 0.f, 0.f};
+        }
+#pragma unroll
+        for (int k = 0; k < in_flight; ++k) {
+          const int q = first + k * kRowThreads + tid;
+          if (q >= vectors) continue;
+          if (slice.stored) reinterpret_cast<float4*>(slice.stored)[q] = v[k];
+          f(4 * q, v[k].x), f(4 * q + 1, v[k].y), f(4 * q + 2, v[k].z), f(4 * q + 3, v[k].w);
+        }
+      }
+      first_single = 4 * vectors;
+    }
+  }
+  constexpr int items = Load ? kLoadItems : kItems;
+  for (int first = first_single; first < slice.count; first += kRowThreads * items) {
+    float v[items];
+#pragma unroll
+    for (int k = 0; k < items; ++k) {
+      const int i = first + k * kRowThreads + tid;
+      v[k] = i < slice.count ? (Load ? slice.view.value(slice.begin + i) : slice.value(i)) : 0.f;
     }
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int j = position<false>(tile, i);
-      if (j < vocab) f(j, v[i]);
+    for (int k = 0; k < items; ++k) {
+      const int i = first + k * kRowThreads + tid;
+      if (i >= slice.count) continue;
+      if (Load && slice.stored) slice.stored[i] = v[k];
+      f(i, v[k]);
     }
   }
 }
 
-__device__ __forceinline__ void clear_histogram(RowShared& s) {
-  for (int i = threadIdx.x; i < kMaxBuckets; i += kRowThreads) s.count[i] = 0, s.mass[i] = 0;
-}
-
-__device__ __forceinline__ void add_to_histogram(RowShared& s, unsigned bucket, std::uint64_t w) {
-  atomicAdd(&s.count[bucket], 1u);
-  atomicAdd(&s.mass[bucket], static_cast<u64>(w));
-}
-
-// Sums the row. With `histogram`, also fills level 0 of the radix selection.
-template <class Row>
-__device__ RowStats row_stats(const Row& row, int vocab, bool histogram, RowShared& s) {
+// Sums the row (with `Best`: finds its top token instead): each block its
+// slice, then the cluster's sums through the mailboxes. With `histogram`,
+// also fills level 0 of the radix selection
+// (each block's fine buckets in level0, the cluster's coarse sums in
+// exchange slot 0).
+template <bool Load, bool Best, class View>
+__device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShared& s, const RowCluster& cl) {
   if (histogram) {
-    clear_histogram(s);
+    s.level0.clear();
     __syncthreads();
   }
   RowStats mine = empty_row();
-  for_each_token(row, vocab, [&](int j, float v) {
-    const std::uint64_t w = row.weight(v);
+  for_each_token<Load>(slice, [&](int i, float v) {
+    const std::uint64_t w = slice.weight(v);
     if (w == 0) return;
     const unsigned c = rank_code(v);
-    mine.total += w;
-    mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
-    ++mine.positive;
-    if (mine.best_index < 0 || c > mine.best_code) mine.best_code = c, mine.best_index = j;  // j ascends per thread
-    if (histogram) add_to_histogram(s, c >> level_shift(0), w);
+    if constexpr (Best) {
+      const int j = slice.begin + i;
+      if (ranks_above(c, j, mine.best_code, mine.best_index)) mine.best_code = c, mine.best_index = j;
+    } else {
+      mine.total += w;
+      mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
+      ++mine.positive;
+      if (histogram) s.level0.add(c >> level_shift(0), 1, w);
+    }
   });
-  const RowStats all = RowShared::ReduceStats(s.temp.reduce_stats).Reduce(mine, CombineStats{});
-  if (threadIdx.x == 0) s.stats = all;
-  __syncthreads();
-  return s.stats;
+  const RowStats block = RowShared::ReduceStats(s.temp.reduce_stats).Reduce(mine, CombineStats{});
+  if (threadIdx.x == 0) s.box.stats = block;
+  cl.sync();  // every block's level 0 and stats complete, every owner's slot clear
+  if (threadIdx.x == 0)
+    s.row = cluster_sum(cl, empty_row(), [&](int q) { return cl.at(&s.box, q)->stats; }, CombineStats{});
+  if (histogram) push_level0(s, 0, cl);
+  cl.sync();  // every block has read the mailboxes; exchange 0 (level-0 coarse sums) complete
+  return s.row;
 }
 
-// The largest logit (NaN never wins; -inf when there is none).
-__device__ inline float row_max(const float* x, int vocab, RowShared& s) {
+// The largest logit (NaN never wins; -inf when there is none), loading the slice.
+template <class View>
+__device__ float row_max(const Slice<View>& slice, RowShared& s, const RowCluster& cl) {
   float mine = -INFINITY;
-  for_each_token(ProbsRow{x}, vocab, [&](int, float v) { mine = fmaxf(mine, v); });
-  const float all = RowShared::ReduceFloat(s.temp.reduce_float).Reduce(mine, [](float a, float b) { return fmaxf(a, b); });
-  if (threadIdx.x == 0) s.max = all;
+  for_each_token<true>(slice, [&](int, float v) { mine = fmaxf(mine, v); });
+  const float block = RowShared::ReduceFloat(s.temp.reduce_float).Reduce(mine, [](float a, float b) { return fmaxf(a, b); });
+  if (threadIdx.x == 0) s.box.max = block;
+  cl.sync();
+  if (threadIdx.x == 0)
+    s.max = cluster_sum(cl, -INFINITY, [&](int q) { return cl.at(&s.box, q)->max; },
+                        [](float a, float b) { return fmaxf(a, b); });
   __syncthreads();
   return s.max;
 }
 
-// The kept weight of the tokens weighing at least min_weight (>= 1).
-template <class Row>
-__device__ std::uint64_t mass_at_least(const Row& row, int vocab, std::uint64_t min_weight, RowShared& s) {
-  u64 mine = 0;
-  for_each_token(row, vocab, [&](int, float v) {
-    const std::uint64_t w = row.weight(v);
-    if (w >= min_weight) mine += w;
-  });
-  const u64 all = RowShared::ReduceU64(s.temp.reduce_u64).Sum(mine);
-  if (threadIdx.x == 0) s.value = all;
-  __syncthreads();
-  return s.value;
-}
+// ------------------------------------------------------- radix selection ---
 
 enum class By { count, mass };
 
-// Walks the current level's `buckets` from the top down: the bucket where
-// s.above plus the running count (By::count) or weight (By::mass) first
-// reaches `target` goes to s.digit, and s.above gains the buckets above it.
-__device__ inline void pick_bucket(RowShared& s, int buckets, By by, std::uint64_t target) {
-  const int per_thread = buckets / kRowThreads;  // 1 or 2; thread t owns buckets top - t*per_thread - i
+__device__ __forceinline__ u64 measure(const Aggregate& a, By by) { return by == By::count ? a.count : a.mass; }
+
+// Walks the cluster's sums of `buckets` buckets in exchange slot `slot` from
+// the top down: the bucket where s.above plus the running count (By::count)
+// or weight (By::mass) first reaches `target` goes to s.digit (its sums to
+// s.chosen), and s.above gains the buckets above it.
+__device__ inline void pick_bucket(int slot, int buckets, By by, std::uint64_t target, RowShared& s,
+                                   const RowCluster& cl) {
+  const int bucket = buckets - 1 - static_cast<int>(threadIdx.x);  // thread 0 takes the top bucket
   Aggregate mine{};
-  for (int i = 0; i < per_thread; ++i) {
-    const int bucket = buckets - 1 - (static_cast<int>(threadIdx.x) * per_thread + i);
-    mine.count += s.count[bucket], mine.mass += s.mass[bucket];
-  }
+  if (bucket >= 0) mine = owner_of(s, slot, bucket, buckets, cl)->get(bucket);
   Aggregate before;
-  RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, AddAggregates{});
-  Aggregate running{s.above.count + before.count, s.above.mass + before.mass};
+  RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, Plus{});
+  const Aggregate running = s.above + before;
   __syncthreads();  // every thread has read s.above
-  for (int i = 0; i < per_thread; ++i) {
-    const int bucket = buckets - 1 - (static_cast<int>(threadIdx.x) * per_thread + i);
-    const u64 reached_before = by == By::count ? running.count : running.mass;
-    const u64 here = by == By::count ? s.count[bucket] : s.mass[bucket];
-    if (reached_before < target && reached_before + here >= target) {
-      s.digit = static_cast<unsigned>(bucket);
-      s.above = running;
-    }
-    running.count += s.count[bucket], running.mass += s.mass[bucket];
+  const u64 reached = measure(running, by);
+  if (bucket >= 0 && reached < target && reached + measure(mine, by) >= target) {
+    s.digit = static_cast<unsigned>(bucket);
+    s.above = running;
+    s.chosen = mine;
   }
+  s.owned[(slot + 2) % 3].clear();
   __syncthreads();
 }
 
-// Fills the histogram of radix level `level` over the tokens whose code
-// starts with `prefix` (the digits of the levels above; level 0 takes all).
-template <class Row>
-__device__ void build_level(const Row& row, int vocab, int level, unsigned prefix, RowShared& s) {
-  const int shift = level_shift(level), bits = level_bits(level);
-  clear_histogram(s);
+// Level 0: the coarse bucket from the cluster's coarse sums, then the fine
+// bucket among its kFinePerCoarse, summed over every block's level0.
+__device__ inline void pick_level0(int slot, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
+  pick_bucket(slot, kBuckets, by, target, s, cl);
+  const unsigned first_fine = s.digit * kFinePerCoarse;
+  if (threadIdx.x < kFinePerCoarse) {
+    const int fine = static_cast<int>(first_fine + threadIdx.x);
+    s.fine[threadIdx.x] = cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&s.level0, q)->get(fine); });
+  }
   __syncthreads();
-  for_each_token(row, vocab, [&](int, float v) {
-    const unsigned c = rank_code(v);
-    if (static_cast<u64>(c) >> (shift + bits) != prefix) return;
-    const std::uint64_t w = row.weight(v);
-    if (w > 0) add_to_histogram(s, (c >> shift) & ((1u << bits) - 1), w);
-  });
+  if (threadIdx.x == 0) {
+    for (int f = kFinePerCoarse - 1; f >= 0; --f) {
+      if (measure(s.above, by) + measure(s.fine[f], by) >= target) {
+        s.digit = first_fine + f;
+        s.chosen = s.fine[f];
+        break;
+      }
+      s.above = s.above + s.fine[f];
+    }
+  }
   __syncthreads();
 }
 
 // The rank cut whose kept count or weight first reaches `target` (1 <= target
-// < the row's count or weight). Level 0's histogram comes from row_stats when
-// `level0_ready` (the first cut of a row); levels 1 and 2 each take one pass
-// over the tokens of the chosen prefix. The code is then known in full and its
-// ties are resolved arithmetically, as on the CPU (`ties = k - count above`,
-// or `ceil((target - weight above) / W)`).
-template <class Row>
-__device__ Cut find_cut(const Row& row, int vocab, By by, std::uint64_t target, bool level0_ready, RowShared& s) {
+// < the row's count or weight), from level 0 as row_stats left it (a second
+// cut of the row sums the blocks' level 0 again: its exchange slot has been
+// reused). Levels 1 to 3 each take one shared-memory pass over the tokens of
+// the chosen prefix, whose atomics go straight to the bucket's owner, and
+// one cluster barrier. The code is then known in full and its ties are
+// resolved arithmetically, as on the CPU (`ties = k - count above`, or
+// `ceil((target - weight above) / W)`).
+template <class View>
+__device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
+  int exchange = s.exchanges;
+  if (exchange > 0) {
+    push_level0(s, exchange % 3, cl);
+    cl.sync();
+  }
   if (threadIdx.x == 0) s.above = Aggregate{};
-  unsigned prefix = 0;
-  for (int level = 0; level < kLevels; ++level) {
-    if (level > 0 || !level0_ready) build_level(row, vocab, level, prefix, s);
-    __syncthreads();
-    pick_bucket(s, 1 << level_bits(level), by, target);
+  __syncthreads();
+  pick_level0(exchange % 3, by, target, s, cl);
+  ++exchange;
+  unsigned prefix = s.digit;
+  for (int level = 1; level < kLevels; ++level, ++exchange) {
+    const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
+    for_each_token<false>(slice, [&](int, float v) {
+      const unsigned c = rank_code(v);
+      if (c >> (shift + level_bits(level)) != prefix) return;
+      const std::uint64_t w = slice.weight(v);
+      const unsigned bucket = (c >> shift) & (buckets - 1);
+      if (w > 0) owner_of(s, slot, static_cast<int>(bucket), buckets, cl)->add(bucket, 1, w);
+    });
+    cl.sync();
+    pick_bucket(slot, buckets, by, target, s, cl);
     prefix = (prefix << level_bits(level)) | s.digit;
   }
   Cut cut;
-  cut.tied = s.count[s.digit];
-  const std::uint64_t unit = s.mass[s.digit] / cut.tied;  // every tied token weighs the same
+  cut.tied = s.chosen.count;
+  const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
   const std::uint64_t ties = by == By::count ? target - s.above.count : (target - s.above.mass + unit - 1) / unit;
   cut.set = KeptSet{prefix, ties, 1, s.above.mass + ties * unit};
-  __syncthreads();  // the histogram is read before anyone reuses it
+  if (threadIdx.x == 0) s.exchanges = exchange;
+  __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
   return cut;
 }
 
-// The first token, walking the row in index order (or from its end), where
-// the running sum of value(j, v) exceeds `target`; -1 if it never does. One
-// block reduction per tile finds the tile, then one scan per item row inside it.
-template <bool Backward, class Row, class Value>
-__device__ int find_crossing(const Row& row, int vocab, Value&& value, std::uint64_t target, RowShared& s) {
-  const int tiles = (vocab + kTile - 1) / kTile;
-  std::uint64_t running = 0;  // the same in every thread
-  for (int step = 0; step < tiles; ++step) {
-    const int tile = Backward ? tiles - 1 - step : step;
-    float v[kItems];
+// ------------------------------------------------------- crossing search ---
+
+// The first row index, in index order, where the running sum of
+// value(i, v) over the cluster's slices exceeds target_of(total), total being
+// the whole row's sum; -1 if it never does. Each thread sums a contiguous run
+// of its block's slice (odd length: conflict-free shared-memory reads), one
+// block scan places the runs, the blocks' sums go through the mailboxes, and
+// the one thread whose run holds the crossing walks it. Every block returns
+// the index.
+template <class View, class Value, class TargetOf>
+__device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&& target_of, RowShared& s,
+                             const RowCluster& cl) {
+  const int run = ((slice.count + kRowThreads - 1) / kRowThreads) | 1;
+  const int first = static_cast<int>(threadIdx.x) * run;
+  const int last = first + run < slice.count ? first + run : slice.count;
+  u64 mine = 0;
+#pragma unroll 4
+  for (int i = first; i < last; ++i) mine += value(i, slice.value(i));
+  u64 before, block_sum;
+  RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(mine, before, block_sum);
+  if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
+  cl.sync();
+  if (threadIdx.x == 0) {
+    s.prefix = cluster_sum(cl, u64{0}, [&](int q) { return q < cl.rank ? cl.at(&s.box, q)->slice_sum : 0; });
+    s.target = target_of(cluster_sum(cl, u64{0}, [&](int q) { return cl.at(&s.box, q)->slice_sum; }));
+  }
+  __syncthreads();
+  const u64 target = s.target;
+  u64 running = s.prefix + before;
+  if (running <= target && target < running + mine) {
+    for (int i = first; i < last; ++i) {
+      const u64 x = value(i, slice.value(i));
+      if (running + x > target) {
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int j = position<Backward>(tile, i);
-      v[i] = j < vocab ? row.value(j) : 0.f;
-    }
-    u64 mine = 0;
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int j = position<Backward>(tile, i);
-      if (j < vocab) mine += value(j, v[i]);
-    }
-    const u64 tile_sum = RowShared::ReduceU64(s.temp.reduce_u64).Sum(mine);
-    if (threadIdx.x == 0) s.value = tile_sum;
-    __syncthreads();
-    const std::uint64_t sum = s.value;
-    __syncthreads();
-    if (running + sum <= target) {
-      running += sum;
-      continue;
-    }
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int j = position<Backward>(tile, i);
-      const u64 x = j < vocab ? value(j, v[i]) : 0;
-      u64 before, item_sum;
-      RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(x, before, item_sum);
-      if (x > 0 && running + before <= target && target < running + before + x) s.found = j;
-      __syncthreads();
-      if (running + item_sum > target) return s.found;
-      running += item_sum;
+        for (int q = 0; q < kMaxCluster; ++q)
+          if (q < cl.size) cl.at(&s.box, q)->found = slice.begin + i;
+        break;
+      }
+      running += x;
     }
   }
-  return -1;
+  cl.sync();
+  return s.box.found;
 }
 
 // The kept set of a cut as a per-token predicate: when only some of the
 // tokens at the cut's code are kept, the last kept one is the ties-th of
 // them in index order.
-template <class Row>
-__device__ Kept resolve(const Row& row, int vocab, const Cut& cut, RowShared& s) {
-  Kept k{cut.set.code, INT_MAX, 1, cut.set.mass};
+template <class View>
+__device__ Kept resolve(const Slice<View>& slice, const Cut& cut, RowShared& s, const RowCluster& cl) {
+  Kept k{cut.set.code, INT_MAX, 1};
   if (cut.set.ties >= cut.tied) return k;
-  k.last_tie = find_crossing<false>(
-      row, vocab,
-      [&](int, float v) -> u64 { return rank_code(v) == cut.set.code && row.weight(v) > 0 ? 1 : 0; },
-      cut.set.ties - 1, s);
+  k.last_tie = find_crossing(
+      slice, [&](int, float v) -> u64 { return rank_code(v) == cut.set.code && slice.weight(v) > 0 ? 1 : 0; },
+      [&](u64) -> u64 { return cut.set.ties - 1; }, s, cl);
   return k;
 }
 
 __device__ __forceinline__ Cut whole_row(std::uint64_t total) { return {KeptSet{0, ~std::uint64_t{0}, 1, total}, 0}; }
 
-// The inverse-CDF draw of docs/sampling.md: t = floor(bits * M / 2^64), the
-// first kept token whose running kept weight exceeds t. Walked from the row's
-// end (the part a preceding pass touched last, most likely still in L2): the
-// same token is the first, from the end, whose suffix weight reaches M - t.
-template <class Row>
-__device__ int draw(const Row& row, int vocab, const Kept& kept, std::uint64_t bits, RowShared& s) {
-  if (kept.mass == 0) return -1;
-  const std::uint64_t t = mul_hi_u64(bits, kept.mass);
-  return find_crossing<true>(
-      row, vocab,
-      [&](int j, float v) -> u64 {
-        const std::uint64_t w = row.weight(v);
-        return kept.keeps(j, rank_code(v), w) ? w : 0;
-      },
-      kept.mass - t - 1, s);
+// The inverse-CDF draw of docs/sampling.md: t = floor(bits * M / 2^64) with M
+// the kept weight (summed here, exactly, by the same pass that places the
+// blocks' runs), then the first kept token whose running kept weight exceeds
+// t; -1 when nothing is kept.
+template <class View>
+__device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bits, RowShared& s,
+                    const RowCluster& cl) {
+  return find_crossing(
+      slice,
+      [&](int i, float v) -> u64 { return kept.kept_weight(slice, slice.begin + i, v); },
+      [&](u64 mass) -> u64 { return mass == 0 ? ~u64{0} : mul_hi_u64(bits, mass); }, s, cl);
+}
+
+// ------------------------------------------------------------ plumbing -----
+
+// The kernel's dynamic shared memory, where resident slices live (16-byte aligned).
+__device__ __forceinline__ float* resident_storage() {
+  extern __shared__ float4 dynamic_shared[];
+  return reinterpret_cast<float*>(dynamic_shared);
+}
+
+// This block's slice of row `row` under the launch's geometry; resident
+// slices live in the kernel's dynamic shared memory.
+template <class View>
+__device__ Slice<View> slice_of(const View& view, const RowGeometry& g, const RowCluster& cl, float* resident) {
+  Slice<View> s{view};
+  s.begin = cl.rank * g.slice;
+  const int left = g.vocab - s.begin;
+  s.count = left < 0 ? 0 : (left < g.slice ? left : g.slice);
+  s.stored = g.resident ? resident : nullptr;
+  if constexpr (Slice<View>::kPlain) s.values = g.resident ? resident : view.x + s.begin;
+  else s.values = s.stored;
+  return s;
+}
+
+__device__ __forceinline__ int row_of_cluster(const RowCluster& cl) { return static_cast<int>(blockIdx.x) / cl.size; }
+
+// Before the first cluster barrier: no level exchanged yet, every exchange slot clear.
+__device__ __forceinline__ void init_shared(RowShared& s) {
+  if (threadIdx.x == 0) s.exchanges = 0;
+  for (auto& slot : s.owned) slot.clear();
 }
 
 // The random block `draw` of row b.
@@ -397,6 +627,64 @@ __device__ __forceinline__ PhiloxBlock row_random_block(const RandomParams& r, i
 template <class T>
 __device__ __forceinline__ T row_param(const RowParam<T>& p, int b) {
   return p.rows ? p.rows[b] : p.scalar;
+}
+
+// ---------------------------------------------------------------- launch --
+
+// Launches kernel(params, geometry) with one cluster per row on the current
+// device: clusters where the architecture has them (sm_90 and later), slices
+// resident in shared memory when `may_reside` and they fit beside the
+// kernel's static shared memory. Returns the first cudaError_t as an int.
+template <class Params>
+int launch_rows(void (*kernel)(Params, RowGeometry), const Params& params, int batch, int vocab, bool may_reside,
+                void* stream) {
+  int device = 0, major = 0, optin = 0, sms = 0;
+  cudaFuncAttributes attributes{};
+  for (const cudaError_t e : {cudaGetDevice(&device),
+                              cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+                              cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+                              cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                              cudaFuncGetAttributes(&attributes, kernel),
+                              // All of the SM's unified memory as shared memory, so two blocks fit.
+                              cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                   cudaSharedmemCarveoutMaxShared)})
+    if (e != cudaSuccess) return static_cast<int>(e);
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cudaLaunchConfig_t config{};
+  config.blockDim = dim3(kRowThreads);
+  config.stream = static_cast<cudaStream_t>(stream);
+  config.attrs = &cluster;
+  RowGeometry g;
+  g.vocab = vocab;
+  // Sets g and config for clusters of `size` blocks.
+  const auto shape = [&](int size) {
+    g.cluster = size;
+    g.slice = (vocab + size - 1) / size;
+    const std::size_t slice_bytes = sizeof(float) * static_cast<std::size_t>(g.slice);
+    g.resident = may_reside && slice_bytes + attributes.sharedSizeBytes <= static_cast<std::size_t>(optin);
+    config.gridDim = dim3(static_cast<unsigned>(batch) * static_cast<unsigned>(size));
+    config.dynamicSmemBytes = g.resident ? slice_bytes : 0;
+    cluster.val.clusterDim.x = static_cast<unsigned>(size);
+    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    config.numAttrs = size > 1 ? 1 : 0;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(config.dynamicSmemBytes));
+  };
+  cudaError_t e = shape(major >= 9 ? row_cluster_size(vocab) : 1);
+  if (e != cudaSuccess) return static_cast<int>(e);
+  if (g.cluster == kPortableCluster && batch * kMaxCluster <= 2 * sms) {
+    int clusters = 0;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+        shape(kMaxCluster) == cudaSuccess && cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess &&
+        clusters >= batch) {
+      return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
+    }
+    cudaGetLastError();  // the larger cluster does not fit: clear its error, use the portable size
+    e = shape(kPortableCluster);
+    if (e != cudaSuccess) return static_cast<int>(e);
+  }
+  return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
 }
 
 }  // namespace kvserve::detail::cuda

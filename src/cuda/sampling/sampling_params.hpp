@@ -1,6 +1,6 @@
 // What the sampling-family kernels see: plain structs of pointers, strides and
 // scalars (host-visible, no CUDA types). Built by sampling_plans.cpp, read by
-// the kernels of this folder. Rows run one thread block each.
+// the kernels of this folder. Rows run one cluster of thread blocks each.
 #pragma once
 
 #include <cstdint>
@@ -85,7 +85,28 @@ int launch_renorm(const RenormParams& p, void* stream);
 int launch_speculative(const SpeculativeParams& p, void* stream);
 int launch_penalty(const PenaltyParams& p, void* stream);
 
-// Threads per row-block of the sampling, renorm and speculative kernels.
-inline constexpr int kRowThreads = 512;
+// Threads per block of the sampling, renorm and speculative kernels.
+inline constexpr int kRowThreads = 384;
+
+// A row is walked by a cluster of blocks, each owning a slice of about
+// kSliceTarget tokens (64 KB of f32: two blocks fit an SM's shared memory),
+// at most kPortableCluster blocks and a power of two. Batches too small to
+// fill the GPU take clusters of kMaxCluster (a non-portable size) where the
+// GPU can schedule them: more SMs per row. The tokens do not depend on it.
+inline constexpr int kSliceTarget = 16384;
+inline constexpr int kPortableCluster = 8, kMaxCluster = 16;
+
+constexpr int row_cluster_size(int vocab) {
+  int size = 1;
+  while (size < kPortableCluster && static_cast<long long>(size) * kSliceTarget < vocab) size *= 2;
+  return size;
+}
+
+// How one launch splits its rows: `cluster` blocks per row, `slice` tokens
+// per block; a resident slice is held in shared memory after one read.
+struct RowGeometry {
+  int vocab = 0, cluster = 1, slice = 0;
+  bool resident = false;
+};
 
 }  // namespace kvserve::detail::cuda

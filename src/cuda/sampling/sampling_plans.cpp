@@ -117,7 +117,7 @@ Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& 
 }
 
 // Every kernel of the family: integer (fixed-point) decisions and IEEE f32
-// steps in a fixed order, so deterministic, and one block per row, so batch
+// steps in a fixed order, so deterministic, and one cluster per row, so batch
 // invariant.
 Result<KernelInfo> sampling_info(Device device, const char* op, std::string config) {
   auto facts = device_facts(device);
@@ -142,6 +142,15 @@ Result<Kernel<Op>> make_kernel(Device device, std::string config,
   return k;
 }
 
+// How a row is walked (sm_90 and later; older GPUs use clusters of one).
+// Clusters of 8 take 16 blocks per row for batches of up to 16 rows where
+// the GPU can schedule them (launch_rows), which the key says as "/16".
+std::string row_text(int vocab) {
+  const int cluster = row_cluster_size(vocab);
+  return "radix=10/8/7/7 cluster=" + std::to_string(cluster) + (cluster == kPortableCluster ? "/16" : "") +
+         " threads=" + std::to_string(kRowThreads);
+}
+
 std::string text(std::string_view field, std::string_view value) {
   return std::string(field) + "=" + std::string(value);
 }
@@ -155,7 +164,7 @@ Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device dev
       device,
       cuda::text("input", name_of(d.input)) + " " + cuda::text("filter", name_of(d.filter)) + " " +
           cuda::text("params", name_of(d.params)) + " " + cuda::text("random", name_of(d.random)) +
-          " radix=11/11/10 threads=" + std::to_string(cuda::kRowThreads),
+          " " + cuda::row_text(d.vocab),
       cuda::run_sampling);
 }
 
@@ -163,7 +172,7 @@ template <>
 Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormDesc& d, Device device) {
   return cuda::make_kernel<SamplingRenorm>(
       device, cuda::text("kind", name_of(d.kind)) + " " + cuda::text("params", name_of(d.params)) +
-                  " radix=11/11/10 threads=" + std::to_string(cuda::kRowThreads),
+                  " " + cuda::row_text(d.vocab),
       cuda::run_renorm);
 }
 
@@ -171,7 +180,9 @@ template <>
 Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc& d,
                                                                               Device device) {
   return cuda::make_kernel<ChainSpeculativeSampling>(
-      device, "n=" + std::to_string(d.num_draft_tokens) + " " + cuda::text("random", name_of(d.random)),
+      device,
+      "n=" + std::to_string(d.num_draft_tokens) + " " + cuda::text("random", name_of(d.random)) + " " +
+          cuda::row_text(d.vocab),
       cuda::run_speculative);
 }
 

@@ -1,6 +1,7 @@
-// CUDA kernel for ChainSpeculativeSampling: one block per row; thread 0 runs
-// the n acceptance tests (a handful of loads), then the block draws the token
-// after the emitted drafts from the residual, or the bonus token from p_n.
+// CUDA kernel for ChainSpeculativeSampling: one cluster per row; thread 0 of
+// each block runs the n acceptance tests (a handful of loads), then the
+// cluster draws the token after the emitted drafts from the residual, or the
+// bonus token from p_n.
 #include <cuda_runtime.h>
 
 #include "cuda/sampling/row_select.cuh"
@@ -8,17 +9,21 @@
 namespace kvserve::detail::cuda {
 namespace {
 
-// Draws from every token of `row` with the given random bits (-1: no weight).
-template <class Row>
-__device__ int draw_whole_row(const Row& row, int vocab, std::uint64_t bits, RowShared& s) {
-  const RowStats stats = row_stats(row, vocab, false, s);
-  return draw(row, vocab, Kept{0, INT_MAX, 1, stats.total}, bits, s);
+// Draws from every token of the row with the given random bits (-1: no
+// weight): one pass loads the slice, the draw reads it from shared memory.
+template <class View>
+__device__ int draw_whole_row(const Slice<View>& slice, std::uint64_t bits, RowShared& s, const RowCluster& cl) {
+  row_stats<true, false>(slice, false, s, cl);
+  return draw(slice, Kept{}, bits, s, cl);
 }
 
-__global__ void __launch_bounds__(kRowThreads, 1) speculative_kernel(const SpeculativeParams p) {
+__global__ void __launch_bounds__(kRowThreads, 2) speculative_kernel(const SpeculativeParams p, const RowGeometry g) {
+  float* resident = resident_storage();
   __shared__ RowShared s;
   __shared__ int emitted;
-  const int b = static_cast<int>(blockIdx.x), n = p.num_draft, vocab = p.vocab;
+  const RowCluster cl = this_row_cluster();
+  init_shared(s);
+  const int b = row_of_cluster(cl), n = p.num_draft, vocab = p.vocab;
   const std::int32_t* ids = p.draft_ids + b * p.draft_ids_stride_b;
   const auto draft_row = [&](int t) { return p.draft_probs + b * p.draft_stride_b + t * p.draft_stride_t; };
   const auto target_row = [&](int t) { return p.target_probs + b * p.target_stride_b + t * p.target_stride_t; };
@@ -37,32 +42,27 @@ __global__ void __launch_bounds__(kRowThreads, 1) speculative_kernel(const Specu
       accepted += pass;
       if (!pass && first_failure == n) first_failure = t;
     }
-    for (int t = 0; t < first_failure; ++t) out[t * p.out_stride_t] = ids[t * p.draft_ids_stride_t];
-    for (int t = first_failure + 1; t <= n; ++t) out[t * p.out_stride_t] = -1;
-    if (p.accepted) p.accepted[b] = accepted;
-    if (p.emitted) p.emitted[b] = first_failure;
+    if (cl.rank == 0) {
+      for (int t = 0; t < first_failure; ++t) out[t * p.out_stride_t] = ids[t * p.draft_ids_stride_t];
+      for (int t = first_failure + 1; t <= n; ++t) out[t * p.out_stride_t] = -1;
+      if (p.accepted) p.accepted[b] = accepted;
+      if (p.emitted) p.emitted[b] = first_failure;
+    }
     emitted = first_failure;
   }
   __syncthreads();
   const int e = emitted;
   const std::uint64_t bits = draw_bits(row_random_block(p.random, b, static_cast<std::uint32_t>(e)));
   int token = -1;
-  bool drawn = false;  // from the residual; block-uniform
-  if (e < n) {
-    const ResidualRow residual{target_row(e), draft_row(e)};
-    const RowStats stats = row_stats(residual, vocab, false, s);
-    drawn = stats.total > 0;
-    if (drawn) token = draw(residual, vocab, Kept{0, INT_MAX, 1, stats.total}, bits, s);
-  }
-  if (!drawn) token = draw_whole_row(ProbsRow{target_row(e)}, vocab, bits, s);
-  if (threadIdx.x == 0) out[e * p.out_stride_t] = token;
+  if (e < n) token = draw_whole_row(slice_of(ResidualRow{{target_row(e)}, {draft_row(e)}}, g, cl, resident), bits, s, cl);
+  if (token < 0) token = draw_whole_row(slice_of(ProbsRow{{target_row(e)}}, g, cl, resident), bits, s, cl);
+  if (cl.rank == 0 && threadIdx.x == 0) out[e * p.out_stride_t] = token;
 }
 
 }  // namespace
 
 int launch_speculative(const SpeculativeParams& p, void* stream) {
-  speculative_kernel<<<p.batch, kRowThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-  return static_cast<int>(cudaGetLastError());
+  return launch_rows(speculative_kernel, p, p.batch, p.vocab, true, stream);
 }
 
 }  // namespace kvserve::detail::cuda
