@@ -23,8 +23,6 @@ TEST(CudaSampling, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUD
 namespace kvserve::test {
 namespace {
 
-const Device kGpu = Device::cuda(0);
-
 struct GraphSetup {
   std::int64_t batch = 64;
   int vocab = 128256;
