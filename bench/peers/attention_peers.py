@@ -10,28 +10,14 @@ Writes one JSON document: {"peers": [{"shape", "peer", "time_us", "bytes"}]}.
 """
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
 
+from peer_timing import time_us
+
 DECODE_SHAPES = [(1, 4096), (16, 4096), (64, 4096), (128, 2048), (8, 32768), (1, 32768)]
 HQ, HKV, D = 32, 8, 128
-
-
-def time_us(fn, copies, iters, warmup=5):
-    for i in range(warmup):
-        fn(i % copies)
-    times = []
-    for i in range(iters):
-        torch.cuda._sleep(200_000)  # ~100 us of GPU time: covers the Python-side launch
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i % copies)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def main():
@@ -47,7 +33,7 @@ def main():
         q = torch.randn(batch, HQ, 1, D, device="cuda", dtype=torch.bfloat16)
         ks = [torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
         vs = [torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
-        t = time_us(lambda c: F.scaled_dot_product_attention(q, ks[c], vs[c], enable_gqa=True), copies, args.iters)
+        t = time_us(lambda c: F.scaled_dot_product_attention(q, ks[c], vs[c], enable_gqa=True), args.iters, copies)
         bytes_moved = kv_bytes + 2 * batch * HQ * D * 2
         results.append({"shape": f"B={batch} L={kv_len}", "peer": "torch SDPA (contiguous KV)",
                         "time_us": t, "bytes": bytes_moved})

@@ -14,26 +14,12 @@ call; the median of --iters runs is reported. Writes one JSON document:
 """
 import argparse
 import json
-import statistics
 
 import torch
 
+from peer_timing import time_us
+
 VOCAB = 128256
-
-
-def time_us(fn, copies, iters, warmup=3):
-    for i in range(warmup):
-        fn(i % copies)
-    times = []
-    for i in range(iters):
-        torch.cuda._sleep(200_000)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i % copies)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def probs_copies(batch, l2_bytes):
@@ -111,17 +97,17 @@ def main():
     for batch in (1, 64, 512):
         ps = probs_copies(batch, l2)
         record("top-p", f"B={batch} p=0.9", "sort+cumsum+multinomial",
-               time_us(lambda c: top_p_sorted(ps[c], 0.9), len(ps), args.iters))
+               time_us(lambda c: top_p_sorted(ps[c], 0.9), args.iters, len(ps)))
         del ps
     ps = probs_copies(512, l2)
-    record("top-k", "B=512 k=50", "topk+multinomial", time_us(lambda c: top_k(ps[c], 50), len(ps), args.iters))
-    record("min-p", "B=512 min_p=0.1", "amax+mask+multinomial", time_us(lambda c: min_p(ps[c], 0.1), len(ps), args.iters))
+    record("top-k", "B=512 k=50", "topk+multinomial", time_us(lambda c: top_k(ps[c], 50), args.iters, len(ps)))
+    record("min-p", "B=512 min_p=0.1", "amax+mask+multinomial", time_us(lambda c: min_p(ps[c], 0.1), args.iters, len(ps)))
     record("top-k-top-p", "B=512 k=50 p=0.9", "topk+cumsum+multinomial",
-           time_us(lambda c: top_k_top_p(ps[c], 50, 0.9), len(ps), args.iters))
-    record("renorm", "B=512 top-k 50", "topk+scatter", time_us(lambda c: top_k_renorm(ps[c], 50), len(ps), args.iters))
+           time_us(lambda c: top_k_top_p(ps[c], 50, 0.9), args.iters, len(ps)))
+    record("renorm", "B=512 top-k 50", "topk+scatter", time_us(lambda c: top_k_renorm(ps[c], 50), args.iters, len(ps)))
     del ps
     xs = [3 * torch.randn(512, VOCAB, device="cuda") for _ in range(max(1, -(-2 * l2 // (512 * VOCAB * 4))))]
-    record("mask", "B=512 top-k 50", "topk+masked_fill", time_us(lambda c: top_k_mask(xs[c], 50), len(xs), args.iters))
+    record("mask", "B=512 top-k 50", "topk+masked_fill", time_us(lambda c: top_k_mask(xs[c], 50), args.iters, len(xs)))
     del xs
 
     n, batch = 4, 512
@@ -129,12 +115,12 @@ def main():
     draft = torch.softmax(3 * torch.randn(batch, n, VOCAB, device="cuda"), dim=-1)
     draft_ids = draft.argmax(-1)
     record("spec-verify", f"B={batch} n={n}", "gather+residual+multinomial",
-           time_us(lambda c: spec_verify(draft_ids, draft, target), 1, args.iters))
+           time_us(lambda c: spec_verify(draft_ids, draft, target), args.iters, 1))
     del target, draft
 
     logits = [3 * torch.randn(256, VOCAB, device="cuda") for _ in range(2)]
     ids = torch.randint(0, VOCAB, (256, 2048), device="cuda")
-    record("penalty", "B=256 L=2048 ids", "scatter_add+where", time_us(lambda c: penalties(logits[c], ids), 2, args.iters))
+    record("penalty", "B=256 L=2048 ids", "scatter_add+where", time_us(lambda c: penalties(logits[c], ids), args.iters, 2))
 
     with open(args.json, "w") as f:
         json.dump({"device": props.name, "torch": torch.__version__, "peers": results}, f, indent=1)
