@@ -26,6 +26,10 @@ Result<Kernel<CascadeAttention>> cuda_kernel<CascadeAttention>(const CascadeAtte
 template <>
 Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc&, Device);
 template <>
+Result<Kernel<BatchRaggedPrefill>> cuda_kernel<BatchRaggedPrefill>(const BatchRaggedPrefillDesc&, Device);
+template <>
+Result<Kernel<SinglePrefill>> cuda_kernel<SinglePrefill>(const SinglePrefillDesc&, Device);
+template <>
 Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc&, Device);
 template <>
 Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);

@@ -255,6 +255,14 @@ std::vector<CompiledKernel> cuda_compiled_kernels() {
     out.push_back({Backend::cuda, "BatchPagedPrefill",
                    cuda::decode_config_text(e.dtype, e.dtype, e.head_dim) +
                        " layout=NHD|HND any page size and GQA ratio, causal or not"});
+  for (const auto& e : cuda::kMultiQueryEntries)
+    out.push_back({Backend::cuda, "BatchRaggedPrefill",
+                   "dtype=" + std::string(name_of(e.dtype)) + " d=" + std::to_string(e.head_dim) +
+                       " head_dim_v = head_dim, any GQA ratio, causal or not"});
+  for (const auto& e : cuda::kMultiQueryEntries)
+    out.push_back({Backend::cuda, "SinglePrefill",
+                   "dtype=" + std::string(name_of(e.dtype)) + " d=" + std::to_string(e.head_dim) +
+                       " layout=NHD|HND head_dim_v = head_dim, any GQA ratio, causal or not"});
   for (const auto& e : cuda::kSamplingFamily) out.push_back({Backend::cuda, e.op, e.config});
   return out;
 }

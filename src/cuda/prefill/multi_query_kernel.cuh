@@ -51,20 +51,21 @@ __device__ __forceinline__ int page_of_key(const MultiQueryParams& p, const std:
 // last (the tiles whose queries see the most keys start first). Returns
 // false for blocks past the schedule.
 __device__ __forceinline__ bool load_item(const MultiQueryParams& p, int y, MultiQueryItem* item) {
-  if (p.requests == nullptr) {
+  if (p.items != nullptr) {
     *item = p.items[y];  // read before the count is known: two independent loads
     return y < *p.num_items;
   }
-  const int n = *p.num_items, total = p.requests[n].first_tile;
+  const MultiQueryRequest* const requests = p.requests != nullptr ? p.requests : p.single;
+  const int n = p.requests != nullptr ? *p.num_items : 1, total = requests[n].first_tile;
   if (y >= total) return false;
   const int tile = total - 1 - y;
   int lo = 0, hi = n - 1;  // the last request whose first tile is <= tile
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (p.requests[mid].first_tile <= tile) lo = mid;
+    if (requests[mid].first_tile <= tile) lo = mid;
     else hi = mid - 1;
   }
-  const MultiQueryRequest r = p.requests[lo];
+  const MultiQueryRequest r = requests[lo];
   const int row_begin = (tile - r.first_tile) * p.rows_per_tile;
   const int last_row = min(row_begin + p.rows_per_tile, r.q_len * p.group) - 1;
   const int pos0 = r.kv_len - r.q_len;

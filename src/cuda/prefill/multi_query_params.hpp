@@ -100,6 +100,9 @@ struct MultiQueryParams {
   const std::int32_t* num_items = nullptr;  // device scalar
   const MultiQueryItem* items = nullptr;    // [max_items]
   const MultiQueryRequest* requests = nullptr;
+  // SinglePrefill (no prepare, so no workspace): its one request and the
+  // closing record inline, used when both items and requests are null.
+  MultiQueryRequest single[2] = {};
   int max_items = 0;                        // grid.y: items, or an upper bound on the tiles
   int rows_per_tile = 0;                    // MultiQueryShape::rows (prefill tiles)
 };
