@@ -79,6 +79,7 @@ if stage bench; then
     "$cli" bench paged-prefill --q-len "$1" --kv-len "$2" --json "$json/paged-prefill-$1-$2.json" \
       >> "$out/bench.log" 2>&1 || { status=1; note "paged-prefill q=$1 L=$2 failed"; }
   done
+  "$cli" bench prefill --json "$json/prefill.json" >> "$out/bench.log" 2>&1 || { status=1; note "prefill failed"; }
 fi
 
 if stage peers; then
