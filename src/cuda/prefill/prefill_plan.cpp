@@ -74,16 +74,36 @@ Status run_requests(std::string_view op, Device device, const MultiQueryResource
   return launch_multi_query_passes(op, device, r.kernel, prm, nullptr, stream);
 }
 
-std::string tile_config(const MultiQuerySizing& z) {
-  return " rows=" + std::to_string(z.shape.rows) + " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
-         std::to_string(z.shape.stages);
-}
+// What a prefill op's selection depends on. max_batch 0: no prepare and no
+// workspace (SinglePrefill).
+struct PrefillShape {
+  DType q, kv;
+  int head_dim, head_dim_v;  // head_dim_v 0: head_dim
+  int max_batch = 0, num_qo_heads = 0, num_kv_heads = 0;
+};
 
-// The kernel serves V rows as wide as K's only.
-Status check_value_head_dim(std::string_view op, int head_dim, int head_dim_v) {
-  if (head_dim_v == 0 || head_dim_v == head_dim) return Status::ok();
-  return Status::unsupported(std::string(op) + ": no CUDA kernel for head_dim_v " + std::to_string(head_dim_v) +
-                             " != head_dim " + std::to_string(head_dim) + " (built: head_dim_v = head_dim)");
+// The selection every prefill op shares: the kernel table, V rows as wide
+// as K's (what the kernel serves), the workspace and a batch-invariant
+// identity (rows never split across blocks). The op sets run / prepare.
+template <class Op>
+Result<Kernel<Op>> prefill_kernel(Device device, const PrefillShape& s, std::string config) {
+  auto entry = find_multi_query_kernel(Op::kName, s.q, s.kv, s.head_dim);
+  if (!entry) return entry.status();
+  if (s.head_dim_v != 0 && s.head_dim_v != s.head_dim)
+    return Status::unsupported(std::string(Op::kName) + ": no CUDA kernel for head_dim_v " +
+                               std::to_string(s.head_dim_v) + " != head_dim " + std::to_string(s.head_dim) +
+                               " (built: head_dim_v = head_dim)");
+  auto facts = device_facts(device);
+  if (!facts) return facts.status();
+  Kernel<Op> k;
+  if (s.max_batch > 0) {
+    const MultiQuerySizing z = prefill_sizing(s.max_batch, s.num_qo_heads, s.num_kv_heads, s.head_dim, facts->sm_count);
+    config += " rows=" + std::to_string(z.shape.rows) + " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
+              std::to_string(z.shape.stages);
+    k.workspace_bytes = z.workspace_bytes;
+  }
+  k.info = multi_query_info(Op::kName, facts->arch, std::move(config), /*batch_invariant=*/true);
+  return k;
 }
 
 // ------------------------------------------------------ BatchPagedPrefill --
@@ -202,58 +222,37 @@ Status run_single_prefill(const PlanState<SinglePrefill>& p, const SinglePrefill
 
 template <>
 Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc& d, Device device) {
-  auto entry = cuda::find_multi_query_kernel(BatchPagedPrefill::kName, d.q_dtype, d.kv.dtype, d.kv.head_dim);
-  if (!entry) return entry.status();
-  auto facts = cuda::device_facts(device);
-  if (!facts) return facts.status();
-  const cuda::MultiQuerySizing z =
-      cuda::prefill_sizing(d.max_batch, d.num_qo_heads, d.kv.num_kv_heads, d.kv.head_dim, facts->sm_count);
-  Kernel<BatchPagedPrefill> k;
-  k.info = cuda::multi_query_info(BatchPagedPrefill::kName, facts->arch,
-                                  paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : "") + cuda::tile_config(z),
-                                  /*batch_invariant=*/true);
-  k.workspace_bytes = z.workspace_bytes;
-  k.run = cuda::run_paged_prefill;
-  k.prepare = cuda::prepare_paged_prefill;
-  k.create_resources = cuda::create_paged_prefill_resources;
+  auto k = cuda::prefill_kernel<BatchPagedPrefill>(
+      device, {d.q_dtype, d.kv.dtype, d.kv.head_dim, 0, d.max_batch, d.num_qo_heads, d.kv.num_kv_heads},
+      paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : ""));
+  if (!k) return k;
+  k->run = cuda::run_paged_prefill;
+  k->prepare = cuda::prepare_paged_prefill;
+  k->create_resources = cuda::create_paged_prefill_resources;
   return k;
 }
 
 template <>
 Result<Kernel<BatchRaggedPrefill>> cuda_kernel<BatchRaggedPrefill>(const BatchRaggedPrefillDesc& d, Device device) {
-  auto entry = cuda::find_multi_query_kernel(BatchRaggedPrefill::kName, d.dtype, d.dtype, d.head_dim);
-  if (!entry) return entry.status();
-  KVSERVE_TRY(cuda::check_value_head_dim(BatchRaggedPrefill::kName, d.head_dim, d.head_dim_v));
-  auto facts = cuda::device_facts(device);
-  if (!facts) return facts.status();
-  const cuda::MultiQuerySizing z =
-      cuda::prefill_sizing(d.max_batch, d.num_qo_heads, d.num_kv_heads, d.head_dim, facts->sm_count);
-  Kernel<BatchRaggedPrefill> k;
-  k.info = cuda::multi_query_info(BatchRaggedPrefill::kName, facts->arch,
-                                  "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-                                      (d.causal ? " causal" : "") + cuda::tile_config(z),
-                                  /*batch_invariant=*/true);
-  k.workspace_bytes = z.workspace_bytes;
-  k.run = cuda::run_ragged_prefill;
-  k.prepare = cuda::prepare_ragged_prefill;
-  k.create_resources = cuda::create_ragged_prefill_resources;
+  auto k = cuda::prefill_kernel<BatchRaggedPrefill>(
+      device, {d.dtype, d.dtype, d.head_dim, d.head_dim_v, d.max_batch, d.num_qo_heads, d.num_kv_heads},
+      "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) + (d.causal ? " causal" : ""));
+  if (!k) return k;
+  k->run = cuda::run_ragged_prefill;
+  k->prepare = cuda::prepare_ragged_prefill;
+  k->create_resources = cuda::create_ragged_prefill_resources;
   return k;
 }
 
 template <>
 Result<Kernel<SinglePrefill>> cuda_kernel<SinglePrefill>(const SinglePrefillDesc& d, Device device) {
-  auto entry = cuda::find_multi_query_kernel(SinglePrefill::kName, d.dtype, d.dtype, d.head_dim);
-  if (!entry) return entry.status();
-  KVSERVE_TRY(cuda::check_value_head_dim(SinglePrefill::kName, d.head_dim, d.head_dim_v));
-  auto facts = cuda::device_facts(device);
-  if (!facts) return facts.status();
-  Kernel<SinglePrefill> k;
-  k.info = cuda::multi_query_info(SinglePrefill::kName, facts->arch,
-                                  "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-                                      " layout=" + std::string(name_of(d.layout)) + (d.causal ? " causal" : ""),
-                                  /*batch_invariant=*/true);
-  k.run = cuda::run_single_prefill;
-  k.create_resources = cuda::keep_single_prefill_kernel;
+  auto k = cuda::prefill_kernel<SinglePrefill>(device, {d.dtype, d.dtype, d.head_dim, d.head_dim_v},
+                                               "dtype=" + std::string(name_of(d.dtype)) + " d=" +
+                                                   std::to_string(d.head_dim) + " layout=" +
+                                                   std::string(name_of(d.layout)) + (d.causal ? " causal" : ""));
+  if (!k) return k;
+  k->run = cuda::run_single_prefill;
+  k->create_resources = cuda::keep_single_prefill_kernel;
   return k;
 }
 
