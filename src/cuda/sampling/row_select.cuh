@@ -631,59 +631,81 @@ __device__ __forceinline__ T row_param(const RowParam<T>& p, int b) {
 
 // ---------------------------------------------------------------- launch --
 
-// Launches kernel(params, geometry) with one cluster per row on the current
-// device: clusters where the architecture has them (sm_90 and later), slices
-// resident in shared memory when `may_reside` and they fit beside the
-// kernel's static shared memory. Returns the first cudaError_t as an int.
+// Finds, once per plan, how `kernel` walks rows of `vocab` tokens on the
+// current device: clusters where the architecture has them (sm_90 and later),
+// slices resident in shared memory when `may_reside` and they fit beside the
+// kernel's static shared memory, and how many clusters of kMaxCluster blocks
+// the GPU co-schedules. Also sets the kernel's attributes (all of the SM's
+// unified memory as shared memory, so two blocks fit; dynamic shared memory
+// up to the device's limit, so plans of any vocabulary share them). Returns
+// the first cudaError_t as an int.
 template <class Params>
-int launch_rows(void (*kernel)(Params, RowGeometry), const Params& params, int batch, int vocab, bool may_reside,
-                void* stream) {
-  int device = 0, major = 0, optin = 0, sms = 0;
+int describe_rows(void (*kernel)(Params, RowGeometry), int vocab, bool may_reside, RowLaunch* out) {
+  int device = 0, major = 0, optin = 0;
   cudaFuncAttributes attributes{};
   for (const cudaError_t e : {cudaGetDevice(&device),
                               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
                               cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-                              cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                              cudaDeviceGetAttribute(&out->sms, cudaDevAttrMultiProcessorCount, device),
                               cudaFuncGetAttributes(&attributes, kernel),
-                              // All of the SM's unified memory as shared memory, so two blocks fit.
                               cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                   cudaSharedmemCarveoutMaxShared)})
+                                                   cudaSharedmemCarveoutMaxShared),
+                              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   optin - static_cast<int>(attributes.sharedSizeBytes))})
     if (e != cudaSuccess) return static_cast<int>(e);
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cudaLaunchConfig_t config{};
-  config.blockDim = dim3(kRowThreads);
-  config.stream = static_cast<cudaStream_t>(stream);
-  config.attrs = &cluster;
-  RowGeometry g;
-  g.vocab = vocab;
-  // Sets g and config for clusters of `size` blocks.
   const auto shape = [&](int size) {
+    RowGeometry g;
+    g.vocab = vocab;
     g.cluster = size;
     g.slice = (vocab + size - 1) / size;
-    const std::size_t slice_bytes = sizeof(float) * static_cast<std::size_t>(g.slice);
-    g.resident = may_reside && slice_bytes + attributes.sharedSizeBytes <= static_cast<std::size_t>(optin);
-    config.gridDim = dim3(static_cast<unsigned>(batch) * static_cast<unsigned>(size));
-    config.dynamicSmemBytes = g.resident ? slice_bytes : 0;
-    cluster.val.clusterDim.x = static_cast<unsigned>(size);
-    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
-    config.numAttrs = size > 1 ? 1 : 0;
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(config.dynamicSmemBytes));
+    g.resident = may_reside && sizeof(float) * static_cast<std::size_t>(g.slice) + attributes.sharedSizeBytes <=
+                                   static_cast<std::size_t>(optin);
+    return g;
   };
-  cudaError_t e = shape(major >= 9 ? row_cluster_size(vocab) : 1);
-  if (e != cudaSuccess) return static_cast<int>(e);
-  if (g.cluster == kPortableCluster && batch * kMaxCluster <= 2 * sms) {
-    int clusters = 0;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
-        shape(kMaxCluster) == cudaSuccess && cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess &&
-        clusters >= batch) {
-      return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
-    }
-    cudaGetLastError();  // the larger cluster does not fit: clear its error, use the portable size
-    e = shape(kPortableCluster);
-    if (e != cudaSuccess) return static_cast<int>(e);
+  out->portable = shape(major >= 9 ? row_cluster_size(vocab) : 1);
+  out->wide = RowGeometry{};
+  out->wide.cluster = 0;
+  if (out->portable.cluster != kPortableCluster) return static_cast<int>(cudaSuccess);
+  const RowGeometry wide = shape(kMaxCluster);
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim = {static_cast<unsigned>(kMaxCluster), 1, 1};
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(kMaxCluster);
+  config.blockDim = dim3(kRowThreads);
+  config.dynamicSmemBytes = wide.resident ? sizeof(float) * static_cast<std::size_t>(wide.slice) : 0;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int clusters = 0;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+      cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters > 0) {
+    out->wide = wide;
+    out->wide_max_clusters = clusters;
   }
+  cudaGetLastError();  // the wide shape may be refused: clear its error, the portable one serves
+  return static_cast<int>(cudaSuccess);
+}
+
+// Launches kernel(params, geometry) with one cluster per row for `batch`
+// rows: clusters of kMaxCluster blocks when the batch is too small to fill the
+// GPU with the portable size and the GPU co-schedules them all, else the
+// portable size. No device query: `launch` was found when the plan was made.
+template <class Params>
+int launch_rows(void (*kernel)(Params, RowGeometry), const RowLaunch& launch, const Params& params, int batch,
+                void* stream) {
+  const bool wide = launch.wide.cluster > 0 && batch * kMaxCluster <= 2 * launch.sms &&
+                    launch.wide_max_clusters >= batch;
+  const RowGeometry& g = wide ? launch.wide : launch.portable;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim = {static_cast<unsigned>(g.cluster), 1, 1};
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(batch) * static_cast<unsigned>(g.cluster));
+  config.blockDim = dim3(kRowThreads);
+  config.dynamicSmemBytes = g.resident ? sizeof(float) * static_cast<std::size_t>(g.slice) : 0;
+  config.stream = static_cast<cudaStream_t>(stream);
+  config.attrs = &cluster;
+  config.numAttrs = g.cluster > 1 ? 1 : 0;
   return static_cast<int>(cudaLaunchKernelEx(&config, kernel, params, g));
 }
 

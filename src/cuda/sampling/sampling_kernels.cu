@@ -128,12 +128,15 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
 
 }  // namespace
 
-int launch_sampling(const SamplingParams& p, void* stream) {
-  return launch_rows(sampling_kernel, p, p.batch, p.vocab, true, stream);
+int describe_sampling(int vocab, RowLaunch* out) { return describe_rows(sampling_kernel, vocab, true, out); }
+int describe_renorm(int vocab, RowLaunch* out) { return describe_rows(renorm_kernel, vocab, true, out); }
+
+int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream) {
+  return launch_rows(sampling_kernel, launch, p, p.batch, stream);
 }
 
-int launch_renorm(const RenormParams& p, void* stream) {
-  return launch_rows(renorm_kernel, p, p.batch, p.vocab, true, stream);
+int launch_renorm(const RenormParams& p, const RowLaunch& launch, void* stream) {
+  return launch_rows(renorm_kernel, launch, p, p.batch, stream);
 }
 
 }  // namespace kvserve::detail::cuda

@@ -78,12 +78,6 @@ struct PenaltyParams {
   RowParam<float> repetition{1.f}, frequency{0.f}, presence{0.f};
 };
 
-// Launchers: enqueue on `stream` (a cudaStream_t) and return the launch's
-// cudaError_t as an int, so that this header stays free of CUDA types.
-int launch_sampling(const SamplingParams& p, void* stream);
-int launch_renorm(const RenormParams& p, void* stream);
-int launch_speculative(const SpeculativeParams& p, void* stream);
-int launch_penalty(const PenaltyParams& p, void* stream);
 
 // Threads per block of the sampling, renorm and speculative kernels.
 inline constexpr int kRowThreads = 384;
@@ -108,5 +102,26 @@ struct RowGeometry {
   int vocab = 0, cluster = 1, slice = 0;
   bool resident = false;
 };
+
+// How a plan launches a row kernel (sampling, renorm, speculative), found
+// once when the plan is made: the portable cluster shape, and clusters of
+// kMaxCluster blocks (cluster 0 where the GPU has none) with how many of them
+// it co-schedules. run() only picks one for its batch.
+struct RowLaunch {
+  RowGeometry portable, wide;
+  int wide_max_clusters = 0;
+  int sms = 0;
+};
+
+// Launchers: enqueue on `stream` (a cudaStream_t) and return the launch's
+// cudaError_t as an int, so that this header stays free of CUDA types. The
+// describe_* functions fill a RowLaunch for the current device.
+int describe_sampling(int vocab, RowLaunch* out);
+int describe_renorm(int vocab, RowLaunch* out);
+int describe_speculative(int vocab, RowLaunch* out);
+int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream);
+int launch_renorm(const RenormParams& p, const RowLaunch& launch, void* stream);
+int launch_speculative(const SpeculativeParams& p, const RowLaunch& launch, void* stream);
+int launch_penalty(const PenaltyParams& p, void* stream);
 
 }  // namespace kvserve::detail::cuda

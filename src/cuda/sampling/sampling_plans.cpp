@@ -28,13 +28,32 @@ RandomParams random_params(const Args& a) {
   return {a.seed, a.offset, optional_ptr<std::int32_t>(a.seeds), optional_ptr<std::int32_t>(a.offsets)};
 }
 
-// Makes the plan's device current and launches; `launch` returns a cudaError_t as int.
-template <class Params>
-Status launch_on(Device device, const char* op, int (*launch)(const Params&, void*), const Params& params,
-                 Stream stream) {
+// Makes the plan's device current and launches; `launch(stream)` returns a
+// cudaError_t as int.
+template <class Launch>
+Status launch_on(Device device, const char* op, Launch&& launch, Stream stream) {
   DeviceScope scope(device);
   KVSERVE_TRY(cuda_status(scope.error(), op, "selecting " + device.to_string()));
-  return cuda_status(static_cast<cudaError_t>(launch(params, stream.handle)), op, "kernel launch");
+  return cuda_status(static_cast<cudaError_t>(launch(stream.handle)), op, "kernel launch");
+}
+
+// create_resources of the row-kernel plans: how the kernel walks rows of the
+// plan's vocabulary on its device, found once (RowLaunch) so that run() asks
+// the device nothing.
+template <class Op, int (*Describe)(int vocab, RowLaunch* out)>
+Status describe_row_launch(PlanState<Op>& p) {
+  DeviceScope scope(p.device);
+  KVSERVE_TRY(cuda_status(scope.error(), Op::kName, "selecting " + p.device.to_string()));
+  auto launch = std::make_shared<RowLaunch>();
+  KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(Describe(p.desc.vocab, launch.get())), Op::kName,
+                          "preparing the kernel launch"));
+  p.backend_resources = std::move(launch);
+  return Status::ok();
+}
+
+template <class Op>
+const RowLaunch& row_launch(const PlanState<Op>& p) {
+  return *static_cast<const RowLaunch*>(p.backend_resources.get());
 }
 
 Status run_sampling(const PlanState<Sampling>& plan, const SamplingArgs& a, Workspace, Stream stream) {
@@ -54,7 +73,8 @@ Status run_sampling(const PlanState<Sampling>& plan, const SamplingArgs& a, Work
   p.min_p = row_param(d.min_p, a.min_p);
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, Sampling::kName, launch_sampling, p, stream);
+  return launch_on(plan.device, Sampling::kName, [&](void* s) { return launch_sampling(p, row_launch(plan), s); },
+                   stream);
 }
 
 Status run_renorm(const PlanState<SamplingRenorm>& plan, const SamplingRenormArgs& a, Workspace, Stream stream) {
@@ -70,7 +90,8 @@ Status run_renorm(const PlanState<SamplingRenorm>& plan, const SamplingRenormArg
   p.top_k = row_param(std::int32_t{d.top_k}, a.top_k);
   p.top_p = row_param(d.top_p, a.top_p);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, SamplingRenorm::kName, launch_renorm, p, stream);
+  return launch_on(plan.device, SamplingRenorm::kName, [&](void* s) { return launch_renorm(p, row_launch(plan), s); },
+                   stream);
 }
 
 Status run_speculative(const PlanState<ChainSpeculativeSampling>& plan, const ChainSpeculativeSamplingArgs& a,
@@ -91,7 +112,8 @@ Status run_speculative(const PlanState<ChainSpeculativeSampling>& plan, const Ch
   p.num_draft = plan.desc.num_draft_tokens;
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, ChainSpeculativeSampling::kName, launch_speculative, p, stream);
+  return launch_on(plan.device, ChainSpeculativeSampling::kName,
+                   [&](void* s) { return launch_speculative(p, row_launch(plan), s); }, stream);
 }
 
 Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& a, Workspace, Stream stream) {
@@ -113,7 +135,7 @@ Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& 
   p.frequency = row_param(d.frequency, a.frequency);
   p.presence = row_param(d.presence, a.presence);
   if (p.batch == 0 || (p.token_ids && p.history_len == 0)) return Status::ok();
-  return launch_on(plan.device, TokenPenalty::kName, launch_penalty, p, stream);
+  return launch_on(plan.device, TokenPenalty::kName, [&](void* s) { return launch_penalty(p, s); }, stream);
 }
 
 // Every kernel of the family: integer (fixed-point) decisions and IEEE f32
@@ -133,12 +155,14 @@ Result<KernelInfo> sampling_info(Device device, const char* op, std::string conf
 
 template <class Op>
 Result<Kernel<Op>> make_kernel(Device device, std::string config,
-                               Status (*run)(const PlanState<Op>&, const typename Op::Args&, Workspace, Stream)) {
+                               Status (*run)(const PlanState<Op>&, const typename Op::Args&, Workspace, Stream),
+                               Status (*create_resources)(PlanState<Op>&) = nullptr) {
   auto info = sampling_info(device, Op::kName, std::move(config));
   if (!info) return info.status();
   Kernel<Op> k;
   k.info = std::move(*info);
   k.run = run;
+  k.create_resources = create_resources;
   return k;
 }
 
@@ -165,7 +189,7 @@ Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device dev
       cuda::text("input", name_of(d.input)) + " " + cuda::text("filter", name_of(d.filter)) + " " +
           cuda::text("params", name_of(d.params)) + " " + cuda::text("random", name_of(d.random)) +
           " " + cuda::row_text(d.vocab),
-      cuda::run_sampling);
+      cuda::run_sampling, cuda::describe_row_launch<Sampling, cuda::describe_sampling>);
 }
 
 template <>
@@ -173,7 +197,7 @@ Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormD
   return cuda::make_kernel<SamplingRenorm>(
       device, cuda::text("kind", name_of(d.kind)) + " " + cuda::text("params", name_of(d.params)) +
                   " " + cuda::row_text(d.vocab),
-      cuda::run_renorm);
+      cuda::run_renorm, cuda::describe_row_launch<SamplingRenorm, cuda::describe_renorm>);
 }
 
 template <>
@@ -183,7 +207,7 @@ Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(c
       device,
       "n=" + std::to_string(d.num_draft_tokens) + " " + cuda::text("random", name_of(d.random)) + " " +
           cuda::row_text(d.vocab),
-      cuda::run_speculative);
+      cuda::run_speculative, cuda::describe_row_launch<ChainSpeculativeSampling, cuda::describe_speculative>);
 }
 
 template <>

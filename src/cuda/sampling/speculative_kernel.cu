@@ -61,8 +61,10 @@ __global__ void __launch_bounds__(kRowThreads, 2) speculative_kernel(const Specu
 
 }  // namespace
 
-int launch_speculative(const SpeculativeParams& p, void* stream) {
-  return launch_rows(speculative_kernel, p, p.batch, p.vocab, true, stream);
+int describe_speculative(int vocab, RowLaunch* out) { return describe_rows(speculative_kernel, vocab, true, out); }
+
+int launch_speculative(const SpeculativeParams& p, const RowLaunch& launch, void* stream) {
+  return launch_rows(speculative_kernel, launch, p, p.batch, stream);
 }
 
 }  // namespace kvserve::detail::cuda
