@@ -222,6 +222,15 @@ struct Mailbox {
   int found;
 };
 
+// A token of positive weight taking part in a cut among few candidates.
+struct Candidate {
+  unsigned code;
+  u64 weight;
+};
+// At most this many candidates take the short way (k_then_p's second cut).
+inline constexpr int kMaxCutCandidates = 256;
+static_assert(kMaxCutCandidates <= kRowThreads, "a thread per gathered candidate");
+
 struct RowShared {
   using ReduceStats = cub::BlockReduce<RowStats, kRowThreads>;
   using ReduceFloat = cub::BlockReduce<float, kRowThreads>;
@@ -251,6 +260,10 @@ struct RowShared {
   Aggregate above, chosen;
   Aggregate fine[kFinePerCoarse];
   int exchanges;  // level exchanges of this row so far
+  // A cut among few candidates (cut_among_candidates): this block's tokens
+  // ranked at or above a code, then every block's, gathered.
+  Candidate candidates[kMaxCutCandidates];
+  int num_candidates;
 };
 
 // The cluster working on one row and where this block sits in it. Built for
@@ -574,6 +587,68 @@ __device__ Kept resolve(const Slice<View>& slice, const Cut& cut, RowShared& s, 
 }
 
 __device__ __forceinline__ Cut whole_row(std::uint64_t total) { return {KeptSet{0, ~std::uint64_t{0}, 1, total}, 0}; }
+
+// The same rank cut by mass as find_cut(slice, By::mass, target), found the
+// short way when at most kMaxCutCandidates tokens of positive weight rank at
+// or above code `lowest` and their mass reaches `target` (top-p within a
+// top-k set: the top-k cut's survivors). One shared-memory pass gathers each
+// block's candidates; every block copies all of them (the cluster's lists,
+// then a barrier before any list is overwritten) and each thread weighs one
+// against the rest: the candidate whose code's running mass from the top
+// first reaches the target is the cut. Integer sums, so the result does not
+// depend on the order candidates were gathered in.
+template <class View>
+__device__ Cut cut_among_candidates(const Slice<View>& slice, unsigned lowest, std::uint64_t target, RowShared& s,
+                                    const RowCluster& cl) {
+  if (threadIdx.x == 0) s.num_candidates = 0;
+  __syncthreads();
+  for_each_token<false>(slice, [&](int, float v) {
+    const unsigned c = rank_code(v);
+    if (c < lowest) return;
+    const std::uint64_t w = slice.weight(v);
+    if (w == 0) return;
+    const int at = atomicAdd(&s.num_candidates, 1);
+    if (at < kMaxCutCandidates) s.candidates[at] = Candidate{c, w};
+  });
+  cl.sync();  // every block's candidates are listed
+  const int t = static_cast<int>(threadIdx.x);
+  Candidate mine{0, 0};
+  int total = 0;
+  for (int q = 0; q < cl.size; ++q) {
+    const RowShared* other = cl.at(&s, q);
+    const int n = min(other->num_candidates, kMaxCutCandidates);
+    if (t >= total && t < total + n) mine = other->candidates[t - total];
+    total += n;
+  }
+  cl.sync();  // every block has read every list: they may be overwritten
+  if (t < total) s.candidates[t] = mine;
+  __syncthreads();
+  if (t < total) {
+    Aggregate above{}, same{};
+    bool first = true;  // the first gathered candidate of its code speaks for it
+    for (int j = 0; j < total; ++j) {
+      const Candidate other = s.candidates[j];
+      if (other.code > mine.code) above = above + Aggregate{1, other.weight};
+      if (other.code == mine.code) {
+        same = same + Aggregate{1, other.weight};
+        first = first && j >= t;
+      }
+    }
+    if (first && above.mass < target && target <= above.mass + same.mass) {
+      s.digit = mine.code;
+      s.above = above;
+      s.chosen = same;
+    }
+  }
+  __syncthreads();
+  Cut cut;
+  cut.tied = s.chosen.count;
+  const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
+  const std::uint64_t ties = (target - s.above.mass + unit - 1) / unit;
+  cut.set = KeptSet{s.digit, ties, 1, s.above.mass + ties * unit};
+  __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
+  return cut;
+}
 
 // The inverse-CDF draw of docs/sampling.md: t = floor(bits * M / 2^64) with M
 // the kept weight (summed here, exactly, by the same pass that places the

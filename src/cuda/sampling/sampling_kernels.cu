@@ -37,9 +37,17 @@ __device__ Kept kept_set(const SamplingParams& p, int b, const Slice<View>& slic
     }
     case SamplingFilter::top_k_top_p: {
       // Both cuts start from the same level 0 (row_stats keeps it).
-      const Cut by_k = cut_by_count(slice, stats, effective_top_k(row_param(p.top_k, b), p.vocab), s, cl);
-      const std::uint64_t base = p.order == TopKTopPOrder::k_then_p ? by_k.set.mass : stats.total;
-      const Cut by_p = cut_by_mass(slice, stats, top_p_target(row_param(p.top_p, b), base), s, cl);
+      const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
+      const Cut by_k = cut_by_count(slice, stats, k, s, cl);
+      const bool k_then_p = p.order == TopKTopPOrder::k_then_p;
+      const std::uint64_t target = top_p_target(row_param(p.top_p, b), k_then_p ? by_k.set.mass : stats.total);
+      // k_then_p's top-p cut lies among the top-k cut's survivors (every
+      // token above its code, and all tied at it); when they are few, it is
+      // found among them instead of by another radix selection of the row.
+      const bool few = k < stats.positive && k - by_k.set.ties + by_k.tied <= kMaxCutCandidates;
+      const Cut by_p = k_then_p && few && target <= by_k.set.mass && target < stats.total
+                           ? cut_among_candidates(slice, by_k.set.code, target, s, cl)
+                           : cut_by_mass(slice, stats, target, s, cl);
       const KeptSet higher = higher_cut(by_k.set, by_p.set);
       const bool k_binds = higher.code == by_k.set.code && higher.ties == by_k.set.ties;
       return resolve(slice, k_binds ? by_k : by_p, s, cl);
