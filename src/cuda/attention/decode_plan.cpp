@@ -60,26 +60,15 @@ Status prepare_decode(PlanState<BatchPagedDecode>& p, const PagedKvLengths& host
                      kOp, "clearing the split counters");
 }
 
-// The kernels read 16 bytes at a time: rows and their strides must allow it.
-Status check_vector_access(const char* name, const TensorView& t, int strided_dims) {
-  const std::size_t elem = size_of(t.dtype);
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * static_cast<std::int64_t>(elem)) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(kOp, name, "16-byte aligned data and strides (the CUDA kernel loads 16 bytes at a time)",
-                     "data at " + std::to_string(reinterpret_cast<std::uintptr_t>(t.data) % 16) +
-                         " bytes past 16-byte alignment, strides " + t.strides_string());
-}
-
 Status run_decode(const PlanState<BatchPagedDecode>& p, const BatchPagedDecodeArgs& a, Workspace ws, Stream stream) {
   const auto& d = p.desc;
   const DecodeResources& r = resources_of(p);
   const DecodeSizing& z = r.sizing;
   if (a.q.shape[0] == 0) return Status::ok();
-  KVSERVE_TRY(check_vector_access("q", a.q, 2));
-  KVSERVE_TRY(check_vector_access("out", a.out, 2));
-  KVSERVE_TRY(check_vector_access("kv.k_pages", a.kv.k_pages, 3));
-  KVSERVE_TRY(check_vector_access("kv.v_pages", a.kv.v_pages, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "q", a.q, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "out", a.out, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "kv.k_pages", a.kv.k_pages, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "kv.v_pages", a.kv.v_pages, 3));
 
   DecodeParams prm;
   prm.q = a.q.data;

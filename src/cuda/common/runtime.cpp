@@ -1,5 +1,7 @@
 #include "cuda/common/runtime.hpp"
 
+#include "core/check.hpp"
+
 namespace kvserve::detail::cuda {
 
 Status cuda_status(cudaError_t e, std::string_view op, std::string_view what) {
@@ -31,6 +33,17 @@ Result<DeviceFacts> device_facts(Device device) {
                           "compute capability"));
   f.arch = "sm_" + std::to_string(f.major * 10 + f.minor);
   return f;
+}
+
+Status check_16_byte_rows(std::string_view op, std::string_view name, const TensorView& t, int strided_dims) {
+  if (!t.defined()) return Status::ok();
+  const auto elem = static_cast<std::int64_t>(size_of(t.dtype));
+  bool ok = aligned(t.data, 16);
+  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
+  if (ok) return Status::ok();
+  return invalid_arg(op, name, "16-byte aligned data and strides (the CUDA kernel moves rows 16 bytes at a time)",
+                     "data " + std::to_string(reinterpret_cast<std::uintptr_t>(t.data) % 16) +
+                         " bytes past 16-byte alignment, strides " + t.strides_string());
 }
 
 }  // namespace kvserve::detail::cuda

@@ -41,7 +41,6 @@ Result<DeviceFacts> device_facts(Device device);
 
 inline cudaStream_t stream_of(Stream s) { return static_cast<cudaStream_t>(s.handle); }
 
-// Whether a device address is aligned for `bytes`-wide accesses.
 // Element strides of a paged pool by role: NHD pools are [page, slot, head, d],
 // HND pools [page, head, slot, d].
 struct PoolStrides {
@@ -53,6 +52,12 @@ inline PoolStrides pool_strides(const TensorView& pool, KvLayout layout) {
   return {s[0], nhd ? s[1] : s[2], nhd ? s[2] : s[1]};
 }
 
+// Whether a device address is aligned for `bytes`-wide accesses.
 inline bool aligned(const void* p, std::size_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }
+
+// The CUDA kernels move rows 16 bytes at a time: `t`'s data and its first
+// `strided_dims` strides must be multiples of 16 bytes (a stride of 0 is),
+// else InvalidArgument naming `op` and `name`. An absent (optional) view passes.
+Status check_16_byte_rows(std::string_view op, std::string_view name, const TensorView& t, int strided_dims);
 
 }  // namespace kvserve::detail::cuda

@@ -34,22 +34,13 @@ Status create_append_resources(PlanState<PagedKvAppend>& p) {
   return Status::ok();
 }
 
-Status check_chunks(const char* name, const TensorView& t, int strided_dims) {
-  const std::int64_t elem = static_cast<std::int64_t>(size_of(t.dtype));
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(kOp, name, "16-byte aligned data and strides (the CUDA kernel moves 16 bytes at a time)",
-                     "strides " + t.strides_string());
-}
-
 Status run_append(const PlanState<PagedKvAppend>& p, const PagedKvAppendArgs& a, Workspace, Stream stream) {
   const auto& d = p.desc;
   const auto& r = *static_cast<const AppendResources*>(p.backend_resources.get());
-  KVSERVE_TRY(check_chunks("k", a.k, 2));
-  KVSERVE_TRY(check_chunks("v", a.v, 2));
-  KVSERVE_TRY(check_chunks("kv.k_pages", a.kv.k_pages, 3));
-  KVSERVE_TRY(check_chunks("kv.v_pages", a.kv.v_pages, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "k", a.k, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "v", a.v, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "kv.k_pages", a.kv.k_pages, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "kv.v_pages", a.kv.v_pages, 3));
   AppendParams prm;
   prm.rows = a.k.shape[0];
   prm.num_kv_heads = d.kv.num_kv_heads, prm.head_dim = d.kv.head_dim, prm.page_size = d.kv.page_size;

@@ -12,16 +12,6 @@ namespace cuda {
 namespace {
 
 // The kernel reads and writes 16 bytes at a time.
-Status check_chunks(const char* op, const char* name, const TensorView& t, int strided_dims) {
-  if (!t.defined()) return Status::ok();
-  const std::int64_t elem = static_cast<std::int64_t>(size_of(t.dtype));
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(op, name, "16-byte aligned data and strides (the CUDA kernel moves 16 bytes at a time)",
-                     "strides " + t.strides_string());
-}
-
 MergeLaunch launch_of(const void* backend_resources) {
   return *static_cast<const MergeLaunch*>(backend_resources);
 }
@@ -34,8 +24,8 @@ Status launch(const char* op, Device device, MergeLaunch fn, const MergeParams& 
 
 Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& a, Workspace, Stream stream) {
   constexpr const char* op = MergeStates::kName;
-  KVSERVE_TRY(check_chunks(op, "v", a.v, 3));
-  KVSERVE_TRY(check_chunks(op, "v_out", a.v_out, 2));
+  KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 3));
+  KVSERVE_TRY(check_16_byte_rows(op, "v_out", a.v_out, 2));
   MergeParams prm;
   prm.tokens = a.v.shape[0];
   if (a.v.shape[1] > kMergeMaxStates)
@@ -59,9 +49,9 @@ Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& 
 
 Status run_merge_state(const PlanState<MergeState>& p, const MergeStateArgs& a, Workspace, Stream stream) {
   constexpr const char* op = MergeState::kName;
-  KVSERVE_TRY(check_chunks(op, "v_a", a.v_a, 2));
-  KVSERVE_TRY(check_chunks(op, "v_b", a.v_b, 2));
-  KVSERVE_TRY(check_chunks(op, "v_out", a.v_out, 2));
+  KVSERVE_TRY(check_16_byte_rows(op, "v_a", a.v_a, 2));
+  KVSERVE_TRY(check_16_byte_rows(op, "v_b", a.v_b, 2));
+  KVSERVE_TRY(check_16_byte_rows(op, "v_out", a.v_out, 2));
   MergeParams prm;
   prm.tokens = a.v_a.shape[0];
   prm.num_states = 2;

@@ -20,22 +20,11 @@ Status keep_launcher(PlanState<RmsNorm>& p) {
   return Status::ok();
 }
 
-// Rows are read and written 16 bytes at a time.
-Status check_chunks(const char* name, const TensorView& t) {
-  if (!t.defined()) return Status::ok();
-  const std::int64_t elem = static_cast<std::int64_t>(size_of(t.dtype));
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i + 1 < t.rank; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(kOp, name, "16-byte aligned data and strides (the CUDA kernel moves 16 bytes at a time)",
-                     "strides " + t.strides_string());
-}
-
 Status run_rms_norm(const PlanState<RmsNorm>& p, const RmsNormArgs& a, Workspace, Stream stream) {
   const auto& d = p.desc;
   for (const auto& [name, t] : {std::pair{"x", &a.x}, {"weight", &a.weight}, {"residual", &a.residual},
                                 {"out", &a.out}})
-    KVSERVE_TRY(check_chunks(name, *t));
+    KVSERVE_TRY(check_16_byte_rows(kOp, name, *t, t->rank - 1));
   const bool per_head = a.x.rank == 3;
   RmsNormParams prm;
   prm.outer = a.x.shape[0];

@@ -45,16 +45,6 @@ KernelInfo multi_query_info(std::string_view op, std::string arch, std::string c
   return info;
 }
 
-Status check_16_byte_rows(std::string_view op, std::string_view name, const TensorView& t, int strided_dims) {
-  const auto elem = static_cast<std::int64_t>(size_of(t.dtype));
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(op, name, "rows at 16-byte aligned addresses (data and strides a multiple of 16 bytes)",
-                     "data " + std::to_string(reinterpret_cast<std::uintptr_t>(t.data) % 16) +
-                         " bytes past alignment, strides " + t.strides_string());
-}
-
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim) {
   const double sm_scale = attn.sm_scale ? *attn.sm_scale : 1.0 / std::sqrt(double(head_dim));
   const double cap = attn.logits_soft_cap, log2e = 1.4426950408889634;

@@ -37,11 +37,6 @@ Status stage_schedule(std::string_view op, Device device, MultiQueryResources& r
 // products and sums, deterministic; `config` the configuration text.
 KernelInfo multi_query_info(std::string_view op, std::string arch, std::string config, bool batch_invariant);
 
-// `t`'s data and its first `strided_dims` strides are multiples of 16
-// bytes (the kernel loads rows 16 bytes at a time), else InvalidArgument
-// naming `name`.
-Status check_16_byte_rows(std::string_view op, std::string_view name, const TensorView& t, int strided_dims);
-
 // Logits in base 2 from sm_scale (default 1 / sqrt(head_dim)) and soft-cap.
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim);
 

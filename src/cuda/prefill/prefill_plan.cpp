@@ -197,7 +197,8 @@ Status run_single_prefill(const PlanState<SinglePrefill>& p, const SinglePrefill
   const std::int64_t q_len = a.q.shape[0], kv_len = nhd ? a.k.shape[0] : a.k.shape[1];
   if (q_len == 0) return Status::ok();
   const int group = d.num_qo_heads / d.num_kv_heads;
-  const std::int64_t tiles = (q_len * group + multi_query_shape(d.head_dim).rows - 1) / multi_query_shape(d.head_dim).rows;
+  const int rows = multi_query_shape(d.head_dim).rows;
+  const std::int64_t tiles = (q_len * group + rows - 1) / rows;
   if (tiles > 65535 || kv_len > INT32_MAX)
     return Status::unsupported(std::string(op) + ": no CUDA kernel for q_len " + std::to_string(q_len) +
                                " and kv_len " + std::to_string(kv_len) +
@@ -208,7 +209,7 @@ Status run_single_prefill(const PlanState<SinglePrefill>& p, const SinglePrefill
   KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 2));
   set_contiguous_kv(&prm, a.k, a.v, /*token_dim=*/nhd ? 0 : 1, /*head_dim=*/nhd ? 1 : 0);
   prm.num_qo_heads = d.num_qo_heads, prm.num_kv_heads = d.num_kv_heads, prm.group = group;
-  prm.rows_per_tile = multi_query_shape(d.head_dim).rows;
+  prm.rows_per_tile = rows;
   prm.max_items = static_cast<int>(tiles);
   prm.single[0].q_len = static_cast<std::int32_t>(q_len);
   prm.single[0].kv_len = static_cast<std::int32_t>(kv_len);

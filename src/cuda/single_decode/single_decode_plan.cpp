@@ -40,18 +40,6 @@ std::size_t partial_out_bytes(const SingleDecodeDesc& d) {
   return static_cast<std::size_t>(state_capacity(d)) * d.head_dim * sizeof(float);
 }
 
-// The kernels read 16 bytes at a time: rows and their strides must allow it
-// (a head stride of 0 does).
-Status check_vector_access(const char* name, const TensorView& t, int strided_dims) {
-  const std::int64_t elem = static_cast<std::int64_t>(size_of(t.dtype));
-  bool ok = aligned(t.data, 16);
-  for (int i = 0; i < strided_dims; ++i) ok = ok && (t.strides[i] * elem) % 16 == 0;
-  if (ok) return Status::ok();
-  return invalid_arg(kOp, name, "16-byte aligned data and strides (the CUDA kernel loads 16 bytes at a time)",
-                     "data at " + std::to_string(reinterpret_cast<std::uintptr_t>(t.data) % 16) +
-                         " bytes past 16-byte alignment, strides " + t.strides_string());
-}
-
 SingleDecodeLaunch launch_of(const PlanState<SingleDecode>& p) {
   return *static_cast<const SingleDecodeLaunch*>(p.backend_resources.get());
 }
@@ -67,10 +55,10 @@ Status run_single_decode(const PlanState<SingleDecode>& p, const SingleDecodeArg
   const auto& d = p.desc;
   const std::int64_t batch = a.q.shape[0];
   if (batch == 0) return Status::ok();
-  KVSERVE_TRY(check_vector_access("q", a.q, 2));
-  KVSERVE_TRY(check_vector_access("k", a.k, 3));
-  KVSERVE_TRY(check_vector_access("v", a.v, 3));
-  KVSERVE_TRY(check_vector_access("out", a.out, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "q", a.q, 2));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "k", a.k, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "v", a.v, 3));
+  KVSERVE_TRY(check_16_byte_rows(kOp, "out", a.out, 2));
 
   SingleDecodeParams prm;
   prm.batch = batch;
