@@ -22,6 +22,16 @@ Status launch(const char* op, Device device, MergeLaunch fn, const MergeParams& 
   return cuda_status(static_cast<cudaError_t>(fn(prm, stream.handle)), op, "kernel launch");
 }
 
+// Where both ops write: the merged rows and, when asked for, their lse.
+void set_outputs(MergeParams* prm, const TensorView& v_out, const TensorView& lse_out) {
+  prm->out = v_out.data;
+  prm->out_stride_t = v_out.strides[0], prm->out_stride_h = v_out.strides[1];
+  if (lse_out.defined()) {
+    prm->lse_out = lse_out.ptr<float>();
+    prm->lse_out_stride_t = lse_out.strides[0], prm->lse_out_stride_h = lse_out.strides[1];
+  }
+}
+
 Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& a, Workspace, Stream stream) {
   constexpr const char* op = MergeStates::kName;
   KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 3));
@@ -38,12 +48,7 @@ Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& 
   prm.v_stride_t = a.v.strides[0], prm.v_stride_n = a.v.strides[1], prm.v_stride_h = a.v.strides[2];
   prm.lse = a.lse.ptr<const float>();
   prm.lse_stride_t = a.lse.strides[0], prm.lse_stride_n = a.lse.strides[1], prm.lse_stride_h = a.lse.strides[2];
-  prm.out = a.v_out.data;
-  prm.out_stride_t = a.v_out.strides[0], prm.out_stride_h = a.v_out.strides[1];
-  if (a.lse_out.defined()) {
-    prm.lse_out = a.lse_out.ptr<float>();
-    prm.lse_out_stride_t = a.lse_out.strides[0], prm.lse_out_stride_h = a.lse_out.strides[1];
-  }
+  set_outputs(&prm, a.v_out, a.lse_out);
   return launch(op, p.device, launch_of(p.backend_resources.get()), prm, stream);
 }
 
@@ -62,12 +67,7 @@ Status run_merge_state(const PlanState<MergeState>& p, const MergeStateArgs& a, 
   prm.lse = a.lse_a.ptr<const float>(), prm.lse_b = a.lse_b.ptr<const float>();
   prm.lse_stride_t = a.lse_a.strides[0], prm.lse_stride_h = a.lse_a.strides[1];
   prm.lseb_stride_t = a.lse_b.strides[0], prm.lseb_stride_h = a.lse_b.strides[1];
-  prm.out = a.v_out.data;
-  prm.out_stride_t = a.v_out.strides[0], prm.out_stride_h = a.v_out.strides[1];
-  if (a.lse_out.defined()) {
-    prm.lse_out = a.lse_out.ptr<float>();
-    prm.lse_out_stride_t = a.lse_out.strides[0], prm.lse_out_stride_h = a.lse_out.strides[1];
-  }
+  set_outputs(&prm, a.v_out, a.lse_out);
   return launch(op, p.device, launch_of(p.backend_resources.get()), prm, stream);
 }
 
