@@ -68,20 +68,27 @@ struct FloatRow {
   __device__ float4 value4(int j) const { return *reinterpret_cast<const float4*>(x + j); }
 };
 
+// A view whose weight is fixed_weight(value) (probabilities, residuals) is
+// "scaled": every token of a level-0 bucket shares its binade, so level 0
+// sums significands and scales the sum once (Level0).
 struct ProbsRow : FloatRow {  // probabilities: ranked by p, weighing fixed_weight(p)
+  static constexpr bool kScaled = true;
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
 struct LogitsRow : FloatRow {  // logits at temperature t > 0 in a row whose largest logit is max
+  static constexpr bool kScaled = false;
   float max, temperature;
   __device__ std::uint64_t weight(float v) const { return fixed_weight(logit_weight(v, max, temperature)); }
 };
 
 struct CandidateRow : FloatRow {  // logits as bare candidates (greedy, top-k mask): weight 1 above -inf
+  static constexpr bool kScaled = false;
   __device__ std::uint64_t weight(float v) const { return v > -INFINITY ? 1 : 0; }
 };
 
 struct ResidualRow {  // max(0, target - draft) of speculative sampling, ranked by itself
+  static constexpr bool kScaled = true;
   FloatRow target, draft;
   static __device__ float residual(float t, float d) {
     const float r = t - d;
@@ -144,7 +151,7 @@ struct AtomicBuckets {
     for (int i = threadIdx.x; i < N; i += kRowThreads) top[i] = 0, count[i] = piece[0][i] = piece[1][i] = piece[2][i] = 0;
   }
   __device__ void add(unsigned b, unsigned n, std::uint64_t w) {
-    atomicAdd(&count[b], n);
+    if (n) atomicAdd(&count[b], n);
 #pragma unroll
     for (int k = 0; k < 3; ++k)
       if (const auto bits = static_cast<unsigned>(w >> (10 * k)) & 1023u) atomicAdd(&piece[k][b], bits);
@@ -153,6 +160,37 @@ struct AtomicBuckets {
   __device__ Aggregate get(int b) const {
     return {count[b], (top[b] << 30) + (static_cast<u64>(piece[2][b]) << 20) + (static_cast<u64>(piece[1][b]) << 10) +
                           piece[0][b]};
+  }
+};
+
+// Level 0 of one block (1024 fine buckets: sign, exponent and one mantissa
+// bit of the rank code). Counts are filled only when a count cut needs them.
+// A scaled view's token (value v >= 2^-40, binade E) adds, in two 12-bit
+// pieces, the integer u with W = u << unit_shift(E): its 24-bit significand
+// m for v in [2^-17, 1), its weight m >> (110 - E) itself below (truncated
+// as fixed_weight truncates), 1 for v >= 1 (weight 2^40). The bucket fixes E,
+// so the sum is scaled once when read: two 32-bit adds per token, no 64-bit
+// arithmetic. Other views add their weight as AtomicBuckets does.
+struct Level0 : AtomicBuckets<kLevel0Buckets> {
+  static __device__ __forceinline__ int binade(unsigned bits) { return static_cast<int>(bits >> 23); }
+  static __device__ __forceinline__ int unit_shift(int e) {
+    return e >= 127 ? kWeightFractionBits : e >= 110 ? e - 110 : 0;
+  }
+  // A token of a scaled view with value bits `bits` (a float >= 2^-40).
+  __device__ __forceinline__ void add_scaled(unsigned bits, bool counted) {
+    const int e = binade(bits);
+    const unsigned m = (bits & 0x7fffffu) | 0x800000u;
+    const unsigned u = e >= 127 ? 1u : e >= 110 ? m : m >> (110 - e);
+    const unsigned b = (bits >> level_shift(0)) | (kLevel0Buckets >> 1);  // rank_code(v) >> level_shift(0)
+    if (counted) atomicAdd(&count[b], 1u);
+    atomicAdd(&piece[0][b], u & 4095u);
+    atomicAdd(&piece[1][b], u >> 12);
+  }
+  template <bool Scaled>
+  __device__ Aggregate sum(int b) const {
+    if constexpr (!Scaled) return get(b);
+    const int e = (b >> 1) & 0xff;  // the bucket's binade
+    return {count[b], ((static_cast<u64>(piece[1][b]) << 12) + piece[0][b]) << unit_shift(e)};
   }
 };
 
@@ -238,7 +276,7 @@ struct RowShared {
   using ScanU64 = cub::BlockScan<u64, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
   using ScanAggregate = cub::BlockScan<Aggregate, kRowThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
-  AtomicBuckets<kLevel0Buckets> level0;  // this block's level 0 (fine buckets)
+  Level0 level0;  // this block's level 0 (fine buckets)
   // One level's buckets summed over the cluster, each bucket in the block
   // that owns it (owner_of), filled by every block's atomics. Level exchange
   // t uses owned[t % 3]; after its pick, owned[(t + 2) % 3] is cleared, which
@@ -292,6 +330,19 @@ struct RowCluster {
     __syncthreads();
 #endif
   }
+  // The same barrier in two halves, so that work between them hides its latency.
+  __device__ void arrive() const {
+#if KVSERVE_ROW_CLUSTERS
+    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#endif
+  }
+  __device__ void wait() const {
+#if KVSERVE_ROW_CLUSTERS
+    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+  }
 };
 
 __device__ __forceinline__ RowCluster this_row_cluster() {
@@ -322,13 +373,18 @@ __device__ __forceinline__ AtomicBuckets<kBuckets>* owner_of(RowShared& s, int s
 }
 
 // Adds this block's level 0, folded into kBuckets coarse buckets of
-// kFinePerCoarse fine ones, to the owners' sums in exchange slot `slot`.
-__device__ inline void push_level0(RowShared& s, int slot, const RowCluster& cl) {
+// kFinePerCoarse fine ones, to the owners' sums in exchange slot `slot`;
+// returns the sum of the calling thread's coarse buckets.
+template <bool Scaled>
+__device__ inline Aggregate push_level0(RowShared& s, int slot, const RowCluster& cl) {
+  Aggregate mine{};
   for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
     Aggregate sum{};
-    for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.get(coarse * kFinePerCoarse + f);
-    if (sum.count > 0) owner_of(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
+    for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.sum<Scaled>(coarse * kFinePerCoarse + f);
+    if (sum.mass > 0) owner_of(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
+    mine = mine + sum;
   }
+  return mine;
 }
 
 // ------------------------------------------------------------ row passes ---
@@ -382,39 +438,60 @@ __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) 
   }
 }
 
-// Sums the row (with `Best`: finds its top token instead): each block its
-// slice, then the cluster's sums through the mailboxes. With `histogram`,
-// also fills level 0 of the radix selection
-// (each block's fine buckets in level0, the cluster's coarse sums in
-// exchange slot 0).
+// What level 0 of the radix selection records in the loading pass.
+enum class Histogram { none, mass, count_and_mass };
+
+// Loads the slice and learns the row's largest weight (with `Best`: finds
+// its top token instead), each block its slice, then the cluster's through
+// the mailboxes. With a histogram, also fills level 0 of the radix
+// selection (each block's fine buckets in level0, the cluster's coarse sums
+// in exchange slot 0), and the row's total weight and (counted) number of
+// tokens of positive weight come from it: no per-token 64-bit sums.
 template <bool Load, bool Best, class View>
-__device__ RowStats row_stats(const Slice<View>& slice, bool histogram, RowShared& s, const RowCluster& cl) {
-  if (histogram) {
+__device__ RowStats row_stats(const Slice<View>& slice, Histogram histogram, RowShared& s, const RowCluster& cl) {
+  const bool filled = histogram != Histogram::none, counted = histogram == Histogram::count_and_mass;
+  if (filled) {
     s.level0.clear();
+    cl.arrive();  // this block's exchange slots are clear (init_shared)
     __syncthreads();
   }
   RowStats mine = empty_row();
+  float max = -INFINITY;
   for_each_token<Load>(slice, [&](int i, float v) {
-    const std::uint64_t w = slice.weight(v);
-    if (w == 0) return;
-    const unsigned c = rank_code(v);
     if constexpr (Best) {
+      if (slice.weight(v) == 0) return;
+      const unsigned c = rank_code(v);
       const int j = slice.begin + i;
       if (ranks_above(c, j, mine.best_code, mine.best_index)) mine.best_code = c, mine.best_index = j;
     } else {
-      mine.total += w;
-      mine.max_weight = w > mine.max_weight ? w : mine.max_weight;
-      ++mine.positive;
-      if (histogram) s.level0.add(c >> level_shift(0), 1, w);
+      max = fmaxf(max, v);
+      if (!filled) return;
+      if constexpr (View::kScaled) {
+        if (v >= 0x1p-40f) s.level0.add_scaled(__float_as_uint(v), counted);  // fixed_weight(v) > 0
+      } else if (const std::uint64_t w = slice.weight(v)) {
+        s.level0.add(rank_code(v) >> level_shift(0), counted ? 1 : 0, w);
+      }
     }
   });
+  if constexpr (!Best) {
+    mine.max_weight = slice.weight(max);  // weights grow with values
+    if (filled) {
+      __syncthreads();  // level 0 complete
+      cl.wait();        // every owner's slot clear
+      const Aggregate folded = push_level0<View::kScaled>(s, 0, cl);
+      mine.total = folded.mass;
+      mine.positive = folded.count;
+    }
+  }
   const RowStats block = RowShared::ReduceStats(s.temp.reduce_stats).Reduce(mine, CombineStats{});
   if (threadIdx.x == 0) s.box.stats = block;
-  cl.sync();  // every block's level 0 and stats complete, every owner's slot clear
+  cl.sync();  // every block's stats and exchange 0 (level-0 coarse sums) complete
   if (threadIdx.x == 0)
     s.row = cluster_sum(cl, empty_row(), [&](int q) { return cl.at(&s.box, q)->stats; }, CombineStats{});
-  if (histogram) push_level0(s, 0, cl);
-  cl.sync();  // every block has read the mailboxes; exchange 0 (level-0 coarse sums) complete
+  // A greedy row ends here: no block may leave while another reads its
+  // mailbox. Every other caller meets a cluster barrier before it ends.
+  if constexpr (Best) cl.sync();
+  else __syncthreads();
   return s.row;
 }
 
@@ -464,12 +541,14 @@ __device__ inline void pick_bucket(int slot, int buckets, By by, std::uint64_t t
 
 // Level 0: the coarse bucket from the cluster's coarse sums, then the fine
 // bucket among its kFinePerCoarse, summed over every block's level0.
+template <bool Scaled>
 __device__ inline void pick_level0(int slot, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
   pick_bucket(slot, kBuckets, by, target, s, cl);
   const unsigned first_fine = s.digit * kFinePerCoarse;
   if (threadIdx.x < kFinePerCoarse) {
     const int fine = static_cast<int>(first_fine + threadIdx.x);
-    s.fine[threadIdx.x] = cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&s.level0, q)->get(fine); });
+    s.fine[threadIdx.x] =
+        cluster_sum(cl, Aggregate{}, [&](int q) { return cl.at(&s.level0, q)->template sum<Scaled>(fine); });
   }
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -497,12 +576,12 @@ template <class View>
 __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
   int exchange = s.exchanges;
   if (exchange > 0) {
-    push_level0(s, exchange % 3, cl);
+    push_level0<View::kScaled>(s, exchange % 3, cl);
     cl.sync();
   }
   if (threadIdx.x == 0) s.above = Aggregate{};
   __syncthreads();
-  pick_level0(exchange % 3, by, target, s, cl);
+  pick_level0<View::kScaled>(exchange % 3, by, target, s, cl);
   ++exchange;
   unsigned prefix = s.digit;
   for (int level = 1; level < kLevels; ++level, ++exchange) {

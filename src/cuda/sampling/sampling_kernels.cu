@@ -58,8 +58,14 @@ __device__ Kept kept_set(const SamplingParams& p, int b, const Slice<View>& slic
   return Kept{};
 }
 
-__device__ bool uses_histogram(SamplingFilter f) {
-  return f == SamplingFilter::top_k || f == SamplingFilter::top_p || f == SamplingFilter::top_k_top_p;
+// Level 0 as the filter's cuts need it: counts for a top-k cut, weights for both.
+__device__ Histogram histogram_for(SamplingFilter f) {
+  switch (f) {
+    case SamplingFilter::top_p: return Histogram::mass;
+    case SamplingFilter::top_k:
+    case SamplingFilter::top_k_top_p: return Histogram::count_and_mass;
+    default: return Histogram::none;
+  }
 }
 
 // `Load`: the slice still has to be read from device memory (else it was,
@@ -67,7 +73,7 @@ __device__ bool uses_histogram(SamplingFilter f) {
 template <bool Load, class View>
 __device__ int sample_row(const SamplingParams& p, int b, const Slice<View>& slice, RowShared& s,
                           const RowCluster& cl) {
-  const RowStats stats = row_stats<Load, false>(slice, uses_histogram(p.filter), s, cl);
+  const RowStats stats = row_stats<Load, false>(slice, histogram_for(p.filter), s, cl);
   const Kept kept = kept_set(p, b, slice, stats, s, cl);
   return draw(slice, kept, draw_bits(row_random_block(p.random, b, 0)), s, cl);
 }
@@ -85,8 +91,9 @@ __global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const Sampling
   const float temperature = logits ? row_param(p.temperature, b) : 1.f;
   int token;
   if (p.filter == SamplingFilter::greedy || (logits && !samples_at(temperature))) {
-    token = logits ? row_stats<true, true>(slice_of(CandidateRow{{x}}, g, cl, resident), false, s, cl).best_index
-                   : row_stats<true, true>(slice_of(ProbsRow{{x}}, g, cl, resident), false, s, cl).best_index;
+    const Histogram none = Histogram::none;
+    token = logits ? row_stats<true, true>(slice_of(CandidateRow{{x}}, g, cl, resident), none, s, cl).best_index
+                   : row_stats<true, true>(slice_of(ProbsRow{{x}}, g, cl, resident), none, s, cl).best_index;
   } else if (logits) {
     Slice<LogitsRow> slice = slice_of(LogitsRow{{x}, 0.f, temperature}, g, cl, resident);
     slice.view.max = row_max(slice, s, cl);
@@ -122,14 +129,15 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
   const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
   if (p.kind == RenormKind::top_k_mask_logits) {
     const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl, resident);
-    const RowStats stats = row_stats<true, false>(slice, true, s, cl);
+    const RowStats stats = row_stats<true, false>(slice, Histogram::count_and_mass, s, cl);
     rewrite_row(slice, resolve(slice, cut_by_count(slice, stats, k, s, cl), s, cl), false, 0.f, -INFINITY, y, cl);
     return;
   }
   const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl, resident);
-  const RowStats stats = row_stats<true, false>(slice, true, s, cl);
-  const Cut cut = p.kind == RenormKind::top_k_renorm_probs
-                      ? cut_by_count(slice, stats, k, s, cl)
+  const bool by_count = p.kind == RenormKind::top_k_renorm_probs;
+  const RowStats stats =
+      row_stats<true, false>(slice, by_count ? Histogram::count_and_mass : Histogram::mass, s, cl);
+  const Cut cut = by_count ? cut_by_count(slice, stats, k, s, cl)
                       : cut_by_mass(slice, stats, top_p_target(row_param(p.top_p, b), stats.total), s, cl);
   rewrite_row(slice, resolve(slice, cut, s, cl), true, weight_to_float(cut.set.mass), 0.f, y, cl);
 }

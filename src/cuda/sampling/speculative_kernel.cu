@@ -13,7 +13,7 @@ namespace {
 // weight): one pass loads the slice, the draw reads it from shared memory.
 template <class View>
 __device__ int draw_whole_row(const Slice<View>& slice, std::uint64_t bits, RowShared& s, const RowCluster& cl) {
-  row_stats<true, false>(slice, false, s, cl);
+  row_stats<true, false>(slice, Histogram::none, s, cl);
   return draw(slice, Kept{}, bits, s, cl);
 }
 
