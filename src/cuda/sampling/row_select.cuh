@@ -199,9 +199,10 @@ struct Level0 : AtomicBuckets<kLevel0Buckets> {
 // What the loading pass learns about a row. (No member initialisers: the
 // type lives in shared memory, which cannot be constructed.)
 struct RowStats {
-  u64 total;       // sum of weights
-  u64 max_weight;
-  u64 positive;    // tokens of positive weight
+  // Each field is filled only when the pass was asked for it (row_stats):
+  u64 total;       // sum of weights: with a level-0 histogram, else 0
+  u64 max_weight;  // without `Best`
+  u64 positive;    // tokens of positive weight: with a counted histogram, else 0
   unsigned best_code;
   int best_index;  // highest-ranked token of positive weight (lowest index first); -1: none
 };
