@@ -79,8 +79,14 @@ __device__ int sample_row(const SamplingParams& p, int b, const Slice<View>& sli
 }
 
 // Every exchange between the blocks of a cluster ends with a cluster barrier,
-// so no block leaves while another still reads its shared memory.
-__global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const SamplingParams p, const RowGeometry g) {
+// so no block leaves while another still reads its shared memory. One
+// instantiation per input kind and filter: each compiles only its own path,
+// so registers are not spent on the others'.
+template <SamplingInput In, SamplingFilter F>
+__global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const SamplingParams params, const RowGeometry g) {
+  SamplingParams p = params;
+  p.input_kind = In;  // as constants: the other paths fold away
+  p.filter = F;
   float* resident = resident_storage();
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
@@ -144,11 +150,33 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
 
 }  // namespace
 
-int describe_sampling(int vocab, RowLaunch* out) { return describe_rows(sampling_kernel, vocab, true, out); }
+using SamplingKernel = void (*)(SamplingParams, RowGeometry);
+
+template <SamplingInput In>
+SamplingKernel sampling_kernel_for(SamplingFilter f) {
+  switch (f) {
+    case SamplingFilter::none: return sampling_kernel<In, SamplingFilter::none>;
+    case SamplingFilter::top_k: return sampling_kernel<In, SamplingFilter::top_k>;
+    case SamplingFilter::top_p: return sampling_kernel<In, SamplingFilter::top_p>;
+    case SamplingFilter::min_p: return sampling_kernel<In, SamplingFilter::min_p>;
+    case SamplingFilter::top_k_top_p: return sampling_kernel<In, SamplingFilter::top_k_top_p>;
+    case SamplingFilter::greedy: break;
+  }
+  return sampling_kernel<In, SamplingFilter::greedy>;
+}
+
+SamplingKernel sampling_kernel_for(SamplingInput in, SamplingFilter f) {
+  return in == SamplingInput::logits ? sampling_kernel_for<SamplingInput::logits>(f)
+                                     : sampling_kernel_for<SamplingInput::probs>(f);
+}
+
+int describe_sampling(SamplingInput in, SamplingFilter f, int vocab, RowLaunch* out) {
+  return describe_rows(sampling_kernel_for(in, f), vocab, true, out);
+}
 int describe_renorm(int vocab, RowLaunch* out) { return describe_rows(renorm_kernel, vocab, true, out); }
 
 int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream) {
-  return launch_rows(sampling_kernel, launch, p, p.batch, stream);
+  return launch_rows(sampling_kernel_for(p.input_kind, p.filter), launch, p, p.batch, stream);
 }
 
 int launch_renorm(const RenormParams& p, const RowLaunch& launch, void* stream) {

@@ -116,7 +116,7 @@ struct RowLaunch {
 // Launchers: enqueue on `stream` (a cudaStream_t) and return the launch's
 // cudaError_t as an int, so that this header stays free of CUDA types. The
 // describe_* functions fill a RowLaunch for the current device.
-int describe_sampling(int vocab, RowLaunch* out);
+int describe_sampling(SamplingInput in, SamplingFilter filter, int vocab, RowLaunch* out);
 int describe_renorm(int vocab, RowLaunch* out);
 int describe_speculative(int vocab, RowLaunch* out);
 int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream);

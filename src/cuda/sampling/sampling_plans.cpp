@@ -4,6 +4,7 @@
 // No workspace, no prepare, no host synchronisation: per-row seeds, offsets
 // and parameters are read on the device, so every run is graph-capturable.
 #include <string>
+#include <type_traits>
 
 #include "cuda/common/runtime.hpp"
 #include "cuda/cuda_kernels.hpp"
@@ -40,15 +41,24 @@ Status launch_on(Device device, const char* op, Launch&& launch, Stream stream) 
 // create_resources of the row-kernel plans: how the kernel walks rows of the
 // plan's vocabulary on its device, found once (RowLaunch) so that run() asks
 // the device nothing.
-template <class Op, int (*Describe)(int vocab, RowLaunch* out)>
+// `Describe` takes the plan's vocabulary, or the whole plan state where the
+// kernel depends on more of the description.
+template <class Op, auto Describe>
 Status describe_row_launch(PlanState<Op>& p) {
   DeviceScope scope(p.device);
   KVSERVE_TRY(cuda_status(scope.error(), Op::kName, "selecting " + p.device.to_string()));
   auto launch = std::make_shared<RowLaunch>();
-  KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(Describe(p.desc.vocab, launch.get())), Op::kName,
-                          "preparing the kernel launch"));
+  int error;
+  if constexpr (std::is_invocable_v<decltype(Describe), int, RowLaunch*>) error = Describe(p.desc.vocab, launch.get());
+  else error = Describe(p, launch.get());
+  KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(error), Op::kName, "preparing the kernel launch"));
   p.backend_resources = std::move(launch);
   return Status::ok();
+}
+
+// The sampling kernel is instantiated per input kind and filter.
+int describe_sampling_of(const PlanState<Sampling>& p, RowLaunch* out) {
+  return describe_sampling(p.desc.input, p.desc.filter, p.desc.vocab, out);
 }
 
 template <class Op>
@@ -189,7 +199,7 @@ Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device dev
       cuda::text("input", name_of(d.input)) + " " + cuda::text("filter", name_of(d.filter)) + " " +
           cuda::text("params", name_of(d.params)) + " " + cuda::text("random", name_of(d.random)) +
           " " + cuda::row_text(d.vocab),
-      cuda::run_sampling, cuda::describe_row_launch<Sampling, cuda::describe_sampling>);
+      cuda::run_sampling, cuda::describe_row_launch<Sampling, cuda::describe_sampling_of>);
 }
 
 template <>
