@@ -1,8 +1,10 @@
 // CUDA kernels for TokenPenalty. From counts: 16-byte count loads, four per
-// thread in flight, touching only the logits of seen tokens. From token ids: one block per row counts its
-// history in a shared-memory hash table (integer atomics, so the counts do
-// not depend on the order threads arrive in), then penalises each distinct
-// id once.
+// thread in flight, touching only the logits of seen tokens. From token ids:
+// one block per row counts its history in a shared-memory hash table
+// (integer atomics, so the counts do not depend on the order threads arrive
+// in), then penalises each distinct id once. Either way a thread reads all
+// the seen logits it owns before it writes any: the reads go out together,
+// one device-memory latency per thread rather than one per seen token.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -52,14 +54,18 @@ __global__ void __launch_bounds__(kCountThreads) penalty_from_counts_kernel(cons
     const int v = first + k * kCountThreads;
     c[k] = v < vectors ? body[v] : int4{0, 0, 0, 0};
   }
+  std::int32_t count[kCountVectors * 4];
+  float x[kCountVectors * 4];
 #pragma unroll
   for (int k = 0; k < kCountVectors; ++k) {
-    const int j = head + 4 * (first + k * kCountThreads);
-    const std::int32_t lanes[4] = {c[k].x, c[k].y, c[k].z, c[k].w};
-#pragma unroll
-    for (int lane = 0; lane < 4; ++lane)
-      if (lanes[lane] > 0) logits[j + lane] = penalised(logits[j + lane], lanes[lane], pen);
+    count[4 * k] = c[k].x, count[4 * k + 1] = c[k].y, count[4 * k + 2] = c[k].z, count[4 * k + 3] = c[k].w;
   }
+  const auto token = [&](int n) { return head + 4 * (first + n / 4 * kCountThreads) + n % 4; };
+#pragma unroll
+  for (int n = 0; n < kCountVectors * 4; ++n) x[n] = count[n] > 0 ? logits[token(n)] : 0.f;
+#pragma unroll
+  for (int n = 0; n < kCountVectors * 4; ++n)
+    if (count[n] > 0) logits[token(n)] = penalised(x[n], count[n], pen);
   if (blockIdx.y == 0 && static_cast<int>(threadIdx.x) < head + tail) {
     const int j = static_cast<int>(threadIdx.x) < head ? static_cast<int>(threadIdx.x)
                                                        : p.vocab - tail + (static_cast<int>(threadIdx.x) - head);
@@ -68,6 +74,7 @@ __global__ void __launch_bounds__(kCountThreads) penalty_from_counts_kernel(cons
 }
 
 constexpr int kIdsThreads = 512;
+constexpr int kIdsInFlight = 4;  // history ids loaded per thread before they are counted
 // Open addressing with linear probing: a history of up to kTableSlots - 1 ids
 // always finds a free slot; 32 KB of shared memory.
 constexpr int kTableSlots = 4096;
@@ -78,7 +85,9 @@ __device__ __forceinline__ std::uint32_t slot_of(std::uint32_t id) {
 }
 static_assert(kTableSlots == 1 << 12);
 
-__global__ void __launch_bounds__(kIdsThreads) penalty_from_ids_kernel(const PenaltyParams p) {
+// One block per row: two per SM are enough for a batch of 256 on an H100, so
+// ptxas may use 64 registers (it spilled at the 32 it chose for four).
+__global__ void __launch_bounds__(kIdsThreads, 2) penalty_from_ids_kernel(const PenaltyParams p) {
   __shared__ std::uint32_t keys[kTableSlots];
   __shared__ std::int32_t counts[kTableSlots];
   const int b = static_cast<int>(blockIdx.x);
@@ -105,20 +114,40 @@ __global__ void __launch_bounds__(kIdsThreads) penalty_from_ids_kernel(const Pen
   }
   for (int i = threadIdx.x; i < kTableSlots; i += kIdsThreads) keys[i] = kEmptySlot, counts[i] = 0;
   __syncthreads();
-  for (std::int64_t i = threadIdx.x; i < p.history_len; i += kIdsThreads) {
-    const std::int32_t id = id_at(i);
-    if (!valid(id)) continue;
-    for (std::uint32_t slot = slot_of(static_cast<std::uint32_t>(id));; slot = (slot + 1) % kTableSlots) {
-      const std::uint32_t held = atomicCAS(&keys[slot], kEmptySlot, static_cast<std::uint32_t>(id));
-      if (held == kEmptySlot || held == static_cast<std::uint32_t>(id)) {
-        atomicAdd(&counts[slot], 1);
-        break;
+  for (std::int64_t first = threadIdx.x; first < p.history_len; first += kIdsThreads * kIdsInFlight) {
+    std::int32_t id[kIdsInFlight];
+#pragma unroll
+    for (int k = 0; k < kIdsInFlight; ++k) {
+      const std::int64_t i = first + k * kIdsThreads;
+      id[k] = i < p.history_len ? id_at(i) : -1;
+    }
+#pragma unroll
+    for (int k = 0; k < kIdsInFlight; ++k) {
+      if (!valid(id[k])) continue;
+      const auto key = static_cast<std::uint32_t>(id[k]);
+      for (std::uint32_t slot = slot_of(key);; slot = (slot + 1) % kTableSlots) {
+        const std::uint32_t held = atomicCAS(&keys[slot], kEmptySlot, key);
+        if (held == kEmptySlot || held == key) {
+          atomicAdd(&counts[slot], 1);
+          break;
+        }
       }
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < kTableSlots; i += kIdsThreads)
-    if (counts[i] > 0) logits[keys[i]] = penalised(logits[keys[i]], counts[i], pen);
+  constexpr int kSlotsPerThread = kTableSlots / kIdsThreads;
+  static_assert(kSlotsPerThread * kIdsThreads == kTableSlots);
+  float x[kSlotsPerThread];
+#pragma unroll
+  for (int k = 0; k < kSlotsPerThread; ++k) {
+    const int slot = static_cast<int>(threadIdx.x) + k * kIdsThreads;
+    x[k] = counts[slot] > 0 ? logits[keys[slot]] : 0.f;
+  }
+#pragma unroll
+  for (int k = 0; k < kSlotsPerThread; ++k) {
+    const int slot = static_cast<int>(threadIdx.x) + k * kIdsThreads;
+    if (counts[slot] > 0) logits[keys[slot]] = penalised(x[k], counts[slot], pen);
+  }
 }
 
 }  // namespace
