@@ -45,10 +45,10 @@ inline constexpr std::uint64_t kWeightOne = std::uint64_t{1} << kWeightFractionB
 inline constexpr int kMaxSamplingVocab = 1 << 22;
 
 // NaN, zero and negative weigh 0; values above 1 are clamped to 1.
+// Written without branches (fmaxf turns NaN into 0), so that GPU passes over
+// a row stay free of divergent paths.
 KVSERVE_HD std::uint64_t fixed_weight(float w) {
-  if (!(w > 0.f)) return 0;
-  if (w >= 1.f) return kWeightOne;
-  return static_cast<std::uint64_t>(w * 0x1p40f);  // exact product, truncated
+  return static_cast<std::uint64_t>(fminf(fmaxf(w, 0.f), 1.f) * 0x1p40f);  // exact product, truncated
 }
 
 // A fixed-point mass as a float probability (one rounding).

@@ -42,8 +42,9 @@ using u64 = unsigned long long;  // what CUB and the atomics take; 64 bits as st
 // per thread in flight (48 KB per block), or kLoadItems 4-byte loads when the
 // row is not 16-byte aligned.
 inline constexpr int kLoadVectors = 8, kLoadItems = 16;
-// Shared-memory passes: loads issued before their first use.
-inline constexpr int kItems = 8;
+// Shared-memory passes: loads issued before their first use, as 16-byte
+// vectors (16 tokens per thread) from a resident slice, else singly.
+inline constexpr int kSharedVectors = 4, kItems = 8;
 
 // Radix levels over the rank code: bits [22, 32), [14, 22), [7, 14), [0, 7).
 inline constexpr int kLevels = 4;
@@ -103,23 +104,35 @@ struct ResidualRow {  // max(0, target - draft) of speculative sampling, ranked 
   __device__ std::uint64_t weight(float v) const { return fixed_weight(v); }
 };
 
-// This block's part of a row: tokens [begin, begin + count). `values` is
-// where value(i) reads: the slice in shared memory once the loading pass has
-// stored it there (`stored`, resident slices), else the row itself for views
-// that are plain rows of floats; a streamed residual asks its view.
+// The kernel's dynamic shared memory, where resident slices live (16-byte aligned).
+__device__ __forceinline__ float* resident_storage() {
+  extern __shared__ float4 dynamic_shared[];
+  return reinterpret_cast<float*>(dynamic_shared);
+}
+
+// This block's part of a row: tokens [begin, begin + count). A resident
+// slice is held in resident_storage() once the loading pass has stored it
+// there, and read back with shared-memory loads; any other slice is read
+// from its view (device memory) on every pass.
 template <class View>
 struct Slice {
   static constexpr bool kPlain = std::is_base_of_v<FloatRow, View>;
   View view;
   int begin = 0, count = 0;
-  float* stored = nullptr;
-  const float* values = nullptr;
-  __device__ float value(int i) const {
-    if constexpr (kPlain) return values[i];
-    else return values ? values[i] : view.value(begin + i);
-  }
+  bool resident = false;
+  __device__ float value(int i) const { return resident ? resident_storage()[i] : view.value(begin + i); }
   __device__ std::uint64_t weight(float v) const { return view.weight(v); }
 };
+
+// Calls pass(read), read(i) giving token i of the slice: two copies of the
+// pass, one reading shared memory, so that no token pays a test of where
+// its slice lives, and the resident one's loads are shared-memory loads (a
+// generic pointer's would be generic loads).
+template <class View, class Pass>
+__device__ __forceinline__ void with_reader(const Slice<View>& slice, Pass&& pass) {
+  if (slice.resident) pass([](int i) { return resident_storage()[i]; });
+  else pass([&](int i) { return slice.view.value(slice.begin + i); });
+}
 
 // ------------------------------------------------------------ histograms ---
 
@@ -232,15 +245,17 @@ struct Kept {
   unsigned code = 0;
   int last_tie = INT_MAX;
   std::uint64_t min_weight = 1;
-  __device__ bool keeps(int j, unsigned c, std::uint64_t w) const {
-    return w >= min_weight && (c > code || (c == code && j <= last_tie));
+  __device__ bool keeps(int j, unsigned c, std::uint64_t w) const {  // bitwise: no branches
+    return (w >= min_weight) & ((c > code) | ((c == code) & (j <= last_tie)));
   }
   // The weight of token j (value v) if kept, else 0; tokens ranked below
   // `code` are dropped before their weight is computed.
+  // A scaled view's weight is cheap: computed for every token, without a branch.
   template <class Slice>
   __device__ std::uint64_t kept_weight(const Slice& slice, int j, float v) const {
     const unsigned c = rank_code(v);
-    if (c < code) return 0;
+    if constexpr (!std::remove_cvref_t<decltype(slice.view)>::kScaled)
+      if (c < code) return 0;
     const std::uint64_t w = slice.weight(v);
     return keeps(j, c, w) ? w : 0;
   }
@@ -314,6 +329,7 @@ struct RowShared {
 #endif
 struct RowCluster {
   int size, rank;
+  int log2_size;  // size is a power of two
   // `local`'s counterpart in block `block` of the cluster (distributed shared memory).
   template <class T>
   __device__ T* at(T* local, int block) const {
@@ -349,9 +365,10 @@ struct RowCluster {
 __device__ __forceinline__ RowCluster this_row_cluster() {
 #if KVSERVE_ROW_CLUSTERS
   const cg::cluster_group g = cg::this_cluster();
-  return {static_cast<int>(g.num_blocks()), static_cast<int>(g.block_rank())};
+  const auto size = static_cast<int>(g.num_blocks());
+  return {size, static_cast<int>(g.block_rank()), 31 - __clz(size)};
 #else
-  return {1, 0};
+  return {1, 0, 0};
 #endif
 }
 
@@ -366,11 +383,17 @@ __device__ __forceinline__ T cluster_sum(const RowCluster& cl, T zero, Get&& get
   return sum;
 }
 
-// Bucket b of a level with `buckets` buckets, in exchange slot `slot`: in
-// the block owning it (buckets / cluster-size consecutive buckets each).
-__device__ __forceinline__ AtomicBuckets<kBuckets>* owner_of(RowShared& s, int slot, int b, int buckets,
-                                                              const RowCluster& cl) {
-  return cl.at(&s.owned[slot], b / (buckets / cl.size));
+// The block owning bucket b of a level with `buckets` buckets: each owns
+// buckets / cluster-size consecutive ones (both powers of two: a shift, not
+// a division, on every token a level pass adds).
+__device__ __forceinline__ int owner_of(int b, int buckets, const RowCluster& cl) {
+  return b >> (31 - __clz(buckets) - cl.log2_size);
+}
+
+// Exchange slot `slot` of the block owning bucket b.
+__device__ __forceinline__ AtomicBuckets<kBuckets>* owner_slot(RowShared& s, int slot, int b, int buckets,
+                                                                const RowCluster& cl) {
+  return cl.at(&s.owned[slot], owner_of(b, buckets, cl));
 }
 
 // Adds this block's level 0, folded into kBuckets coarse buckets of
@@ -382,7 +405,7 @@ __device__ inline Aggregate push_level0(RowShared& s, int slot, const RowCluster
   for (int coarse = threadIdx.x; coarse < kBuckets; coarse += kRowThreads) {
     Aggregate sum{};
     for (int f = 0; f < kFinePerCoarse; ++f) sum = sum + s.level0.sum<Scaled>(coarse * kFinePerCoarse + f);
-    if (sum.mass > 0) owner_of(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
+    if (sum.mass > 0) owner_slot(s, slot, coarse, kBuckets, cl)->add(coarse, static_cast<unsigned>(sum.count), sum.mass);
     mine = mine + sum;
   }
   return mine;
@@ -393,50 +416,54 @@ __device__ inline Aggregate push_level0(RowShared& s, int slot, const RowCluster
 // Calls f(i, value) for every token of the slice (each thread its own tokens,
 // no order). With `Load`, values come from the view (device memory, 16-byte
 // loads where the row allows) and a resident slice stores them; without,
-// from the slice.
+// from the slice (16-byte shared-memory loads when it is resident).
 template <bool Load, class View, class F>
 __device__ __forceinline__ void for_each_token(const Slice<View>& slice, F&& f) {
   const int tid = static_cast<int>(threadIdx.x);
+  float4* const resident = reinterpret_cast<float4*>(resident_storage());
   int first_single = 0;  // tokens before it went as vectors
-  if constexpr (Load) {
+  if (Load ? slice.view.aligned(slice.begin) : slice.resident) {
     // A residual reads two rows: half the vectors each.
-    constexpr int in_flight = Slice<View>::kPlain ? kLoadVectors : kLoadVectors / 2;
-    if (slice.view.aligned(slice.begin)) {
-      const int vectors = slice.count / 4;
-      for (int first = 0; first < vectors; first += kRowThreads * in_flight) {
-        float4 v[in_flight];
+    constexpr int in_flight = !Load ? kSharedVectors : Slice<View>::kPlain ? kLoadVectors : kLoadVectors / 2;
+    const int vectors = slice.count / 4;
+    for (int first = 0; first < vectors; first += kRowThreads * in_flight) {
+      float4 v[in_flight];
 #pragma unroll
-        for (int k = 0; k < in_flight; ++k) {
-          const int q = first + k * kRowThreads + tid;
-          v[k] = q < vectors ? slice.view.value4(slice.begin + 4 * q) : float4{0.f, 0.f, 0.f, 0.f};
-        }
-#pragma unroll
-        for (int k = 0; k < in_flight; ++k) {
-          const int q = first + k * kRowThreads + tid;
-          if (q >= vectors) continue;
-          if (slice.stored) reinterpret_cast<float4*>(slice.stored)[q] = v[k];
-          f(4 * q, v[k].x), f(4 * q + 1, v[k].y), f(4 * q + 2, v[k].z), f(4 * q + 3, v[k].w);
-        }
+      for (int k = 0; k < in_flight; ++k) {
+        const int q = first + k * kRowThreads + tid;
+        if constexpr (Load) v[k] = q < vectors ? slice.view.value4(slice.begin + 4 * q) : float4{0.f, 0.f, 0.f, 0.f};
+        else v[k] = q < vectors ? resident[q] : float4{0.f, 0.f, 0.f, 0.f};
       }
-      first_single = 4 * vectors;
+#pragma unroll
+      for (int k = 0; k < in_flight; ++k) {
+        const int q = first + k * kRowThreads + tid;
+        if (q >= vectors) continue;
+        if (Load && slice.resident) resident[q] = v[k];
+        f(4 * q, v[k].x), f(4 * q + 1, v[k].y), f(4 * q + 2, v[k].z), f(4 * q + 3, v[k].w);
+      }
     }
+    first_single = 4 * vectors;
   }
   constexpr int items = Load ? kLoadItems : kItems;
-  for (int first = first_single; first < slice.count; first += kRowThreads * items) {
-    float v[items];
+  const auto singly = [&](auto read) {
+    for (int first = first_single; first < slice.count; first += kRowThreads * items) {
+      float v[items];
 #pragma unroll
-    for (int k = 0; k < items; ++k) {
-      const int i = first + k * kRowThreads + tid;
-      v[k] = i < slice.count ? (Load ? slice.view.value(slice.begin + i) : slice.value(i)) : 0.f;
-    }
+      for (int k = 0; k < items; ++k) {
+        const int i = first + k * kRowThreads + tid;
+        v[k] = i < slice.count ? read(i) : 0.f;
+      }
 #pragma unroll
-    for (int k = 0; k < items; ++k) {
-      const int i = first + k * kRowThreads + tid;
-      if (i >= slice.count) continue;
-      if (Load && slice.stored) slice.stored[i] = v[k];
-      f(i, v[k]);
+      for (int k = 0; k < items; ++k) {
+        const int i = first + k * kRowThreads + tid;
+        if (i >= slice.count) continue;
+        if (Load && slice.resident) resident_storage()[i] = v[k];
+        f(i, v[k]);
+      }
     }
-  }
+  };
+  if constexpr (Load) singly([&](int i) { return slice.view.value(slice.begin + i); });
+  else with_reader(slice, singly);
 }
 
 // What level 0 of the radix selection records in the loading pass.
@@ -525,7 +552,7 @@ __device__ inline void pick_bucket(int slot, int buckets, By by, std::uint64_t t
                                    const RowCluster& cl) {
   const int bucket = buckets - 1 - static_cast<int>(threadIdx.x);  // thread 0 takes the top bucket
   Aggregate mine{};
-  if (bucket >= 0) mine = owner_of(s, slot, bucket, buckets, cl)->get(bucket);
+  if (bucket >= 0) mine = owner_slot(s, slot, bucket, buckets, cl)->get(bucket);
   Aggregate before;
   RowShared::ScanAggregate(s.temp.scan_aggregate).ExclusiveScan(mine, before, Aggregate{}, Plus{});
   const Aggregate running = s.above + before;
@@ -592,7 +619,7 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
       if (c >> (shift + level_bits(level)) != prefix) return;
       const std::uint64_t w = slice.weight(v);
       const unsigned bucket = (c >> shift) & (buckets - 1);
-      if (w > 0) owner_of(s, slot, static_cast<int>(bucket), buckets, cl)->add(bucket, 1, w);
+      if (w > 0) owner_slot(s, slot, static_cast<int>(bucket), buckets, cl)->add(bucket, 1, w);
     });
     cl.sync();
     pick_bucket(slot, buckets, by, target, s, cl);
@@ -624,8 +651,10 @@ __device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&&
   const int first = static_cast<int>(threadIdx.x) * run;
   const int last = first + run < slice.count ? first + run : slice.count;
   u64 mine = 0;
+  with_reader(slice, [&](auto read) {
 #pragma unroll 4
-  for (int i = first; i < last; ++i) mine += value(i, slice.value(i));
+    for (int i = first; i < last; ++i) mine += value(i, read(i));
+  });
   u64 before, block_sum;
   RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(mine, before, block_sum);
   if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
@@ -745,23 +774,15 @@ __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bi
 
 // ------------------------------------------------------------ plumbing -----
 
-// The kernel's dynamic shared memory, where resident slices live (16-byte aligned).
-__device__ __forceinline__ float* resident_storage() {
-  extern __shared__ float4 dynamic_shared[];
-  return reinterpret_cast<float*>(dynamic_shared);
-}
-
 // This block's slice of row `row` under the launch's geometry; resident
 // slices live in the kernel's dynamic shared memory.
 template <class View>
-__device__ Slice<View> slice_of(const View& view, const RowGeometry& g, const RowCluster& cl, float* resident) {
+__device__ Slice<View> slice_of(const View& view, const RowGeometry& g, const RowCluster& cl) {
   Slice<View> s{view};
   s.begin = cl.rank * g.slice;
   const int left = g.vocab - s.begin;
   s.count = left < 0 ? 0 : (left < g.slice ? left : g.slice);
-  s.stored = g.resident ? resident : nullptr;
-  if constexpr (Slice<View>::kPlain) s.values = g.resident ? resident : view.x + s.begin;
-  else s.values = s.stored;
+  s.resident = g.resident;
   return s;
 }
 

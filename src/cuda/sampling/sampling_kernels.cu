@@ -21,11 +21,11 @@ __device__ Cut cut_by_mass(const Slice<View>& slice, const RowStats& stats, std:
   return target < stats.total ? find_cut(slice, By::mass, target, s, cl) : whole_row(stats.total);
 }
 
-// The kept set of row b under the plan's filter (docs/sampling.md, "Kept sets").
-template <class View>
-__device__ Kept kept_set(const SamplingParams& p, int b, const Slice<View>& slice, const RowStats& stats,
-                         RowShared& s, const RowCluster& cl) {
-  switch (p.filter) {
+// The kept set of row b under filter F (docs/sampling.md, "Kept sets").
+template <SamplingFilter F, class View>
+__device__ __forceinline__ Kept kept_set(const SamplingParams& p, int b, const Slice<View>& slice,
+                                         const RowStats& stats, RowShared& s, const RowCluster& cl) {
+  switch (F) {
     case SamplingFilter::top_k:
       return resolve(slice, cut_by_count(slice, stats, effective_top_k(row_param(p.top_k, b), p.vocab), s, cl), s, cl);
     case SamplingFilter::top_p:
@@ -59,7 +59,7 @@ __device__ Kept kept_set(const SamplingParams& p, int b, const Slice<View>& slic
 }
 
 // Level 0 as the filter's cuts need it: counts for a top-k cut, weights for both.
-__device__ Histogram histogram_for(SamplingFilter f) {
+constexpr Histogram histogram_for(SamplingFilter f) {
   switch (f) {
     case SamplingFilter::top_p: return Histogram::mass;
     case SamplingFilter::top_k:
@@ -70,42 +70,39 @@ __device__ Histogram histogram_for(SamplingFilter f) {
 
 // `Load`: the slice still has to be read from device memory (else it was,
 // by row_max).
-template <bool Load, class View>
-__device__ int sample_row(const SamplingParams& p, int b, const Slice<View>& slice, RowShared& s,
-                          const RowCluster& cl) {
-  const RowStats stats = row_stats<Load, false>(slice, histogram_for(p.filter), s, cl);
-  const Kept kept = kept_set(p, b, slice, stats, s, cl);
+template <SamplingFilter F, bool Load, class View>
+__device__ __forceinline__ int sample_row(const SamplingParams& p, int b, const Slice<View>& slice, RowShared& s,
+                                          const RowCluster& cl) {
+  const RowStats stats = row_stats<Load, false>(slice, histogram_for(F), s, cl);
+  const Kept kept = kept_set<F>(p, b, slice, stats, s, cl);
   return draw(slice, kept, draw_bits(row_random_block(p.random, b, 0)), s, cl);
 }
 
 // Every exchange between the blocks of a cluster ends with a cluster barrier,
 // so no block leaves while another still reads its shared memory. One
-// instantiation per input kind and filter: each compiles only its own path,
-// so registers are not spent on the others'.
+// instantiation per input kind and filter (the parameters' own input_kind
+// and filter are not read): each compiles only its own path, so registers
+// are not spent on the others'.
 template <SamplingInput In, SamplingFilter F>
-__global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const SamplingParams params, const RowGeometry g) {
-  SamplingParams p = params;
-  p.input_kind = In;  // as constants: the other paths fold away
-  p.filter = F;
-  float* resident = resident_storage();
+__global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const SamplingParams p, const RowGeometry g) {
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
   init_shared(s);
   const int b = row_of_cluster(cl);
   const float* x = p.input + b * p.input_stride;
-  const bool logits = p.input_kind == SamplingInput::logits;
+  constexpr bool logits = In == SamplingInput::logits;
   const float temperature = logits ? row_param(p.temperature, b) : 1.f;
   int token;
-  if (p.filter == SamplingFilter::greedy || (logits && !samples_at(temperature))) {
+  if (F == SamplingFilter::greedy || (logits && !samples_at(temperature))) {
     const Histogram none = Histogram::none;
-    token = logits ? row_stats<true, true>(slice_of(CandidateRow{{x}}, g, cl, resident), none, s, cl).best_index
-                   : row_stats<true, true>(slice_of(ProbsRow{{x}}, g, cl, resident), none, s, cl).best_index;
+    token = logits ? row_stats<true, true>(slice_of(CandidateRow{{x}}, g, cl), none, s, cl).best_index
+                   : row_stats<true, true>(slice_of(ProbsRow{{x}}, g, cl), none, s, cl).best_index;
   } else if (logits) {
-    Slice<LogitsRow> slice = slice_of(LogitsRow{{x}, 0.f, temperature}, g, cl, resident);
+    Slice<LogitsRow> slice = slice_of(LogitsRow{{x}, 0.f, temperature}, g, cl);
     slice.view.max = row_max(slice, s, cl);
-    token = sample_row<false>(p, b, slice, s, cl);
+    token = sample_row<F, false>(p, b, slice, s, cl);
   } else {
-    token = sample_row<true>(p, b, slice_of(ProbsRow{{x}}, g, cl, resident), s, cl);
+    token = sample_row<F, true>(p, b, slice_of(ProbsRow{{x}}, g, cl), s, cl);
   }
   if (cl.rank == 0 && threadIdx.x == 0) p.out[b] = token;
 }
@@ -125,7 +122,6 @@ __device__ void rewrite_row(const Slice<View>& slice, const Kept& kept, bool div
 }
 
 __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormParams p, const RowGeometry g) {
-  float* resident = resident_storage();
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
   init_shared(s);
@@ -134,12 +130,12 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
   float* y = p.out + b * p.out_stride;
   const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
   if (p.kind == RenormKind::top_k_mask_logits) {
-    const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl, resident);
+    const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl);
     const RowStats stats = row_stats<true, false>(slice, Histogram::count_and_mass, s, cl);
     rewrite_row(slice, resolve(slice, cut_by_count(slice, stats, k, s, cl), s, cl), false, 0.f, -INFINITY, y, cl);
     return;
   }
-  const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl, resident);
+  const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl);
   const bool by_count = p.kind == RenormKind::top_k_renorm_probs;
   const RowStats stats =
       row_stats<true, false>(slice, by_count ? Histogram::count_and_mass : Histogram::mass, s, cl);

@@ -18,7 +18,6 @@ __device__ int draw_whole_row(const Slice<View>& slice, std::uint64_t bits, RowS
 }
 
 __global__ void __launch_bounds__(kRowThreads, 2) speculative_kernel(const SpeculativeParams p, const RowGeometry g) {
-  float* resident = resident_storage();
   __shared__ RowShared s;
   __shared__ int emitted;
   const RowCluster cl = this_row_cluster();
@@ -54,8 +53,8 @@ __global__ void __launch_bounds__(kRowThreads, 2) speculative_kernel(const Specu
   const int e = emitted;
   const std::uint64_t bits = draw_bits(row_random_block(p.random, b, static_cast<std::uint32_t>(e)));
   int token = -1;
-  if (e < n) token = draw_whole_row(slice_of(ResidualRow{{target_row(e)}, {draft_row(e)}}, g, cl, resident), bits, s, cl);
-  if (token < 0) token = draw_whole_row(slice_of(ProbsRow{{target_row(e)}}, g, cl, resident), bits, s, cl);
+  if (e < n) token = draw_whole_row(slice_of(ResidualRow{{target_row(e)}, {draft_row(e)}}, g, cl), bits, s, cl);
+  if (token < 0) token = draw_whole_row(slice_of(ProbsRow{{target_row(e)}}, g, cl), bits, s, cl);
   if (cl.rank == 0 && threadIdx.x == 0) out[e * p.out_stride_t] = token;
 }
 
