@@ -281,9 +281,14 @@ struct Candidate {
   unsigned code;
   u64 weight;
 };
-// At most this many candidates take the short way (k_then_p's second cut).
+// At most this many candidates take the short way (k_then_p's second cut;
+// a radix bucket this small after level 1).
 inline constexpr int kMaxCutCandidates = 256;
 static_assert(kMaxCutCandidates <= kRowThreads, "a thread per gathered candidate");
+// Level 1's pass lists up to this many of a block's tokens in the chosen
+// level-0 bucket (slice indices, for slices of at most kListableSlice
+// tokens), so that later levels visit only them.
+inline constexpr int kListCapacity = 768, kListableSlice = 1 << 16;
 
 struct RowShared {
   using ReduceStats = cub::BlockReduce<RowStats, kRowThreads>;
@@ -316,9 +321,23 @@ struct RowShared {
   int exchanges;  // level exchanges of this row so far
   // A cut among few candidates (cut_among_candidates): this block's tokens
   // ranked at or above a code, then every block's, gathered.
-  Candidate candidates[kMaxCutCandidates];
+  // (Codes and weights apart: 12 bytes a candidate, not a padded 16.)
+  unsigned candidate_code[kMaxCutCandidates];
+  u64 candidate_weight[kMaxCutCandidates];
   int num_candidates;
+  __device__ void put_candidate(int i, Candidate c) { candidate_code[i] = c.code, candidate_weight[i] = c.weight; }
+  __device__ Candidate candidate(int i) const { return {candidate_code[i], candidate_weight[i]}; }
+  // This block's tokens in the chosen level-0 bucket, listed by level 1's
+  // pass; more than kListCapacity of them: not listed, levels visit the slice.
+  std::uint16_t listed[kListCapacity];
+  int num_listed;
 };
+// A kernel's static shared memory is at most 48 KB (a few words are left to
+// the kernels' own); and two blocks, each with a slice of kSliceTarget
+// tokens, share an SM's 228 KB (1 KB of it reserved per block).
+static_assert(sizeof(RowShared) + 64 <= 48 * 1024, "RowShared grew past static shared memory");
+static_assert(sizeof(RowShared) + sizeof(float) * kSliceTarget + 1024 <= 228 * 1024 / 2,
+              "RowShared grew past two row blocks per SM");
 
 // The cluster working on one row and where this block sits in it. Built for
 // an architecture without clusters (sm_80), every row is a cluster of one.
@@ -592,14 +611,47 @@ __device__ inline void pick_level0(int slot, By by, std::uint64_t target, RowSha
   __syncthreads();
 }
 
+// The cut at `code` given the tokens above it (s.above) and at it (s.chosen):
+// its ties are resolved arithmetically, as on the CPU (`ties = k - count
+// above`, or `ceil((target - weight above) / W)`).
+__device__ __forceinline__ Cut cut_at(unsigned code, By by, std::uint64_t target, const RowShared& s) {
+  Cut cut;
+  cut.tied = s.chosen.count;
+  const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
+  const std::uint64_t ties = by == By::count ? target - s.above.count : (target - s.above.mass + unit - 1) / unit;
+  cut.set = KeptSet{code, ties, 1, s.above.mass + ties * unit};
+  return cut;
+}
+
+// Calls f(i, value) for (at least) every token of the slice in the chosen
+// level-0 bucket: the tokens level 1 listed, or the whole slice when they
+// did not fit the list (f filters).
+template <class View, class F>
+__device__ __forceinline__ void for_each_listed(const Slice<View>& slice, const RowShared& s, F&& f) {
+  const int n = s.num_listed;
+  if (n > kListCapacity) {
+    for_each_token<false>(slice, f);
+    return;
+  }
+  for (int k = static_cast<int>(threadIdx.x); k < n; k += kRowThreads) {
+    const int i = s.listed[k];
+    f(i, slice.value(i));
+  }
+}
+
+template <class View, class Visit, class Take>
+__device__ Cut cut_among_candidates(const Slice<View>& slice, Visit&& visit, Take&& take, Aggregate above, By by,
+                                    std::uint64_t target, RowShared& s, const RowCluster& cl);
+
 // The rank cut whose kept count or weight first reaches `target` (1 <= target
 // < the row's count or weight), from level 0 as row_stats left it (a second
 // cut of the row sums the blocks' level 0 again: its exchange slot has been
 // reused). Levels 1 to 3 each take one shared-memory pass over the tokens of
 // the chosen prefix, whose atomics go straight to the bucket's owner, and
-// one cluster barrier. The code is then known in full and its ties are
-// resolved arithmetically, as on the CPU (`ties = k - count above`, or
-// `ceil((target - weight above) / W)`).
+// one cluster barrier; level 1's pass visits the whole slice and lists the
+// tokens of the level-0 bucket, later ones visit the list. Once a bucket
+// holds at most kMaxCutCandidates tokens, its tokens are gathered and the
+// cut found among them (cut_among_candidates) instead of by more levels.
 template <class View>
 __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, RowShared& s, const RowCluster& cl) {
   int exchange = s.exchanges;
@@ -607,29 +659,49 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
     push_level0<View::kScaled>(s, exchange % 3, cl);
     cl.sync();
   }
-  if (threadIdx.x == 0) s.above = Aggregate{};
+  if (threadIdx.x == 0) {
+    s.above = Aggregate{};
+    s.num_listed = slice.count <= kListableSlice ? 0 : kListCapacity + 1;
+  }
   __syncthreads();
   pick_level0<View::kScaled>(exchange % 3, by, target, s, cl);
   ++exchange;
   unsigned prefix = s.digit;
   for (int level = 1; level < kLevels; ++level, ++exchange) {
     const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
-    for_each_token<false>(slice, [&](int, float v) {
-      const unsigned c = rank_code(v);
-      if (c >> (shift + level_bits(level)) != prefix) return;
+    const auto in_prefix = [&](unsigned c) { return c >> (shift + level_bits(level)) == prefix; };
+    // Counts are exact from level 1 on (level 0 counts only for count cuts),
+    // and every block sees the same: all take the same way.
+    if (level > 1 && s.chosen.count <= kMaxCutCandidates) {
+      const Cut cut = cut_among_candidates(
+          slice, [&](auto&& f) { for_each_listed(slice, s, f); }, in_prefix, s.above, by, target, s, cl);
+      if (threadIdx.x == 0) s.exchanges = exchange;
+      __syncthreads();
+      return cut;
+    }
+    const auto add = [&](unsigned c, float v) {
       const std::uint64_t w = slice.weight(v);
       const unsigned bucket = (c >> shift) & (buckets - 1);
       if (w > 0) owner_slot(s, slot, static_cast<int>(bucket), buckets, cl)->add(bucket, 1, w);
-    });
-    cl.sync();
+    };
+    if (level == 1) {
+      for_each_token<false>(slice, [&](int i, float v) {
+        const unsigned c = rank_code(v);
+        if (!in_prefix(c)) return;
+        if (const int at = atomicAdd(&s.num_listed, 1); at < kListCapacity) s.listed[at] = static_cast<std::uint16_t>(i);
+        add(c, v);
+      });
+    } else {
+      for_each_listed(slice, s, [&](int, float v) {
+        const unsigned c = rank_code(v);
+        if (in_prefix(c)) add(c, v);
+      });
+    }
+    cl.sync();  // also: this block's list is complete
     pick_bucket(slot, buckets, by, target, s, cl);
     prefix = (prefix << level_bits(level)) | s.digit;
   }
-  Cut cut;
-  cut.tied = s.chosen.count;
-  const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
-  const std::uint64_t ties = by == By::count ? target - s.above.count : (target - s.above.mass + unit - 1) / unit;
-  cut.set = KeptSet{prefix, ties, 1, s.above.mass + ties * unit};
+  const Cut cut = cut_at(prefix, by, target, s);
   if (threadIdx.x == 0) s.exchanges = exchange;
   __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
   return cut;
@@ -697,27 +769,30 @@ __device__ Kept resolve(const Slice<View>& slice, const Cut& cut, RowShared& s, 
 
 __device__ __forceinline__ Cut whole_row(std::uint64_t total) { return {KeptSet{0, ~std::uint64_t{0}, 1, total}, 0}; }
 
-// The same rank cut by mass as find_cut(slice, By::mass, target), found the
-// short way when at most kMaxCutCandidates tokens of positive weight rank at
-// or above code `lowest` and their mass reaches `target` (top-p within a
-// top-k set: the top-k cut's survivors). One shared-memory pass gathers each
-// block's candidates; every block copies all of them (the cluster's lists,
-// then a barrier before any list is overwritten) and each thread weighs one
-// against the rest: the candidate whose code's running mass from the top
-// first reaches the target is the cut. Integer sums, so the result does not
-// depend on the order candidates were gathered in.
-template <class View>
-__device__ Cut cut_among_candidates(const Slice<View>& slice, unsigned lowest, std::uint64_t target, RowShared& s,
-                                    const RowCluster& cl) {
+// The rank cut find_cut(slice, by, target) would find, when it lies among
+// few candidates: the tokens of positive weight whose code satisfies
+// take(code), at most kMaxCutCandidates in the row, ranked below `above`
+// (the count and weight of every other token ranked above any of them) and
+// reaching `target` with them. visit(f) calls f(i, value) for (at least)
+// every candidate of this block. Each block lists its candidates; every
+// block copies all of them (the cluster's lists, then a barrier before any
+// list is overwritten) and each thread weighs one against the rest: the
+// candidate whose code's running count or weight from the top first reaches
+// the target is the cut. Integer sums, so the result does not depend on the
+// order candidates were gathered in. Used for a radix bucket that few tokens
+// share, and for top-p within a top-k set (the top-k cut's survivors).
+template <class View, class Visit, class Take>
+__device__ Cut cut_among_candidates(const Slice<View>& slice, Visit&& visit, Take&& take, Aggregate above, By by,
+                                    std::uint64_t target, RowShared& s, const RowCluster& cl) {
   if (threadIdx.x == 0) s.num_candidates = 0;
-  __syncthreads();
-  for_each_token<false>(slice, [&](int, float v) {
+  __syncthreads();  // also: every thread has read `above` (it may be s.above)
+  visit([&](int, float v) {
     const unsigned c = rank_code(v);
-    if (c < lowest) return;
+    if (!take(c)) return;
     const std::uint64_t w = slice.weight(v);
     if (w == 0) return;
     const int at = atomicAdd(&s.num_candidates, 1);
-    if (at < kMaxCutCandidates) s.candidates[at] = Candidate{c, w};
+    if (at < kMaxCutCandidates) s.put_candidate(at, Candidate{c, w});
   });
   cl.sync();  // every block's candidates are listed
   const int t = static_cast<int>(threadIdx.x);
@@ -726,35 +801,31 @@ __device__ Cut cut_among_candidates(const Slice<View>& slice, unsigned lowest, s
   for (int q = 0; q < cl.size; ++q) {
     const RowShared* other = cl.at(&s, q);
     const int n = min(other->num_candidates, kMaxCutCandidates);
-    if (t >= total && t < total + n) mine = other->candidates[t - total];
+    if (t >= total && t < total + n) mine = other->candidate(t - total);
     total += n;
   }
   cl.sync();  // every block has read every list: they may be overwritten
-  if (t < total) s.candidates[t] = mine;
+  if (t < total) s.put_candidate(t, mine);
   __syncthreads();
   if (t < total) {
-    Aggregate above{}, same{};
+    Aggregate higher = above, same{};
     bool first = true;  // the first gathered candidate of its code speaks for it
     for (int j = 0; j < total; ++j) {
-      const Candidate other = s.candidates[j];
-      if (other.code > mine.code) above = above + Aggregate{1, other.weight};
+      const Candidate other = s.candidate(j);
+      if (other.code > mine.code) higher = higher + Aggregate{1, other.weight};
       if (other.code == mine.code) {
         same = same + Aggregate{1, other.weight};
         first = first && j >= t;
       }
     }
-    if (first && above.mass < target && target <= above.mass + same.mass) {
+    if (first && measure(higher, by) < target && target <= measure(higher + same, by)) {
       s.digit = mine.code;
-      s.above = above;
+      s.above = higher;
       s.chosen = same;
     }
   }
   __syncthreads();
-  Cut cut;
-  cut.tied = s.chosen.count;
-  const std::uint64_t unit = s.chosen.mass / cut.tied;  // every tied token weighs the same
-  const std::uint64_t ties = (target - s.above.mass + unit - 1) / unit;
-  cut.set = KeptSet{s.digit, ties, 1, s.above.mass + ties * unit};
+  const Cut cut = cut_at(s.digit, by, target, s);
   __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
   return cut;
 }

@@ -46,7 +46,9 @@ __device__ __forceinline__ Kept kept_set(const SamplingParams& p, int b, const S
       // found among them instead of by another radix selection of the row.
       const bool few = k < stats.positive && k - by_k.set.ties + by_k.tied <= kMaxCutCandidates;
       const Cut by_p = k_then_p && few && target <= by_k.set.mass && target < stats.total
-                           ? cut_among_candidates(slice, by_k.set.code, target, s, cl)
+                           ? cut_among_candidates(
+                                 slice, [&](auto&& f) { for_each_token<false>(slice, f); },
+                                 [&](unsigned c) { return c >= by_k.set.code; }, Aggregate{}, By::mass, target, s, cl)
                            : cut_by_mass(slice, stats, target, s, cl);
       const KeptSet higher = higher_cut(by_k.set, by_p.set);
       const bool k_binds = higher.code == by_k.set.code && higher.ties == by_k.set.ties;
