@@ -331,6 +331,7 @@ struct RowShared {
   // pass; more than kListCapacity of them: not listed, levels visit the slice.
   std::uint16_t listed[kListCapacity];
   int num_listed;
+  unsigned listed_bucket;  // the level-0 bucket listed
 };
 // A kernel's static shared memory is at most 48 KB (a few words are left to
 // the kernels' own); and two blocks, each with a slice of kSliceTarget
@@ -667,6 +668,7 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
   pick_level0<View::kScaled>(exchange % 3, by, target, s, cl);
   ++exchange;
   unsigned prefix = s.digit;
+  if (threadIdx.x == 0) s.listed_bucket = prefix;  // read only by draw, barriers later
   for (int level = 1; level < kLevels; ++level, ++exchange) {
     const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
     const auto in_prefix = [&](unsigned c) { return c >> (shift + level_bits(level)) == prefix; };
@@ -709,37 +711,50 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
 
 // ------------------------------------------------------- crossing search ---
 
-// The first row index, in index order, where the running sum of
-// value(i, v) over the cluster's slices exceeds target_of(total), total being
-// the whole row's sum; -1 if it never does. Each thread sums a contiguous run
-// of its block's slice (odd length: conflict-free shared-memory reads), one
-// block scan places the runs, the blocks' sums go through the mailboxes, and
-// the one thread whose run holds the crossing walks it. Every block returns
-// the index.
-template <class View, class Value, class TargetOf>
-__device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&& target_of, RowShared& s,
-                             const RowCluster& cl) {
+// A crossing search's part in one thread: a contiguous run [first, last) of
+// the block's slice (odd length: conflict-free shared-memory reads), its sum
+// of value(i, v), the sum of the block's runs before it and of all of them.
+struct Run {
+  int first, last;
+  u64 mine, before, block;
+};
+
+// Sums every thread's run and places the runs (one block scan).
+template <class View, class Value>
+__device__ Run sum_runs(const Slice<View>& slice, Value&& value, RowShared& s) {
   const int run = ((slice.count + kRowThreads - 1) / kRowThreads) | 1;
-  const int first = static_cast<int>(threadIdx.x) * run;
-  const int last = first + run < slice.count ? first + run : slice.count;
-  u64 mine = 0;
+  Run r;
+  r.first = static_cast<int>(threadIdx.x) * run;
+  r.last = r.first + run < slice.count ? r.first + run : slice.count;
+  r.mine = 0;
   with_reader(slice, [&](auto read) {
 #pragma unroll 4
-    for (int i = first; i < last; ++i) mine += value(i, read(i));
+    for (int i = r.first; i < r.last; ++i) r.mine += value(i, read(i));
   });
-  u64 before, block_sum;
-  RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(mine, before, block_sum);
-  if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
-  cl.sync();
+  RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(r.mine, r.before, r.block);
+  return r;
+}
+
+// After a cluster barrier: s.prefix, the mailbox sums of the blocks before
+// this one, and s.target = target_of(every block's sum).
+template <class TargetOf>
+__device__ void place_block(TargetOf&& target_of, RowShared& s, const RowCluster& cl) {
   if (threadIdx.x == 0) {
     s.prefix = cluster_sum(cl, u64{0}, [&](int q) { return q < cl.rank ? cl.at(&s.box, q)->slice_sum : 0; });
     s.target = target_of(cluster_sum(cl, u64{0}, [&](int q) { return cl.at(&s.box, q)->slice_sum; }));
   }
   __syncthreads();
+}
+
+// The thread whose run holds s.target walks it and gives the row index to
+// every block's mailbox.
+template <class View, class Value>
+__device__ void publish_crossing(const Slice<View>& slice, Value&& value, const Run& r, RowShared& s,
+                                 const RowCluster& cl) {
   const u64 target = s.target;
-  u64 running = s.prefix + before;
-  if (running <= target && target < running + mine) {
-    for (int i = first; i < last; ++i) {
+  u64 running = s.prefix + r.before;
+  if (running <= target && target < running + r.mine) {
+    for (int i = r.first; i < r.last; ++i) {
       const u64 x = value(i, slice.value(i));
       if (running + x > target) {
 #pragma unroll
@@ -750,6 +765,22 @@ __device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&&
       running += x;
     }
   }
+}
+
+// The first row index, in index order, where the running sum of
+// value(i, v) over the cluster's slices exceeds target_of(total), total being
+// the whole row's sum; -1 if it never does. Each thread sums its run, one
+// block scan places the runs, the blocks' sums go through the mailboxes, and
+// the one thread whose run holds the crossing walks it. Every block returns
+// the index.
+template <class View, class Value, class TargetOf>
+__device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&& target_of, RowShared& s,
+                             const RowCluster& cl) {
+  const Run r = sum_runs(slice, value, s);
+  if (threadIdx.x == 0) s.box.slice_sum = r.block, s.box.found = -1;
+  cl.sync();
+  place_block(target_of, s, cl);
+  publish_crossing(slice, value, r, s, cl);
   cl.sync();
   return s.box.found;
 }
@@ -830,17 +861,44 @@ __device__ Cut cut_among_candidates(const Slice<View>& slice, Visit&& visit, Tak
   return cut;
 }
 
+// Whether this block's kept weight can be read off its level-0 histogram and
+// list: the kept set is a rank cut (min_weight 1) whose code lies in the
+// level-0 bucket that the row's last find_cut listed in full.
+__device__ __forceinline__ bool listed_covers(const Kept& kept, const RowShared& s) {
+  return kept.min_weight == 1 && s.num_listed <= kListCapacity && kept.code >> level_shift(0) == s.listed_bucket;
+}
+
 // The inverse-CDF draw of docs/sampling.md: t = floor(bits * M / 2^64) with M
-// the kept weight (summed here, exactly, by the same pass that places the
-// blocks' runs), then the first kept token whose running kept weight exceeds
-// t; -1 when nothing is kept.
+// the kept weight, then the first kept token whose running kept weight
+// exceeds t; -1 when nothing is kept. When listed_covers(), each block's
+// kept weight is exact without a pass over its slice (its level-0 buckets
+// above the cut's, plus its listed tokens the cut keeps), and only the block
+// holding t searches its slice; otherwise every block sums its slice
+// (find_crossing).
 template <class View>
 __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bits, RowShared& s,
                     const RowCluster& cl) {
-  return find_crossing(
-      slice,
-      [&](int i, float v) -> u64 { return kept.kept_weight(slice, slice.begin + i, v); },
-      [&](u64 mass) -> u64 { return mass == 0 ? ~u64{0} : mul_hi_u64(bits, mass); }, s, cl);
+  const auto value = [&](int i, float v) -> u64 { return kept.kept_weight(slice, slice.begin + i, v); };
+  const auto target_of = [&](u64 mass) -> u64 { return mass == 0 ? ~u64{0} : mul_hi_u64(bits, mass); };
+  if (!listed_covers(kept, s)) return find_crossing(slice, value, target_of, s, cl);
+  u64 mine = 0;
+  for (int b = static_cast<int>(s.listed_bucket) + 1 + static_cast<int>(threadIdx.x); b < kLevel0Buckets;
+       b += kRowThreads)
+    mine += s.level0.template sum<View::kScaled>(b).mass;
+  for (int k = static_cast<int>(threadIdx.x); k < s.num_listed; k += kRowThreads) {
+    const int i = s.listed[k];
+    mine += value(i, slice.value(i));
+  }
+  u64 before, block_sum;
+  RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(mine, before, block_sum);
+  if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
+  cl.sync();
+  place_block(target_of, s, cl);
+  if (s.prefix <= s.target && s.target - s.prefix < s.box.slice_sum) {  // this block holds t
+    publish_crossing(slice, value, sum_runs(slice, value, s), s, cl);
+  }
+  cl.sync();
+  return s.box.found;
 }
 
 // ------------------------------------------------------------ plumbing -----
@@ -861,7 +919,7 @@ __device__ __forceinline__ int row_of_cluster(const RowCluster& cl) { return sta
 
 // Before the first cluster barrier: no level exchanged yet, every exchange slot clear.
 __device__ __forceinline__ void init_shared(RowShared& s) {
-  if (threadIdx.x == 0) s.exchanges = 0;
+  if (threadIdx.x == 0) s.exchanges = 0, s.num_listed = kListCapacity + 1;  // nothing listed
   for (auto& slot : s.owned) slot.clear();
 }
 
