@@ -87,15 +87,20 @@ TEST(CudaSampling, GraphReplaysDrawFreshNumbersAndMatchEagerRuns) {
 }
 
 // `batch` rows of softmax probabilities (or, with `logits`, their logits):
-// peaked, typical and flat rows in turn.
-std::vector<float> random_rows(std::mt19937_64& rng, std::int64_t batch, int vocab, bool logits) {
+// peaked, typical and flat rows in turn. A `quantum` rounds the logits to its
+// multiples first, so that many tokens share each value.
+std::vector<float> random_rows(std::mt19937_64& rng, std::int64_t batch, int vocab, bool logits,
+                               double quantum = 0) {
   std::vector<float> rows(static_cast<std::size_t>(batch * vocab));
   std::normal_distribution<double> normal(0, 1);
   for (std::int64_t b = 0; b < batch; ++b) {
     const double spread = b % 3 == 0 ? 6.0 : (b % 3 == 1 ? 3.0 : 0.3);
     float* row = rows.data() + b * vocab;
     double sum = 0;
-    for (int j = 0; j < vocab; ++j) row[j] = static_cast<float>(spread * normal(rng));
+    for (int j = 0; j < vocab; ++j) {
+      const double x = spread * normal(rng);
+      row[j] = static_cast<float>(quantum > 0 ? quantum * std::round(x / quantum) : x);
+    }
     if (logits) continue;
     for (int j = 0; j < vocab; ++j) sum += row[j] = static_cast<float>(std::exp(row[j]));
     for (int j = 0; j < vocab; ++j) row[j] = static_cast<float>(row[j] / sum);
@@ -128,13 +133,15 @@ struct Twin {
   }
 };
 
-void expect_same_tokens(int vocab, std::int64_t batch, SamplingInput input, std::mt19937_64& rng) {
-  Twin in(random_rows(rng, batch, vocab, input == SamplingInput::logits));
+void expect_same_tokens(int vocab, std::int64_t batch, SamplingInput input, std::mt19937_64& rng,
+                        double quantum = 0) {
+  Twin in(random_rows(rng, batch, vocab, input == SamplingInput::logits, quantum));
   using F = SamplingFilter;
   for (F filter : {F::none, F::top_k, F::top_p, F::min_p, F::top_k_top_p, F::greedy})
     for (TopKTopPOrder order : {TopKTopPOrder::k_then_p, TopKTopPOrder::joint}) {
       if (order == TopKTopPOrder::joint && filter != F::top_k_top_p) continue;
-      const std::string what = "vocab=" + std::to_string(vocab) + " input=" + std::string(name_of(input)) +
+      const std::string what = "vocab=" + std::to_string(vocab) + " quantum=" + std::to_string(quantum) +
+                               " input=" + std::string(name_of(input)) +
                                " filter=" + std::string(name_of(filter)) + " order=" + std::string(name_of(order));
       const SamplingDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .input = input, .filter = filter,
                               .order = order, .top_k = 50, .top_p = 0.9f, .min_p = 0.1f};
@@ -158,6 +165,18 @@ TEST(CudaSampling, LargeRowsMatchTheCpuForEveryFilter) {
   expect_same_tokens(128256, 24, SamplingInput::logits, rng);
 }
 
+// Logits in steps of 1/4: up to thousands of tokens share a value, so cuts
+// fall inside runs of ties (kept in index order), and the radix bucket of a
+// top-p cut still holds hundreds of tokens after level 1 (levels 2 and 3 run
+// over the listed tokens instead of the few-candidates finish).
+TEST(CudaSampling, RowsWithManyTiesMatchTheCpu) {
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  expect_same_tokens(128256, 24, SamplingInput::probs, rng, 0.25);
+  expect_same_tokens(50000, 24, SamplingInput::probs, rng, 0.25);
+  expect_same_tokens(128256, 12, SamplingInput::logits, rng, 0.25);
+}
+
 // 2^20 tokens: each block's slice (512 KB) is streamed from device memory on every pass.
 TEST(CudaSampling, RowsTooLongForSharedMemoryMatchTheCpu) {
   KVS_REQUIRE_GPU();
@@ -172,7 +191,9 @@ TEST(CudaSampling, LargeRowsRenormLikeTheCpu) {
   for (int vocab : {50000, 100003, 128256})
     for (RenormKind kind : {RenormKind::top_k_renorm_probs, RenormKind::top_p_renorm_probs,
                             RenormKind::top_k_mask_logits}) {
-      Twin in(random_rows(rng, batch, vocab, kind == RenormKind::top_k_mask_logits));
+      // 128256-token rows in steps of 1/4: cuts inside runs of ties.
+      const double quantum = vocab == 128256 ? 0.25 : 0;
+      Twin in(random_rows(rng, batch, vocab, kind == RenormKind::top_k_mask_logits, quantum));
       Twin out(DType::f32, batch * vocab);
       const SamplingRenormDesc desc{.vocab = vocab, .max_batch = static_cast<int>(batch), .kind = kind, .top_k = 50,
                                     .top_p = 0.9f};

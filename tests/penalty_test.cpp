@@ -25,15 +25,17 @@ void run_case(const PenaltyCase& c, Device device) {
 
   std::vector<float> logits(static_cast<std::size_t>(c.batch * c.vocab));
   for (float& x : logits) x = logit(rng);
-  // Histories drawn from a small range of ids so tokens repeat; ids outside
-  // [0, vocab) (padding) on the token-id form.
+  // Every other history id drawn from a small range so tokens repeat, the
+  // rest from the whole vocabulary (every part of a long row is touched);
+  // ids outside [0, vocab) (padding) on the token-id form.
   std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(c.batch),
                                                 std::vector<std::int64_t>(static_cast<std::size_t>(c.vocab), 0));
   std::vector<std::int32_t> ids, count_tensor;
   for (std::int64_t b = 0; b < c.batch; ++b) {
     const std::int64_t len = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(c.history_len + 1));
     for (std::int64_t i = 0; i < c.history_len; ++i) {
-      std::int32_t id = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(std::min(c.vocab, 50)));
+      const int range = i % 2 ? std::min(c.vocab, 50) : c.vocab;
+      std::int32_t id = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(range));
       if (i >= len) id = i % 2 ? -1 : c.vocab + 3;
       ids.push_back(id);
       if (id >= 0 && id < c.vocab) ++counts[b][id];
@@ -86,12 +88,16 @@ class TokenPenaltyTest : public ::testing::TestWithParam<Device> {};
 TEST_P(TokenPenaltyTest, FromTokenCounts) {
   run_case({PenaltyHistory::token_counts, ParamSource::scalar, 1000, 16, 64}, GetParam());
   run_case({PenaltyHistory::token_counts, ParamSource::per_row, 33, 16, 64}, GetParam());
+  // Many 4096-token chunks per row, rows not 16-byte aligned (odd vocab).
+  run_case({PenaltyHistory::token_counts, ParamSource::per_row, 128259, 3, 2048}, GetParam());
 }
 
 TEST_P(TokenPenaltyTest, FromTokenIdsWithPadding) {
   run_case({PenaltyHistory::token_ids, ParamSource::scalar, 1000, 16, 64}, GetParam());
   run_case({PenaltyHistory::token_ids, ParamSource::per_row, 7, 16, 40}, GetParam());
   run_case({PenaltyHistory::token_ids, ParamSource::per_row, 128256, 2, 2048}, GetParam());
+  // Longer than the kernel's 4096-slot table: the exact quadratic count.
+  run_case({PenaltyHistory::token_ids, ParamSource::scalar, 50000, 2, 5000}, GetParam());
 }
 
 TEST_P(TokenPenaltyTest, NeutralParametersLeaveLogitsUnchanged) {
