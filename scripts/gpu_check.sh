@@ -8,6 +8,10 @@
 #   scripts/gpu_check.sh            everything
 #   KVSERVE_GPU_CHECK_SKIP="memcheck profile" scripts/gpu_check.sh
 #       skips stages (build tests memcheck demo bench sampling norm peers profile)
+#   KVSERVE_BASELINE_SRC=dir scripts/gpu_check.sh
+#       also builds the kvserve tree in dir (e.g. `git archive <commit>`
+#       unpacked under an ignored path carried to the GPU machine) beside this
+#       one and runs the sampling benchmarks with both, in the same call
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-check-out}
@@ -21,6 +25,14 @@ note() { echo "[gpu_check $(date +%T)] $*"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
 cat "$out/device.txt"
 
+baseline_src=${KVSERVE_BASELINE_SRC:-}
+baseline_build=$build-baseline
+if [ -n "$baseline_src" ]; then
+  note "building the baseline in $baseline_src (beside the main build)"
+  { cmake -S "$baseline_src" -B "$baseline_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVSERVE_CUDA_ARCHS=90a &&
+      cmake --build "$baseline_build" -j "${KVSERVE_JOBS:-16}" --target kvserve_cli; } > "$out/baseline-build.log" 2>&1 &
+  baseline_pid=$!
+fi
 if stage build; then
   note "build (sm_90a)"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVSERVE_CUDA_ARCHS=90a > "$out/build.log" 2>&1 &&
@@ -90,20 +102,29 @@ if stage peers; then
     { status=1; tail -5 "$out/bench.log"; }
 fi
 
+# The sampling benchmarks with the CLI of build dir $1, into log $2.
+sampling_benches() {
+  sbench() { timeout 60 "$1/bench/kvserve" bench "${@:3}" --device cuda >> "$2" 2>&1 || { status=1; note "bench ${*:3} failed"; }; }
+  for b in 1 64 512; do sbench "$1" "$2" top-p --batch $b; done
+  sbench "$1" "$2" top-k
+  sbench "$1" "$2" min-p
+  sbench "$1" "$2" top-k-top-p --order k_then_p
+  sbench "$1" "$2" top-k-top-p --order joint
+  sbench "$1" "$2" renorm --kind top-k
+  sbench "$1" "$2" renorm --kind top-p
+  sbench "$1" "$2" mask
+  sbench "$1" "$2" spec-verify
+  sbench "$1" "$2" penalty --history ids
+  sbench "$1" "$2" penalty --history counts
+}
+
 if stage sampling; then
   note "sampling benchmarks and their PyTorch peers"
-  sbench() { timeout 60 "$build/bench/kvserve" bench "$@" --device cuda >> "$out/sampling.log" 2>&1 || { status=1; note "bench $* failed"; }; }
-  for b in 1 64 512; do sbench top-p --batch $b; done
-  sbench top-k
-  sbench min-p
-  sbench top-k-top-p --order k_then_p
-  sbench top-k-top-p --order joint
-  sbench renorm --kind top-k
-  sbench renorm --kind top-p
-  sbench mask
-  sbench spec-verify
-  sbench penalty --history ids
-  sbench penalty --history counts
+  sampling_benches "$build" "$out/sampling.log"
+  if [ -n "$baseline_src" ]; then
+    if wait "$baseline_pid"; then sampling_benches "$baseline_build" "$out/sampling-baseline.log"
+    else status=1; note "baseline build failed (baseline-build.log)"; fi
+  fi
   stage peers && { PYTHONUNBUFFERED=1 timeout 200 python3 bench/peers/sampling_peers.py --json "$out/sampling-peers.json" \
     > "$out/sampling-peers.log" 2>&1 || status=1; }
 fi
@@ -132,6 +153,10 @@ if stage sampling; then
   tail -12 "$out/sampling-peers.log" 2>/dev/null
   echo "=== sampling: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
   grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling.log" | cut -c1-150
+  if [ -f "$out/sampling-baseline.log" ]; then
+    echo "=== sampling: baseline $baseline_src, same call"
+    grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling-baseline.log" | cut -c1-150
+  fi
 fi
 if stage norm; then
   echo "=== norms: PyTorch peers"
