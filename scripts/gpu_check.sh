@@ -146,6 +146,16 @@ if stage profile; then
     --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
     --section SchedulerStats "$build/bench/kvserve" bench decode --batch 64 --kv-len 4096 --iters 1 --no-check \
     > "$out/profile.txt" 2>&1 || note "ncu stopped (see profile.txt)"
+  # The sampling kernels run in clusters and share distributed shared
+  # memory, which kernel replay could not profile ("Unknown Error" with
+  # --set full): replay the whole application instead, one top-p launch at
+  # B 512 (the second warm-up launch: timed launches wait on a host
+  # callback), for where its warps stall and how often the schedulers issue.
+  note "Nsight Compute: one top-p launch at B 512 (application replay)"
+  timeout 240 ncu --replay-mode application --kernel-name regex:sampling_kernel --launch-skip 1 --launch-count 1 \
+    --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats \
+    "$build/bench/kvserve" bench top-p --batch 512 --device cuda --iters 1 --warmup 2 --no-check \
+    > "$out/profile-sampling.txt" 2>&1 || note "ncu stopped (see profile-sampling.txt)"
 fi
 
 if stage sampling; then
