@@ -135,15 +135,16 @@ std::string decode_config_text(DType q, DType kv, int head_dim) {
 
 // The sampling family (sampling/*.cu): every configuration is compiled, each
 // row of a batch walked by one cluster of blocks. Sampling has one kernel
-// instantiation per input kind and filter (sampling_kernel_for in
-// sampling_kernels.cu); the other ops one kernel each.
+// instantiation per input kind and filter, SamplingRenorm one per kind
+// (sampling_kernel_for, renorm_kernel_for in sampling_kernels.cu); the other
+// ops one kernel each.
 struct SamplingFamilyEntry {
   const char* op;
   const char* config;
 };
 constexpr SamplingFamilyEntry kSamplingFamily[] = {
     {"Sampling", "f32 probs|logits x every filter (a kernel each), scalar|per_row params and seeds, vocab <= 4194304"},
-    {"SamplingRenorm", "f32 top_k_renorm_probs|top_p_renorm_probs|top_k_mask_logits, in place allowed"},
+    {"SamplingRenorm", "f32 top_k_renorm_probs|top_p_renorm_probs|top_k_mask_logits (a kernel each), in place allowed"},
     {"ChainSpeculativeSampling", "f32 probs, any n, host|per_row seeds"},
     {"TokenPenalty", "f32 logits, token_counts|token_ids history, scalar|per_row params"},
 };

@@ -111,18 +111,38 @@ __global__ void __launch_bounds__(kRowThreads, 2) sampling_kernel(const Sampling
 
 // Kept tokens keep their value (mask) or become value / kept mass (renorm);
 // the rest become `dropped`. A block writes only its own slice, each token by
-// the thread that read it, so out may be the input. Ends with a cluster
-// barrier: the cut's last pick read other blocks' shared memory.
+// the thread that read it, so out may be the input: as 16-byte vectors from
+// a resident slice to a 16-byte aligned output (one store per four tokens,
+// whole sectors), else token by token with consecutive threads on
+// consecutive tokens. Ends with a cluster barrier: the cut's last pick read
+// other blocks' shared memory.
 template <class View>
 __device__ void rewrite_row(const Slice<View>& slice, const Kept& kept, bool divide, float mass, float dropped,
                             float* out, const RowCluster& cl) {
-  for_each_token<false>(slice, [&](int i, float v) {
-    const int j = slice.begin + i;
-    out[j] = kept.kept_weight(slice, j, v) > 0 ? (divide ? v / mass : v) : dropped;
+  float* const row = out + slice.begin;
+  const auto rewritten = [&](int i, float v) {
+    return kept.kept_weight(slice, slice.begin + i, v) > 0 ? (divide ? v / mass : v) : dropped;
+  };
+  const int tid = static_cast<int>(threadIdx.x);
+  int first_single = 0;
+  if (slice.resident && (reinterpret_cast<std::uintptr_t>(row) & 15u) == 0) {
+    const float4* in = reinterpret_cast<const float4*>(resident_storage());
+    const int vectors = slice.count / 4;
+    for (int q = tid; q < vectors; q += kRowThreads) {
+      const float4 v = in[q];
+      reinterpret_cast<float4*>(row)[q] =
+          float4{rewritten(4 * q, v.x), rewritten(4 * q + 1, v.y), rewritten(4 * q + 2, v.z), rewritten(4 * q + 3, v.w)};
+    }
+    first_single = 4 * vectors;
+  }
+  with_reader(slice, [&](auto read) {
+    for (int i = first_single + tid; i < slice.count; i += kRowThreads) row[i] = rewritten(i, read(i));
   });
   cl.sync();
 }
 
+// One instantiation per kind (the parameters' own kind is not read).
+template <RenormKind K>
 __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormParams p, const RowGeometry g) {
   __shared__ RowShared s;
   const RowCluster cl = this_row_cluster();
@@ -130,20 +150,19 @@ __global__ void __launch_bounds__(kRowThreads, 2) renorm_kernel(const RenormPara
   const int b = row_of_cluster(cl);
   const float* x = p.input + b * p.input_stride;
   float* y = p.out + b * p.out_stride;
-  const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
-  if (p.kind == RenormKind::top_k_mask_logits) {
+  if constexpr (K == RenormKind::top_k_mask_logits) {
     const Slice<CandidateRow> slice = slice_of(CandidateRow{{x}}, g, cl);
     const RowStats stats = row_stats<true, false>(slice, Histogram::count_and_mass, s, cl);
+    const std::uint64_t k = effective_top_k(row_param(p.top_k, b), p.vocab);
     rewrite_row(slice, resolve(slice, cut_by_count(slice, stats, k, s, cl), s, cl), false, 0.f, -INFINITY, y, cl);
-    return;
+  } else {
+    const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl);
+    constexpr bool by_count = K == RenormKind::top_k_renorm_probs;
+    const RowStats stats = row_stats<true, false>(slice, by_count ? Histogram::count_and_mass : Histogram::mass, s, cl);
+    const Cut cut = by_count ? cut_by_count(slice, stats, effective_top_k(row_param(p.top_k, b), p.vocab), s, cl)
+                             : cut_by_mass(slice, stats, top_p_target(row_param(p.top_p, b), stats.total), s, cl);
+    rewrite_row(slice, resolve(slice, cut, s, cl), true, weight_to_float(cut.set.mass), 0.f, y, cl);
   }
-  const Slice<ProbsRow> slice = slice_of(ProbsRow{{x}}, g, cl);
-  const bool by_count = p.kind == RenormKind::top_k_renorm_probs;
-  const RowStats stats =
-      row_stats<true, false>(slice, by_count ? Histogram::count_and_mass : Histogram::mass, s, cl);
-  const Cut cut = by_count ? cut_by_count(slice, stats, k, s, cl)
-                      : cut_by_mass(slice, stats, top_p_target(row_param(p.top_p, b), stats.total), s, cl);
-  rewrite_row(slice, resolve(slice, cut, s, cl), true, weight_to_float(cut.set.mass), 0.f, y, cl);
 }
 
 }  // namespace
@@ -171,14 +190,27 @@ SamplingKernel sampling_kernel_for(SamplingInput in, SamplingFilter f) {
 int describe_sampling(SamplingInput in, SamplingFilter f, int vocab, RowLaunch* out) {
   return describe_rows(sampling_kernel_for(in, f), vocab, true, out);
 }
-int describe_renorm(int vocab, RowLaunch* out) { return describe_rows(renorm_kernel, vocab, true, out); }
+using RenormKernel = void (*)(RenormParams, RowGeometry);
+
+RenormKernel renorm_kernel_for(RenormKind kind) {
+  switch (kind) {
+    case RenormKind::top_k_renorm_probs: return renorm_kernel<RenormKind::top_k_renorm_probs>;
+    case RenormKind::top_p_renorm_probs: return renorm_kernel<RenormKind::top_p_renorm_probs>;
+    case RenormKind::top_k_mask_logits: break;
+  }
+  return renorm_kernel<RenormKind::top_k_mask_logits>;
+}
+
+int describe_renorm(RenormKind kind, int vocab, RowLaunch* out) {
+  return describe_rows(renorm_kernel_for(kind), vocab, true, out);
+}
 
 int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream) {
   return launch_rows(sampling_kernel_for(p.input_kind, p.filter), launch, p, p.batch, stream);
 }
 
 int launch_renorm(const RenormParams& p, const RowLaunch& launch, void* stream) {
-  return launch_rows(renorm_kernel, launch, p, p.batch, stream);
+  return launch_rows(renorm_kernel_for(p.kind), launch, p, p.batch, stream);
 }
 
 }  // namespace kvserve::detail::cuda

@@ -117,7 +117,7 @@ struct RowLaunch {
 // cudaError_t as an int, so that this header stays free of CUDA types. The
 // describe_* functions fill a RowLaunch for the current device.
 int describe_sampling(SamplingInput in, SamplingFilter filter, int vocab, RowLaunch* out);
-int describe_renorm(int vocab, RowLaunch* out);
+int describe_renorm(RenormKind kind, int vocab, RowLaunch* out);
 int describe_speculative(int vocab, RowLaunch* out);
 int launch_sampling(const SamplingParams& p, const RowLaunch& launch, void* stream);
 int launch_renorm(const RenormParams& p, const RowLaunch& launch, void* stream);

@@ -56,9 +56,13 @@ Status describe_row_launch(PlanState<Op>& p) {
   return Status::ok();
 }
 
-// The sampling kernel is instantiated per input kind and filter.
+// The sampling kernel is instantiated per input kind and filter, the renorm
+// kernel per kind.
 int describe_sampling_of(const PlanState<Sampling>& p, RowLaunch* out) {
   return describe_sampling(p.desc.input, p.desc.filter, p.desc.vocab, out);
+}
+int describe_renorm_of(const PlanState<SamplingRenorm>& p, RowLaunch* out) {
+  return describe_renorm(p.desc.kind, p.desc.vocab, out);
 }
 
 template <class Op>
@@ -207,7 +211,7 @@ Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormD
   return cuda::make_kernel<SamplingRenorm>(
       device, cuda::text("kind", name_of(d.kind)) + " " + cuda::text("params", name_of(d.params)) +
                   " " + cuda::row_text(d.vocab),
-      cuda::run_renorm, cuda::describe_row_launch<SamplingRenorm, cuda::describe_renorm>);
+      cuda::run_renorm, cuda::describe_row_launch<SamplingRenorm, cuda::describe_renorm_of>);
 }
 
 template <>
