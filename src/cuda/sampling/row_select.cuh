@@ -327,11 +327,14 @@ struct RowShared {
   int num_candidates;
   __device__ void put_candidate(int i, Candidate c) { candidate_code[i] = c.code, candidate_weight[i] = c.weight; }
   __device__ Candidate candidate(int i) const { return {candidate_code[i], candidate_weight[i]}; }
-  // This block's tokens in the chosen level-0 bucket, listed by level 1's
-  // pass; more than kListCapacity of them: not listed, levels visit the slice.
+  // This block's tokens in the chosen level-0 bucket (and, when few tokens
+  // of the row rank above it in a count cut, in every bucket above it),
+  // listed by level 1's pass; more than kListCapacity of them: not listed,
+  // levels visit the slice.
   std::uint16_t listed[kListCapacity];
   int num_listed;
   unsigned listed_bucket;  // the level-0 bucket listed
+  bool listed_above;       // and the buckets above it
 };
 // A kernel's static shared memory is at most 48 KB (a few words are left to
 // the kernels' own); and two blocks, each with a slice of kSliceTarget
@@ -668,7 +671,10 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
   pick_level0<View::kScaled>(exchange % 3, by, target, s, cl);
   ++exchange;
   unsigned prefix = s.digit;
-  if (threadIdx.x == 0) s.listed_bucket = prefix;  // read only by draw, barriers later
+  // A count cut's tokens above its level-0 bucket are few: listed too when at
+  // most kMaxCutCandidates in the row (k_then_p's second cut visits them).
+  const bool list_above = by == By::count && s.above.count <= kMaxCutCandidates;
+  if (threadIdx.x == 0) s.listed_bucket = prefix, s.listed_above = list_above;  // read after later barriers
   for (int level = 1; level < kLevels; ++level, ++exchange) {
     const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
     const auto in_prefix = [&](unsigned c) { return c >> (shift + level_bits(level)) == prefix; };
@@ -689,9 +695,10 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
     if (level == 1) {
       for_each_token<false>(slice, [&](int i, float v) {
         const unsigned c = rank_code(v);
-        if (!in_prefix(c)) return;
+        const unsigned top = c >> level_shift(0);
+        if (top < prefix || (top > prefix && !list_above)) return;
         if (const int at = atomicAdd(&s.num_listed, 1); at < kListCapacity) s.listed[at] = static_cast<std::uint16_t>(i);
-        add(c, v);
+        if (top == prefix) add(c, v);
       });
     } else {
       for_each_listed(slice, s, [&](int, float v) {
@@ -861,20 +868,28 @@ __device__ Cut cut_among_candidates(const Slice<View>& slice, Visit&& visit, Tak
   return cut;
 }
 
+// Whether the row's last find_cut listed every token of this block ranked at
+// or above `code`.
+__device__ __forceinline__ bool lists_all_from(unsigned code, const RowShared& s) {
+  return s.num_listed <= kListCapacity && s.listed_above && code >> level_shift(0) >= s.listed_bucket;
+}
+
 // Whether this block's kept weight can be read off its level-0 histogram and
 // list: the kept set is a rank cut (min_weight 1) whose code lies in the
-// level-0 bucket that the row's last find_cut listed in full.
+// level-0 bucket that the row's last find_cut listed in full, or whose kept
+// tokens are all listed.
 __device__ __forceinline__ bool listed_covers(const Kept& kept, const RowShared& s) {
-  return kept.min_weight == 1 && s.num_listed <= kListCapacity && kept.code >> level_shift(0) == s.listed_bucket;
+  return kept.min_weight == 1 && s.num_listed <= kListCapacity &&
+         (kept.code >> level_shift(0) == s.listed_bucket || lists_all_from(kept.code, s));
 }
 
 // The inverse-CDF draw of docs/sampling.md: t = floor(bits * M / 2^64) with M
 // the kept weight, then the first kept token whose running kept weight
 // exceeds t; -1 when nothing is kept. When listed_covers(), each block's
 // kept weight is exact without a pass over its slice (its level-0 buckets
-// above the cut's, plus its listed tokens the cut keeps), and only the block
-// holding t searches its slice; otherwise every block sums its slice
-// (find_crossing).
+// above the cut's, unless they are listed, plus its listed tokens the cut
+// keeps), and only the block holding t searches its slice; otherwise every
+// block sums its slice (find_crossing).
 template <class View>
 __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bits, RowShared& s,
                     const RowCluster& cl) {
@@ -882,9 +897,10 @@ __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bi
   const auto target_of = [&](u64 mass) -> u64 { return mass == 0 ? ~u64{0} : mul_hi_u64(bits, mass); };
   if (!listed_covers(kept, s)) return find_crossing(slice, value, target_of, s, cl);
   u64 mine = 0;
-  for (int b = static_cast<int>(s.listed_bucket) + 1 + static_cast<int>(threadIdx.x); b < kLevel0Buckets;
-       b += kRowThreads)
-    mine += s.level0.template sum<View::kScaled>(b).mass;
+  if (!lists_all_from(kept.code, s))
+    for (int b = static_cast<int>(s.listed_bucket) + 1 + static_cast<int>(threadIdx.x); b < kLevel0Buckets;
+         b += kRowThreads)
+      mine += s.level0.template sum<View::kScaled>(b).mass;
   for (int k = static_cast<int>(threadIdx.x); k < s.num_listed; k += kRowThreads) {
     const int i = s.listed[k];
     mine += value(i, slice.value(i));
@@ -919,7 +935,7 @@ __device__ __forceinline__ int row_of_cluster(const RowCluster& cl) { return sta
 
 // Before the first cluster barrier: no level exchanged yet, every exchange slot clear.
 __device__ __forceinline__ void init_shared(RowShared& s) {
-  if (threadIdx.x == 0) s.exchanges = 0, s.num_listed = kListCapacity + 1;  // nothing listed
+  if (threadIdx.x == 0) s.exchanges = 0, s.num_listed = kListCapacity + 1, s.listed_above = false;  // nothing listed
   for (auto& slot : s.owned) slot.clear();
 }
 

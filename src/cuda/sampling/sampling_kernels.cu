@@ -47,7 +47,11 @@ __device__ __forceinline__ Kept kept_set(const SamplingParams& p, int b, const S
       const bool few = k < stats.positive && k - by_k.set.ties + by_k.tied <= kMaxCutCandidates;
       const Cut by_p = k_then_p && few && target <= by_k.set.mass && target < stats.total
                            ? cut_among_candidates(
-                                 slice, [&](auto&& f) { for_each_token<false>(slice, f); },
+                                 slice,
+                                 [&](auto&& f) {  // the survivors: in the top-k cut's list when it holds them all
+                                   if (lists_all_from(by_k.set.code, s)) for_each_listed(slice, s, f);
+                                   else for_each_token<false>(slice, f);
+                                 },
                                  [&](unsigned c) { return c >= by_k.set.code; }, Aggregate{}, By::mass, target, s, cl)
                            : cut_by_mass(slice, stats, target, s, cl);
       const KeptSet higher = higher_cut(by_k.set, by_p.set);
