@@ -41,11 +41,14 @@ __device__ __forceinline__ Kept kept_set(const SamplingParams& p, int b, const S
       const Cut by_k = cut_by_count(slice, stats, k, s, cl);
       const bool k_then_p = p.order == TopKTopPOrder::k_then_p;
       const std::uint64_t target = top_p_target(row_param(p.top_p, b), k_then_p ? by_k.set.mass : stats.total);
-      // k_then_p's top-p cut lies among the top-k cut's survivors (every
-      // token above its code, and all tied at it); when they are few, it is
-      // found among them instead of by another radix selection of the row.
+      // Both kept sets are prefixes of one rank order, so the kept set is the
+      // shorter: a top-k set short of the top-p target (joint only) is it.
+      if (target > by_k.set.mass) return resolve(slice, by_k, s, cl);
+      // Else the top-p cut lies among the top-k cut's survivors (every token
+      // above its code, and all tied at it); when they are few, it is found
+      // among them instead of by another radix selection of the row.
       const bool few = k < stats.positive && k - by_k.set.ties + by_k.tied <= kMaxCutCandidates;
-      const Cut by_p = k_then_p && few && target <= by_k.set.mass && target < stats.total
+      const Cut by_p = few && target < stats.total
                            ? cut_among_candidates(
                                  slice,
                                  [&](auto&& f) {  // the survivors: in the top-k cut's list when it holds them all
