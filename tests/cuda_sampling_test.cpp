@@ -177,11 +177,15 @@ TEST(CudaSampling, RowsWithManyTiesMatchTheCpu) {
   expect_same_tokens(128256, 12, SamplingInput::logits, rng, 0.25);
 }
 
-// 2^20 tokens: each block's slice (512 KB) is streamed from device memory on every pass.
+// Slices streamed from device memory on every pass: 2^20 tokens (512 KB
+// slices, too long to list), and 400000 (50000-token slices: past shared
+// memory, but listed, so levels 2-3 and the draw read listed tokens from
+// device memory).
 TEST(CudaSampling, RowsTooLongForSharedMemoryMatchTheCpu) {
   KVS_REQUIRE_GPU();
   auto rng = make_rng();
   expect_same_tokens(1 << 20, 3, SamplingInput::probs, rng);
+  expect_same_tokens(400000, 3, SamplingInput::probs, rng);
 }
 
 TEST(CudaSampling, LargeRowsRenormLikeTheCpu) {
