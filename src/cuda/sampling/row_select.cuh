@@ -675,18 +675,13 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
   // most kMaxCutCandidates in the row (k_then_p's second cut visits them).
   const bool list_above = by == By::count && s.above.count <= kMaxCutCandidates;
   if (threadIdx.x == 0) s.listed_bucket = prefix, s.listed_above = list_above;  // read after later barriers
-  for (int level = 1; level < kLevels; ++level, ++exchange) {
-    const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
-    const auto in_prefix = [&](unsigned c) { return c >> (shift + level_bits(level)) == prefix; };
+  int level = 1;
+  for (; level < kLevels; ++level, ++exchange) {
     // Counts are exact from level 1 on (level 0 counts only for count cuts),
     // and every block sees the same: all take the same way.
-    if (level > 1 && s.chosen.count <= kMaxCutCandidates) {
-      const Cut cut = cut_among_candidates(
-          slice, [&](auto&& f) { for_each_listed(slice, s, f); }, in_prefix, s.above, by, target, s, cl);
-      if (threadIdx.x == 0) s.exchanges = exchange;
-      __syncthreads();
-      return cut;
-    }
+    if (level > 1 && s.chosen.count <= kMaxCutCandidates) break;
+    const int shift = level_shift(level), buckets = 1 << level_bits(level), slot = exchange % 3;
+    const auto in_prefix = [&](unsigned c) { return c >> (shift + level_bits(level)) == prefix; };
     const auto add = [&](unsigned c, float v) {
       const std::uint64_t w = slice.weight(v);
       const unsigned bucket = (c >> shift) & (buckets - 1);
@@ -710,7 +705,11 @@ __device__ Cut find_cut(const Slice<View>& slice, By by, std::uint64_t target, R
     pick_bucket(slot, buckets, by, target, s, cl);
     prefix = (prefix << level_bits(level)) | s.digit;
   }
-  const Cut cut = cut_at(prefix, by, target, s);
+  // The code is known in full, or few tokens share the prefix found so far.
+  const auto in_bucket = [&](unsigned c) { return c >> level_shift(level - 1) == prefix; };
+  const Cut cut = level == kLevels ? cut_at(prefix, by, target, s)
+                                   : cut_among_candidates(slice, [&](auto&& f) { for_each_listed(slice, s, f); },
+                                                          in_bucket, s.above, by, target, s, cl);
   if (threadIdx.x == 0) s.exchanges = exchange;
   __syncthreads();  // s.chosen and s.above are read before anyone rewrites them
   return cut;
@@ -742,10 +741,13 @@ __device__ Run sum_runs(const Slice<View>& slice, Value&& value, RowShared& s) {
   return r;
 }
 
-// After a cluster barrier: s.prefix, the mailbox sums of the blocks before
-// this one, and s.target = target_of(every block's sum).
+// Publishes this block's sum (no token found yet) and, after a cluster
+// barrier, sets s.prefix, the sums of the blocks before this one, and
+// s.target = target_of(every block's sum).
 template <class TargetOf>
-__device__ void place_block(TargetOf&& target_of, RowShared& s, const RowCluster& cl) {
+__device__ void place_block(u64 block_sum, TargetOf&& target_of, RowShared& s, const RowCluster& cl) {
+  if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
+  cl.sync();
   if (threadIdx.x == 0) {
     s.prefix = cluster_sum(cl, u64{0}, [&](int q) { return q < cl.rank ? cl.at(&s.box, q)->slice_sum : 0; });
     s.target = target_of(cluster_sum(cl, u64{0}, [&](int q) { return cl.at(&s.box, q)->slice_sum; }));
@@ -784,9 +786,7 @@ template <class View, class Value, class TargetOf>
 __device__ int find_crossing(const Slice<View>& slice, Value&& value, TargetOf&& target_of, RowShared& s,
                              const RowCluster& cl) {
   const Run r = sum_runs(slice, value, s);
-  if (threadIdx.x == 0) s.box.slice_sum = r.block, s.box.found = -1;
-  cl.sync();
-  place_block(target_of, s, cl);
+  place_block(r.block, target_of, s, cl);
   publish_crossing(slice, value, r, s, cl);
   cl.sync();
   return s.box.found;
@@ -907,9 +907,7 @@ __device__ int draw(const Slice<View>& slice, const Kept& kept, std::uint64_t bi
   }
   u64 before, block_sum;
   RowShared::ScanU64(s.temp.scan_u64).ExclusiveSum(mine, before, block_sum);
-  if (threadIdx.x == 0) s.box.slice_sum = block_sum, s.box.found = -1;
-  cl.sync();
-  place_block(target_of, s, cl);
+  place_block(block_sum, target_of, s, cl);
   if (s.prefix <= s.target && s.target - s.prefix < s.box.slice_sum) {  // this block holds t
     publish_crossing(slice, value, sum_runs(slice, value, s), s, cl);
   }
