@@ -35,7 +35,7 @@ std::vector<OptionSpec> with_head_options(std::vector<OptionSpec> specs) {
                                 {"num-qo-heads", OptKind::positive_int, "32", "query heads"},
                                 {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
                                 {"head-dim", OptKind::head_dim, "128", "head dimension"},
-                                {"dtype", OptKind::dtype, "bf16", "query / output dtype"},
+                                {"dtype", OptKind::act_dtype, "bf16", "query / output dtype"},
                                 {"soft-cap", OptKind::real, "0", "logits soft-cap (0: off)"},
                                 {"window-left", OptKind::integer, "-1", "sliding window (-1: off)"},
                             });
@@ -47,7 +47,7 @@ std::vector<OptionSpec> with_paged_options(std::vector<OptionSpec> specs) {
   specs.insert(specs.end(), {
                                 {"page-size", OptKind::positive_int, "16", "tokens per page"},
                                 {"kv-dtype", OptKind::dtype, "",
-                                 "KV cache dtype (default: --dtype; fp8 gets scale 0.5)"},
+                                 "KV cache dtype (default: --dtype; an fp8 cache takes --dtype f16 or bf16 and gets scale 0.5)"},
                                 {"layout", OptKind::layout, "NHD", "KV pool layout"},
                             });
   return with_head_options(std::move(specs));

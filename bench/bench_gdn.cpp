@@ -101,7 +101,7 @@ BenchOp gdn_bench() {
               {"num-qk-heads", OptKind::positive_int, "16", "q/k heads"},
               {"num-v-heads", OptKind::positive_int, "16", "v heads (a multiple or divisor of --num-qk-heads)"},
               {"head-dim", OptKind::head_dim, "128", "d_k = d_v"},
-              {"dtype", OptKind::dtype, "bf16", "q, k, v and output dtype"},
+              {"dtype", OptKind::act_dtype, "bf16", "q, k, v and output dtype"},
           },
           run_gdn};
 }

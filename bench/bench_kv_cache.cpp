@@ -237,7 +237,7 @@ BenchOp append_bench() {
               {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
               {"head-dim", OptKind::head_dim, "128", "head dimension"},
               {"page-size", OptKind::positive_int, "16", "tokens per page"},
-              {"dtype", OptKind::dtype, "bf16", "new rows' dtype"},
+              {"dtype", OptKind::act_dtype, "bf16", "new rows' dtype"},
               {"kv-dtype", OptKind::dtype, "", "cache dtype (default: --dtype; fp8 gets scale 0.5)"},
               {"layout", OptKind::layout, "NHD", "KV pool layout"},
           },
@@ -254,7 +254,7 @@ BenchOp mla_append_bench() {
               {"ckv-dim", OptKind::positive_int, "512", "compressed KV width"},
               {"kpe-dim", OptKind::positive_int, "64", "rope key width"},
               {"page-size", OptKind::positive_int, "16", "tokens per page"},
-              {"dtype", OptKind::dtype, "bf16", "rows and pools (f16, bf16 or f32)"},
+              {"dtype", OptKind::act_dtype, "bf16", "rows and pools"},
           },
           run_mla_append};
 }
@@ -267,7 +267,7 @@ BenchOp cache_append_bench() {
               {"max-len", OptKind::positive_int, "", "cache length L_max (default 512 on a GPU, 256 on the CPU)"},
               {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
               {"head-dim", OptKind::head_dim, "128", "head dimension"},
-              {"dtype", OptKind::dtype, "bf16", "rows and cache (f16, bf16 or f32)"},
+              {"dtype", OptKind::act_dtype, "bf16", "rows and cache"},
           },
           run_cache_append};
 }

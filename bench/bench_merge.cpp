@@ -72,7 +72,7 @@ BenchOp merge_bench() {
               {"states", OptKind::positive_int, "4", "states per (token, head), N"},
               {"num-heads", OptKind::positive_int, "32", "heads"},
               {"head-dim", OptKind::positive_int, "128", "head dimension"},
-              {"dtype", OptKind::dtype, "bf16", "state dtype (lse is f32)"},
+              {"dtype", OptKind::act_dtype, "bf16", "state dtype (lse is f32)"},
           },
           run_merge};
 }

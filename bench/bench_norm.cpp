@@ -108,7 +108,7 @@ Status run_norm(NormVariant variant, const Options& o, const BenchContext& ctx, 
 std::vector<OptionSpec> norm_options(NormVariant variant) {
   std::vector<OptionSpec> opts = {
       {"tokens", OptKind::positive_int, "", "tokens (default 4096 on a GPU, 256 on the CPU)"},
-      {"dtype", OptKind::dtype, "bf16", "x, weight and output dtype"},
+      {"dtype", OptKind::act_dtype, "bf16", "x, weight and output dtype"},
       {"eps", OptKind::real, "1e-6", "added to mean(x^2)"},
       {"gemma", OptKind::flag, "", "Gemma weights: y = n * (1 + w)"},
   };

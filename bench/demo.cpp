@@ -558,7 +558,7 @@ std::vector<OptionSpec> demo_options() {
   return {
       {"device", OptKind::device, "", "cpu | cuda | cuda:N (default: cuda when a GPU is present): ops with a CUDA kernel "
                                       "run there, the rest on the CPU"},
-      {"dtype", OptKind::dtype, "bf16", "q / k / v, KV pools and attention outputs: f16 | bf16 | f32"},
+      {"dtype", OptKind::act_dtype, "bf16", "q / k / v, KV pools and attention outputs"},
       {"requests", OptKind::positive_int, "48", "requests to serve"},
       {"system-prompt", OptKind::positive_int, "100", "tokens of the system prompt every request shares"},
       {"prompt-min", OptKind::positive_int, "8", "shortest own prompt"},
@@ -602,7 +602,6 @@ int run_demo(const Options& o) {
   c.gpu = o.given("device") ? o.device("device") : default_device();
   c.check = o.flag("check");
   c.dtype = o.dtype("dtype");
-  if (is_fp8(c.dtype)) throw BadOption("--dtype: expected f16, bf16 or f32, got " + o.text("dtype"));
   if (c.prompt_min > c.prompt_max) throw BadOption("--prompt-min: expected <= --prompt-max, got " + std::to_string(c.prompt_min));
   if (c.new_min > c.new_max) throw BadOption("--new-min: expected <= --new-max, got " + std::to_string(c.new_min));
   if (!(c.top_p > 0 && c.top_p <= 1)) throw BadOption("--top-p: expected a value in (0, 1], got " + std::to_string(c.top_p));

@@ -1,7 +1,8 @@
 // kvserve: the command-line tool.
 //   kvserve list                     ops and kernel configurations in this build
 //   kvserve demo [options]           a continuous-batching serving loop over every op
-//   kvserve bench [op] [options]     run, check and time ops (all ops when none named)
+//   kvserve bench OP [options]       run, check and time one op (`all`: every op)
+//   kvserve bench [--help]           the benchmarks, one line each
 // Bad options: one line naming the option, exit code 2.
 #include <cstdio>
 #include <string>
@@ -19,15 +20,29 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
+// The benchmark names, one line each.
+void print_bench_list() {
+  for (const auto& op : bench_ops()) std::printf("  %-18s %s\n", op.name.c_str(), op.summary.c_str());
+  std::printf("  %-18s %s\n", "all", "every benchmark above at its defaults (takes only the common options)");
+}
+
 void print_help() {
   std::printf(
       "kvserve - serving kernels for LLM inference\n\n"
       "usage:\n"
       "  kvserve list [--markdown]      ops and kernel configurations in this build\n"
       "  kvserve demo [OPTIONS]         a continuous-batching serving loop over every op (--check verifies each step)\n"
-      "  kvserve bench [OP] [OPTIONS]   run, check against the fp64 oracle, and time (every op when OP is omitted)\n"
-      "  kvserve bench OP --help        the options of OP\n\nops:\n");
-  for (const auto& op : bench_ops()) std::printf("  %-12s %s\n", op.name.c_str(), op.summary.c_str());
+      "  kvserve bench OP [OPTIONS]     run OP, check it against the fp64 oracle, and time it (OP `all`: every op)\n"
+      "  kvserve bench --help           the benchmarks (OP), one line each\n"
+      "  kvserve bench OP --help        the options of OP\n\nbenchmarks:\n");
+  print_bench_list();
+}
+
+void print_bench_help() {
+  std::printf(
+      "kvserve bench OP [OPTIONS]: run OP, check it against the fp64 oracle, and time it\n"
+      "(kvserve bench OP --help: the options of OP)\n\nbenchmarks:\n");
+  print_bench_list();
 }
 
 // The compiled kernel table; with --markdown, the text of docs/support-matrix.md.
@@ -54,15 +69,23 @@ int cmd_list(const std::vector<std::string>& args) {
 }
 
 int cmd_bench(std::vector<std::string> args) {
+  // No name, or only --help: the list of benchmarks.
+  if (args.empty() || args[0] == "--help" || args[0] == "help") {
+    print_bench_help();
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0].rfind("--", 0) == 0)
+    return usage_error("bench: expected a benchmark name before the options, got '" + args[0] +
+                       "' (kvserve bench --help lists them; `all` runs every one)");
   std::vector<const BenchOp*> ops;
-  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+  if (args[0] == "all") {
+    for (const auto& op : bench_ops()) ops.push_back(&op);
+  } else {
     for (const auto& op : bench_ops())
       if (op.name == args[0]) ops.push_back(&op);
-    if (ops.empty()) return usage_error("bench: unknown op '" + args[0] + "' (kvserve help lists them)");
-    args.erase(args.begin());
-  } else {
-    for (const auto& op : bench_ops()) ops.push_back(&op);
+    if (ops.empty()) return usage_error("bench: unknown benchmark '" + args[0] + "' (kvserve bench --help lists them)");
   }
+  args.erase(args.begin());
   std::vector<BenchResult> results;
   Device device = Device::cpu();
   std::string json_path;
@@ -71,7 +94,14 @@ int cmd_bench(std::vector<std::string> args) {
     specs.insert(specs.end(), op->options.begin(), op->options.end());
     // With every op selected only the common options may be given; each op
     // then runs at its defaults.
-    if (ops.size() > 1) Options(common_bench_options(), args, "bench");
+    if (ops.size() > 1) {
+      const Options common(common_bench_options(), args, "bench all");
+      if (common.flag("help")) {
+        std::printf("kvserve bench all: every benchmark at its defaults\n\noptions:\n%s",
+                    usage(common_bench_options()).c_str());
+        return 0;
+      }
+    }
     const Options o(specs, args, "bench " + op->name);
     if (o.flag("help")) {
       std::printf("kvserve bench %s: %s\n\noptions:\n%s", op->name.c_str(), op->summary.c_str(), usage(specs).c_str());

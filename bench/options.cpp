@@ -14,6 +14,7 @@ std::string kind_text(OptKind k) {
     case OptKind::integer: return "an integer";
     case OptKind::real: return "a finite number";
     case OptKind::dtype: return "one of f16, bf16, f32, fp8_e4m3, fp8_e5m2";
+    case OptKind::act_dtype: return "one of f16, bf16, f32";
     case OptKind::head_dim: return "a multiple of 16 in [16, 256]";
     case OptKind::layout: return "NHD or HND";
     case OptKind::device: return "cpu, cuda or cuda:N";
@@ -46,6 +47,10 @@ bool valid(OptKind kind, const std::string& v) {
     case OptKind::dtype: {
       DType t;
       return parse_dtype(v, &t) && t != DType::int32;
+    }
+    case OptKind::act_dtype: {
+      DType t;
+      return parse_dtype(v, &t) && (t == DType::f16 || t == DType::bf16 || t == DType::f32);
     }
     case OptKind::head_dim: return parse_int(v, &i) && i >= 16 && i <= 256 && i % 16 == 0;
     case OptKind::layout: return v == "NHD" || v == "HND";

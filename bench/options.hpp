@@ -17,7 +17,8 @@ enum class OptKind {
   count,         // >= 0
   integer,       // any
   real,          // any finite
-  dtype,         // f16 | bf16 | f32 | fp8_e4m3 | fp8_e5m2
+  dtype,         // f16 | bf16 | f32 | fp8_e4m3 | fp8_e5m2 (a KV cache's dtype)
+  act_dtype,     // f16 | bf16 | f32 (queries, rows, activations: every op's non-cache dtype)
   head_dim,      // multiple of 16 in [16, 256]
   layout,        // NHD | HND
   device,        // cpu | cuda | cuda:N

@@ -47,7 +47,10 @@ if stage tests; then
   timeout 900 "$tests" --gtest_filter="$gpu_filter" > "$out/gpu-tests.log" 2>&1
   rc=$?; [ $rc -ne 0 ] && status=1
   grep -E "^\[  (PASSED|FAILED)  \]|tests? ran" "$out/gpu-tests.log" | tail -25
-  echo "$(grep -c '^\[  SKIPPED \]' "$out/gpu-tests.log") skipped (no CUDA kernel for the op yet, or one GPU only)"
+  # gtest prints "[  SKIPPED ] Suite.Test" once as each skipped test ends and
+  # once more in its closing list: count each test name once.
+  skipped=$(sed -n 's/^\[  SKIPPED \] \([^ ]*\.[^ ]*\).*/\1/p' "$out/gpu-tests.log" | sort -u | wc -l)
+  echo "$skipped skipped (no CUDA kernel for the op yet, or one GPU only)"
 fi
 
 if stage memcheck; then
