@@ -218,6 +218,24 @@ void expect_error(kvs_status_code rc, const kvs_error& err, kvs_status_code code
                                                                            << err.message;
 }
 
+// A tensor argument of an op, reached by the same path ("kv.indptr") in its
+// C++ and its C arguments.
+template <class Op, class C>
+struct TensorField {
+  std::string name;
+  std::function<TensorView&(typename Op::Args&)> cpp;
+  std::function<kvs_tensor&(typename C::Args&)> c;
+};
+template <class Get>
+struct TensorPath {
+  const char* name;
+  Get get;
+};
+#define KVS_TENSOR(path) TensorPath{#path, [](auto& a) -> auto& { return a.path; }}
+#define KVS_PAGED(kv) \
+  KVS_TENSOR(kv.k_pages), KVS_TENSOR(kv.v_pages), KVS_TENSOR(kv.indptr), KVS_TENSOR(kv.indices), \
+      KVS_TENSOR(kv.last_page_len)
+
 // One op run both ways.
 template <class Op, class C>
 struct Case {
@@ -233,7 +251,50 @@ struct Case {
   // Ops with prepare(): the same host metadata through both APIs.
   std::function<Status(Plan<Op>&, Workspace)> prepare;
   std::function<kvs_status_code(typename C::Plan*, void*, std::size_t, kvs_error*)> cprepare;
+  // Every tensor argument (optional ones too).
+  std::vector<TensorField<Op, C>> tensors;
 };
+
+template <class Op, class C, class... Gets>
+void add_tensors(Case<Op, C>& t, TensorPath<Gets>... paths) {
+  (t.tensors.push_back({paths.name, [get = paths.get](typename Op::Args& a) -> TensorView& { return get(a); },
+                        [get = paths.get](typename C::Args& a) -> kvs_tensor& { return get(a); }}),
+   ...);
+}
+
+// A view of rank 7, 64, -1 or 100000 in any tensor argument is refused through
+// both APIs with the same InvalidArgument naming the argument and the rank,
+// before anything reads past the 6-entry shape (ASan in CI would catch a read).
+// An absent optional argument gets a data pointer so that it counts as given.
+template <class Op, class C>
+void expect_bad_ranks_refused(const Case<Op, C>& t, const Plan<Op>& cpp, const typename C::Plan* plan, Workspace ws) {
+  // Every argument is listed: the Args are tensors (and, for some, 16 bytes of host seeds).
+  ASSERT_EQ(sizeof(typename Op::Args) / sizeof(TensorView), t.tensors.size()) << "a tensor argument is not listed";
+  static unsigned char dummy[64];
+  for (const TensorField<Op, C>& field : t.tensors) {
+    for (int rank : {7, 64, -1, 100000}) {
+      SCOPED_TRACE(field.name + " of rank " + std::to_string(rank));
+      Tensors cpp_out = t.outputs, c_out = t.outputs;
+      typename Op::Args a = t.args(cpp_out);
+      typename C::Args ca = t.cargs(c_out);
+      TensorView& v = field.cpp(a);
+      kvs_tensor& cv = field.c(ca);
+      if (!v.defined()) v.data = cv.data = dummy;
+      v.rank = cv.rank = rank;
+      const Status s = cpp.run(a, ws);
+      EXPECT_EQ(s.code(), StatusCode::invalid_argument) << s.to_string();
+      EXPECT_NE(s.message().find("'" + field.name + "'"), std::string::npos) << s.message();
+      EXPECT_NE(s.message().find("rank " + std::to_string(rank)), std::string::npos) << s.message();
+      kvs_error err{};
+      EXPECT_EQ(t.c.run(plan, &ca, ws.data, ws.bytes, nullptr, &err), KVS_INVALID_ARGUMENT);
+      EXPECT_EQ(std::string(err.message), s.message());
+      for (std::size_t i = 0; i < t.outputs.size(); ++i) {
+        EXPECT_EQ(cpp_out[i].bytes, t.outputs[i].bytes) << "a refused run wrote output " << i;
+        EXPECT_EQ(c_out[i].bytes, t.outputs[i].bytes) << "a refused C run wrote output " << i;
+      }
+    }
+  }
+}
 template <class Op, class C>
 Case<Op, C> make_case(const C& c) {
   Case<Op, C> t{};
@@ -271,6 +332,8 @@ void expect_translation(const Case<Op, C>& t) {
     EXPECT_EQ(c_out[i].bytes, cpp_out[i].bytes) << "output " << i << " differs between the C and C++ APIs";
   }
 
+  expect_bad_ranks_refused(t, *cpp, plan.get(), Workspace{cpp_ws.data(), ws});
+
   // Errors: each names what is wrong, and a failed create leaves the plan NULL.
   typename C::Plan* none = plan.get();
   expect_error(t.c.create(nullptr, kCpu, &none, &err), err, KVS_INVALID_ARGUMENT, "desc");
@@ -307,6 +370,7 @@ TEST(CApiTranslation, BatchPagedDecode) {
   const HostTensor q = random_tensor(rng, DType::bf16, {3, 4, 32});
 
   auto t = make_case<BatchPagedDecode>(KVS_C_ENTRY_POINTS(batch_paged_decode));
+  add_tensors(t, KVS_TENSOR(q), KVS_PAGED(kv), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.max_batch = 4, .num_qo_heads = 4, .kv = kv, .q_dtype = DType::bf16, .attn = kAttn, .kv_split_tokens = 8};
   t.cdesc = {.max_batch = 4, .num_qo_heads = 4, .kv = c_desc(kv), .q_dtype = KVS_BF16, .attn = kCAttn,
              .kv_split_tokens = 8};
@@ -372,6 +436,7 @@ TEST(CApiTranslation, SingleDecode) {
   const HostTensor kv_len = int_tensor({9, 3, 0});
 
   auto t = make_case<SingleDecode>(KVS_C_ENTRY_POINTS(single_decode));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(kv_len), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.max_batch = 3, .num_qo_heads = 4, .num_kv_heads = 2, .head_dim = 32, .dtype = DType::f32, .attn = {},
             .kv_split_tokens = 4};
   t.cdesc = {.max_batch = 3, .num_qo_heads = 4, .num_kv_heads = 2, .head_dim = 32, .dtype = KVS_F32,
@@ -396,6 +461,7 @@ TEST(CApiTranslation, SinglePrefill) {
   const HostTensor k = random_tensor(rng, DType::f16, {1, 8, 32}), v = random_tensor(rng, DType::f16, {1, 8, 16});
 
   auto t = make_case<SinglePrefill>(KVS_C_ENTRY_POINTS(single_prefill));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.num_qo_heads = 4, .num_kv_heads = 1, .head_dim = 32, .head_dim_v = 16, .dtype = DType::f16,
             .layout = KvLayout::HND, .causal = true, .attn = kAttn};
   t.cdesc = {.num_qo_heads = 4, .num_kv_heads = 1, .head_dim = 32, .head_dim_v = 16, .dtype = KVS_F16,
@@ -420,6 +486,7 @@ TEST(CApiTranslation, BatchRaggedPrefill) {
   const HostTensor qo_t = int_tensor(qo_indptr), kv_t = int_tensor(kv_indptr);
 
   auto t = make_case<BatchRaggedPrefill>(KVS_C_ENTRY_POINTS(batch_ragged_prefill));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(qo_indptr), KVS_TENSOR(kv_indptr), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.max_batch = 2, .num_qo_heads = 4, .num_kv_heads = 2, .head_dim = 16, .head_dim_v = 32,
             .dtype = DType::bf16, .causal = true, .attn = kAttn};
   t.cdesc = {.max_batch = 2, .num_qo_heads = 4, .num_kv_heads = 2, .head_dim = 16, .head_dim_v = 32,
@@ -460,6 +527,7 @@ TEST(CApiTranslation, BatchPagedPrefill) {
   const HostTensor q = random_tensor(rng, DType::f16, {11, 4, 32}), qo_t = int_tensor(qo_indptr);
 
   auto t = make_case<BatchPagedPrefill>(KVS_C_ENTRY_POINTS(batch_paged_prefill));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(qo_indptr), KVS_PAGED(kv), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.max_batch = 2, .num_qo_heads = 4, .kv = kv, .q_dtype = DType::f16, .causal = false, .attn = kAttn};
   t.cdesc = {.max_batch = 2, .num_qo_heads = 4, .kv = c_desc(kv), .q_dtype = KVS_F16, .causal = 0, .attn = kCAttn};
   t.outputs = {poisoned(DType::f16, {11, 4, 32}), poisoned(DType::f32, {11, 4})};
@@ -500,6 +568,7 @@ TEST(CApiTranslation, CascadeAttention) {
   const HostTensor q = random_tensor(rng, DType::bf16, {3, 2, 16}), groups_t = int_tensor(group_indptr);
 
   auto t = make_case<CascadeAttention>(KVS_C_ENTRY_POINTS(cascade_attention));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(group_indptr), KVS_PAGED(prefix), KVS_PAGED(suffix), KVS_TENSOR(out), KVS_TENSOR(lse));
   t.desc = {.max_batch = 3, .max_groups = 2, .num_qo_heads = 2, .kv = kv, .q_dtype = DType::bf16, .attn = kAttn};
   t.cdesc = {.max_batch = 3, .max_groups = 2, .num_qo_heads = 2, .kv = c_desc(kv), .q_dtype = KVS_BF16,
              .attn = kCAttn};
@@ -546,6 +615,7 @@ TEST(CApiTranslation, MergeState) {
   store_from_float(DType::f32, lse_b.bytes.data(), 3, -std::numeric_limits<float>::infinity());
 
   auto t = make_case<MergeState>(KVS_C_ENTRY_POINTS(merge_state));
+  add_tensors(t, KVS_TENSOR(v_a), KVS_TENSOR(lse_a), KVS_TENSOR(v_b), KVS_TENSOR(lse_b), KVS_TENSOR(v_out), KVS_TENSOR(lse_out));
   t.desc = {.num_heads = 2, .head_dim = 32, .dtype = DType::f16};
   t.cdesc = {.num_heads = 2, .head_dim = 32, .dtype = KVS_F16};
   t.outputs = {poisoned(DType::f16, {5, 2, 32}), poisoned(DType::f32, {5, 2})};
@@ -568,6 +638,7 @@ TEST(CApiTranslation, MergeStates) {
   const HostTensor lse = random_tensor(rng, DType::f32, {3, 4, 2}, -3, 3);
 
   auto t = make_case<MergeStates>(KVS_C_ENTRY_POINTS(merge_states));
+  add_tensors(t, KVS_TENSOR(v), KVS_TENSOR(lse), KVS_TENSOR(v_out), KVS_TENSOR(lse_out));
   t.desc = {.num_heads = 2, .head_dim = 16, .dtype = DType::f32};
   t.cdesc = {.num_heads = 2, .head_dim = 16, .dtype = KVS_F32};
   t.outputs = {poisoned(DType::f32, {3, 2, 16}), poisoned(DType::f32, {3, 2})};
@@ -595,6 +666,7 @@ TEST(CApiTranslation, PagedKvAppend) {
   const HostTensor batch_indices = int_tensor({1, 0, 1, 0}), positions = int_tensor({5, 3, 6, 4});
 
   auto t = make_case<PagedKvAppend>(KVS_C_ENTRY_POINTS(paged_kv_append));
+  add_tensors(t, KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(batch_indices), KVS_TENSOR(positions), KVS_PAGED(kv));
   t.desc = {.kv = kv, .dtype = DType::f32, .mode = AppendMode::ragged};
   t.cdesc = {.kv = c_desc(kv), .dtype = KVS_F32, .mode = KVS_APPEND_RAGGED};
   t.outputs = {random_tensor(rng, kv.dtype, {6, 4, 2, 32}), random_tensor(rng, kv.dtype, {6, 4, 2, 32})};
@@ -620,6 +692,7 @@ TEST(CApiTranslation, PagedMlaAppend) {
   const HostTensor batch_indices = int_tensor({0, 1, 0}), positions = int_tensor({5, 2, 4});
 
   auto t = make_case<PagedMlaAppend>(KVS_C_ENTRY_POINTS(paged_mla_append));
+  add_tensors(t, KVS_TENSOR(ckv), KVS_TENSOR(kpe), KVS_TENSOR(batch_indices), KVS_TENSOR(positions), KVS_TENSOR(cache.ckv_pages), KVS_TENSOR(cache.kpe_pages), KVS_TENSOR(cache.indptr), KVS_TENSOR(cache.indices), KVS_TENSOR(cache.last_page_len));
   t.desc = {.page_size = 4, .num_pages = 6, .ckv_dim = 64, .kpe_dim = 16, .dtype = DType::bf16};
   t.cdesc = {.page_size = 4, .num_pages = 6, .ckv_dim = 64, .kpe_dim = 16, .dtype = KVS_BF16};
   t.outputs = {random_tensor(rng, DType::bf16, {6, 4, 64}), random_tensor(rng, DType::bf16, {6, 4, 16})};
@@ -648,6 +721,7 @@ TEST(CApiTranslation, KvCacheAppend) {
   const HostTensor batch_indices = int_tensor({2, 0}), positions = int_tensor({5, 1});
 
   auto t = make_case<KvCacheAppend>(KVS_C_ENTRY_POINTS(kv_cache_append));
+  add_tensors(t, KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(batch_indices), KVS_TENSOR(positions), KVS_TENSOR(k_cache), KVS_TENSOR(v_cache));
   t.desc = {.num_kv_heads = 2, .head_dim = 16, .dtype = DType::bf16};
   t.cdesc = {.num_kv_heads = 2, .head_dim = 16, .dtype = KVS_BF16};
   t.outputs = {random_tensor(rng, DType::bf16, {3, 2, 6, 16}), random_tensor(rng, DType::bf16, {3, 2, 6, 16})};
@@ -671,6 +745,7 @@ TEST(CApiTranslation, SamplingScalarParamsHostSeed) {
   const HostTensor probs = random_tensor(rng, DType::f32, {4, 50}, 0, 1);
 
   auto t = make_case<Sampling>(KVS_C_ENTRY_POINTS(sampling));
+  add_tensors(t, KVS_TENSOR(input), KVS_TENSOR(out), KVS_TENSOR(temperature), KVS_TENSOR(top_k), KVS_TENSOR(top_p), KVS_TENSOR(min_p), KVS_TENSOR(seeds), KVS_TENSOR(offsets));
   t.desc = {.vocab = 50, .max_batch = 4, .input = SamplingInput::probs, .filter = SamplingFilter::min_p,
             .temperature = 1.f, .min_p = 0.3f};
   t.cdesc = {.vocab = 50, .max_batch = 4, .input = KVS_SAMPLING_INPUT_PROBS, .filter = KVS_FILTER_MIN_P,
@@ -698,6 +773,7 @@ TEST(CApiTranslation, SamplingPerRowParamsAndSeeds) {
   const HostTensor offsets = random_ints(rng, {3}, 0, 1000);
 
   auto t = make_case<Sampling>(KVS_C_ENTRY_POINTS(sampling));
+  add_tensors(t, KVS_TENSOR(input), KVS_TENSOR(out), KVS_TENSOR(temperature), KVS_TENSOR(top_k), KVS_TENSOR(top_p), KVS_TENSOR(min_p), KVS_TENSOR(seeds), KVS_TENSOR(offsets));
   t.desc = {.vocab = 40, .max_batch = 3, .input = SamplingInput::logits, .filter = SamplingFilter::top_k_top_p,
             .order = TopKTopPOrder::joint, .params = ParamSource::per_row, .random = RandomSource::per_row};
   t.cdesc = {.vocab = 40, .max_batch = 3, .input = KVS_SAMPLING_INPUT_LOGITS, .filter = KVS_FILTER_TOP_K_TOP_P,
@@ -726,6 +802,7 @@ TEST(CApiTranslation, SamplingRenorm) {
   {
     SCOPED_TRACE("top_p_renorm_probs, scalar top_p");
     auto t = make_case<SamplingRenorm>(KVS_C_ENTRY_POINTS(sampling_renorm));
+    add_tensors(t, KVS_TENSOR(input), KVS_TENSOR(out), KVS_TENSOR(top_k), KVS_TENSOR(top_p));
     t.desc = {.vocab = 30, .max_batch = 3, .kind = RenormKind::top_p_renorm_probs, .top_p = 0.6f};
     t.cdesc = {.vocab = 30, .max_batch = 3, .kind = KVS_TOP_P_RENORM_PROBS, .top_k = 1, .top_p = 0.6f,
                .params = KVS_PARAMS_SCALAR};
@@ -741,6 +818,7 @@ TEST(CApiTranslation, SamplingRenorm) {
   {
     SCOPED_TRACE("top_k_mask_logits, per-row top_k");
     auto t = make_case<SamplingRenorm>(KVS_C_ENTRY_POINTS(sampling_renorm));
+    add_tensors(t, KVS_TENSOR(input), KVS_TENSOR(out), KVS_TENSOR(top_k), KVS_TENSOR(top_p));
     t.desc = {.vocab = 30, .max_batch = 3, .kind = RenormKind::top_k_mask_logits, .params = ParamSource::per_row};
     t.cdesc = {.vocab = 30, .max_batch = 3, .kind = KVS_TOP_K_MASK_LOGITS, .top_k = 1, .top_p = 1.f,
                .params = KVS_PARAMS_PER_ROW};
@@ -767,6 +845,7 @@ TEST(CApiTranslation, ChainSpeculativeSampling) {
   for (const bool per_row : {false, true}) {
     SCOPED_TRACE(per_row ? "per-row seeds" : "host seed");
     auto t = make_case<ChainSpeculativeSampling>(KVS_C_ENTRY_POINTS(chain_speculative_sampling));
+    add_tensors(t, KVS_TENSOR(draft_token_ids), KVS_TENSOR(draft_probs), KVS_TENSOR(target_probs), KVS_TENSOR(out), KVS_TENSOR(accepted), KVS_TENSOR(emitted), KVS_TENSOR(seeds), KVS_TENSOR(offsets));
     t.desc = {.vocab = vocab, .max_batch = batch, .num_draft_tokens = n,
               .random = per_row ? RandomSource::per_row : RandomSource::host};
     t.cdesc = {.vocab = vocab, .max_batch = batch, .num_draft_tokens = n,
@@ -805,6 +884,7 @@ TEST(CApiTranslation, TokenPenalty) {
   for (const bool per_row : {false, true}) {
     SCOPED_TRACE(per_row ? "counts, per-row penalties" : "token ids, scalar penalties");
     auto t = make_case<TokenPenalty>(KVS_C_ENTRY_POINTS(token_penalty));
+    add_tensors(t, KVS_TENSOR(logits), KVS_TENSOR(counts), KVS_TENSOR(token_ids), KVS_TENSOR(repetition), KVS_TENSOR(frequency), KVS_TENSOR(presence));
     t.desc = {.vocab = vocab, .max_batch = batch,
               .history = per_row ? PenaltyHistory::token_counts : PenaltyHistory::token_ids, .repetition = 1.3f,
               .frequency = 0.2f, .presence = 0.1f, .params = per_row ? ParamSource::per_row : ParamSource::scalar};
@@ -838,6 +918,7 @@ TEST(CApiTranslation, RmsNorm) {
   const HostTensor x = random_tensor(rng, DType::bf16, {4, 64}), weight = random_tensor(rng, DType::bf16, {64});
 
   auto t = make_case<RmsNorm>(KVS_C_ENTRY_POINTS(rms_norm));
+  add_tensors(t, KVS_TENSOR(x), KVS_TENSOR(weight), KVS_TENSOR(residual), KVS_TENSOR(out));
   t.desc = {.hidden_size = 64, .dtype = DType::bf16, .eps = 1e-3f, .weight_offset = 1.f, .fused_add = true};
   t.cdesc = {.hidden_size = 64, .dtype = KVS_BF16, .eps = 1e-3f, .weight_offset = 1.f, .fused_add = 1};
   t.outputs = {random_tensor(rng, DType::bf16, {4, 64}), poisoned(DType::bf16, {4, 64})};  // residual, out
@@ -863,6 +944,7 @@ TEST(CApiTranslation, GdnPrefill) {
   const HostTensor initial_state = random_tensor(rng, DType::f32, {2, heads, dv, dk});
 
   auto t = make_case<GdnPrefill>(KVS_C_ENTRY_POINTS(gdn_prefill));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(alpha), KVS_TENSOR(beta), KVS_TENSOR(cu_seqlens), KVS_TENSOR(initial_state), KVS_TENSOR(out), KVS_TENSOR(final_state));
   t.desc = {.max_batch = 2, .max_tokens = 16, .num_qk_heads = 2, .num_v_heads = heads, .head_dim_k = dk,
             .head_dim_v = dv, .dtype = DType::f32, .scale = 0.3f, .use_qk_l2norm = true, .l2norm_eps = 1e-4f};
   t.cdesc = {.max_batch = 2, .max_tokens = 16, .num_qk_heads = 2, .num_v_heads = heads, .head_dim_k = dk,

@@ -81,7 +81,7 @@ struct SequenceInfo {
 
 class BlockManager {
  public:
-  // num_pages in [1, 2^31 - 1] (page ids are int32), page_size >= 1.
+  // num_pages in [1, kMaxPages] (page ids are int32), page_size in [1, kMaxPageSize].
   static Result<BlockManager> create(std::int64_t num_pages, int page_size);
 
   int page_size() const { return page_size_; }

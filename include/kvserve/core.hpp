@@ -120,13 +120,42 @@ struct Workspace {
   std::size_t bytes = 0;
 };
 
+// ---------------------------------------------------------------- limits ----
+
+// Upper bounds on descriptor sizes. Every plan's create() and supports()
+// refuse a larger value as InvalidArgument naming the field. Each bound is the
+// largest real model's need times at least 4, and together they keep every
+// product of sizes a kernel forms far below 2^63, so 64-bit offsets cannot
+// overflow: a KV pool's element count, num_pages * page_size * num_kv_heads *
+// head_dim, stays below 2^31 * 2^10 * 2^10 * 2^8 = 2^59 (2^61 bytes in f32).
+inline constexpr int kMaxBatch = 1 << 20;         // requests, rows, sequences or groups per run (servers run <= 4096;
+                                                  // statistical checks draw 10^5 sampling rows at once)
+inline constexpr int kMaxHeads = 1024;            // any head count (largest today: 128 query heads, DeepSeek-V3)
+inline constexpr int kMaxHeadDim = 256;           // attention and GDN head dims (largest today: 256, Gemma)
+inline constexpr int kMaxRowWidth = 1 << 16;      // a merged state's head_dim, RmsNorm's hidden_size, MLA widths
+                                                  // (largest today: 16384 hidden, Llama-3.1-405B)
+inline constexpr int kMaxPageSize = 1024;         // tokens per page (1, 16, 32, 64 and 128 are common)
+inline constexpr std::int64_t kMaxPages = (std::int64_t{1} << 31) - 1;   // page ids are int32
+inline constexpr std::int64_t kMaxTokens = (std::int64_t{1} << 31) - 1;  // packed tokens per run (offsets are int32)
+inline constexpr int kMaxSequenceLength = 1 << 30;  // kv_split_tokens and window_left (longest context today: 10M)
+inline constexpr int kMaxVocab = 1 << 22;         // 4194304 (largest today: 262144, Gemma 3); sampling's fixed-point
+                                                  // row mass must fit 63 bits
+inline constexpr int kMaxDraftTokens = 256;       // speculative draft length (chains in use are <= 16)
+
 // ---------------------------------------------------------------- tensors ---
 
 inline constexpr int kMaxRank = 6;
+// A view's farthest element lies at most this many elements from its first
+// (2^48: a thousand times the largest GPU memory in bytes), so element offsets
+// and byte counts of a valid view fit in int64.
+inline constexpr std::int64_t kMaxViewSpan = std::int64_t{1} << 48;
 
 // A non-owning, typed view: element type, rank, shape, strides (in elements)
 // and the device the memory lives on. Ops say in their headers which arguments
-// they read and which they write.
+// they read and which they write. Only the first `rank` entries of shape and
+// strides mean anything; a rank outside [0, kMaxRank] is invalid, and every op
+// refuses such a view (naming the argument) before reading its shape. The
+// helpers below never read past the arrays: an invalid view has no elements.
 struct TensorView {
   void* data = nullptr;
   DType dtype = DType::f32;
@@ -142,9 +171,10 @@ struct TensorView {
                             std::initializer_list<std::int64_t> strides, Device device = Device::cpu());
 
   bool defined() const { return data != nullptr; }
-  std::int64_t numel() const;
+  bool rank_valid() const { return rank >= 0 && rank <= kMaxRank; }
+  std::int64_t numel() const;  // 0 for an invalid rank
   bool is_contiguous() const;
-  std::string shape_string() const;    // "[4, 32, 128]"
+  std::string shape_string() const;    // "[4, 32, 128]"; "(invalid rank 64)"
   std::string strides_string() const;  // "[4096, 128, 1]"
   template <class T>
   T* ptr() const { return static_cast<T*>(data); }

@@ -59,7 +59,21 @@ typedef struct kvs_device {
   int32_t ordinal;
 } kvs_device;
 
+/* Upper bounds on descriptor sizes (kvserve/core.hpp says why each): a larger
+ * value is KVS_INVALID_ARGUMENT naming the field, at create. */
+#define KVS_MAX_BATCH 1048576           /* requests, rows, sequences or groups per run */
+#define KVS_MAX_HEADS 1024             /* any head count */
+#define KVS_MAX_HEAD_DIM 256           /* attention and GDN head dims */
+#define KVS_MAX_ROW_WIDTH 65536        /* merged state head_dim, RmsNorm hidden_size, MLA widths */
+#define KVS_MAX_PAGE_SIZE 1024         /* tokens per page */
+#define KVS_MAX_PAGES 2147483647LL     /* pages in a pool (page ids are int32) */
+#define KVS_MAX_TOKENS 2147483647LL    /* packed tokens per run */
+#define KVS_MAX_SEQUENCE_LENGTH 1073741824 /* kv_split_tokens, window_left */
+#define KVS_MAX_VOCAB 4194304
+#define KVS_MAX_DRAFT_TOKENS 256
+
 #define KVS_MAX_RANK 6
+/* A view: rank outside [0, KVS_MAX_RANK] is refused naming the argument. */
 typedef struct kvs_tensor {
   void* data;
   kvs_dtype dtype;

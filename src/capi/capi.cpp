@@ -8,6 +8,10 @@ namespace kvserve::capi {
 static_assert(KVS_F16 == static_cast<int>(DType::f16) && KVS_BF16 == static_cast<int>(DType::bf16) &&
               KVS_F32 == static_cast<int>(DType::f32) && KVS_FP8_E4M3 == static_cast<int>(DType::fp8_e4m3) &&
               KVS_FP8_E5M2 == static_cast<int>(DType::fp8_e5m2) && KVS_INT32 == static_cast<int>(DType::int32));
+static_assert(KVS_MAX_BATCH == kMaxBatch && KVS_MAX_HEADS == kMaxHeads && KVS_MAX_HEAD_DIM == kMaxHeadDim &&
+              KVS_MAX_ROW_WIDTH == kMaxRowWidth && KVS_MAX_PAGE_SIZE == kMaxPageSize && KVS_MAX_PAGES == kMaxPages &&
+              KVS_MAX_TOKENS == kMaxTokens && KVS_MAX_SEQUENCE_LENGTH == kMaxSequenceLength &&
+              KVS_MAX_VOCAB == kMaxVocab && KVS_MAX_DRAFT_TOKENS == kMaxDraftTokens && KVS_MAX_RANK == kMaxRank);
 static_assert(KVS_NHD == static_cast<int>(KvLayout::NHD) && KVS_HND == static_cast<int>(KvLayout::HND));
 static_assert(KVS_OK == static_cast<int>(StatusCode::ok) &&
               KVS_INVALID_ARGUMENT == static_cast<int>(StatusCode::invalid_argument) &&
@@ -27,8 +31,10 @@ TensorView to_view(const kvs_tensor& t) {
   TensorView v;
   v.data = t.data;
   v.dtype = to_dtype(t.dtype);
-  v.rank = std::clamp<int>(t.rank, 0, kMaxRank);
-  for (int i = 0; i < v.rank; ++i) {
+  // The rank passes through as given, so an op refuses a bad one naming the
+  // argument; only the entries that exist are copied.
+  v.rank = t.rank;
+  for (int i = 0; i < std::clamp<int>(t.rank, 0, kMaxRank); ++i) {
     v.shape[i] = t.shape[i];
     v.strides[i] = t.strides[i];
   }

@@ -12,8 +12,8 @@ namespace {
 
 // Query and KV head counts: both > 0, and an integral group ratio.
 Status check_heads(std::string_view op, int num_qo_heads, int num_kv_heads) {
-  KVSERVE_TRY(check_positive(op, "num_qo_heads", num_qo_heads));
-  KVSERVE_TRY(check_positive(op, "num_kv_heads", num_kv_heads));
+  KVSERVE_TRY(check_size(op, "num_qo_heads", num_qo_heads, kMaxHeads));
+  KVSERVE_TRY(check_size(op, "num_kv_heads", num_kv_heads, kMaxHeads));
   return check_divisible(op, "num_qo_heads", num_qo_heads, "num_kv_heads", num_kv_heads);
 }
 
@@ -21,7 +21,7 @@ Status check_heads(std::string_view op, int num_qo_heads, int num_kv_heads) {
 // cache, the query dtype against the cache's, and the attention variant.
 Status check_paged_attention(std::string_view op, int num_qo_heads, const PagedKvDesc& kv, DType q_dtype,
                              const AttentionParams& attn) {
-  KVSERVE_TRY(check_positive(op, "num_qo_heads", num_qo_heads));
+  KVSERVE_TRY(check_size(op, "num_qo_heads", num_qo_heads, kMaxHeads));
   KVSERVE_TRY(check_paged_kv_desc(op, "kv", kv));
   KVSERVE_TRY(check_divisible(op, "num_qo_heads", num_qo_heads, "kv.num_kv_heads", kv.num_kv_heads));
   KVSERVE_TRY(check_q_dtype(op, "q_dtype", q_dtype, kv.dtype));
@@ -41,8 +41,10 @@ Status check_layout(std::string_view op, std::string_view field, KvLayout layout
 }
 
 Status check_split_tokens(std::string_view op, int kv_split_tokens) {
-  if (kv_split_tokens >= 0) return Status::ok();
-  return invalid_field(op, "kv_split_tokens", "0 (auto) or > 0", to_text(std::int64_t{kv_split_tokens}));
+  if (kv_split_tokens >= 0 && kv_split_tokens <= kMaxSequenceLength) return Status::ok();
+  return invalid_field(op, "kv_split_tokens",
+                       "0 (auto) or in [1, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
+                       to_text(std::int64_t{kv_split_tokens}));
 }
 
 // An int32 [B + 1] offsets tensor; returns B.
@@ -92,10 +94,9 @@ Status check_q_within_kv(std::string_view op, std::string_view name, const std::
 template <>
 Status OpRules<BatchPagedDecode>::check_desc(const BatchPagedDecodeDesc& d) {
   constexpr const char* op = BatchPagedDecode::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn));
-  if (d.kv_split_tokens < 0) return invalid_field(op, "kv_split_tokens", "0 (auto) or > 0", to_text(std::int64_t{d.kv_split_tokens}));
-  return Status::ok();
+  return check_split_tokens(op, d.kv_split_tokens);
 }
 
 template <>
@@ -122,7 +123,7 @@ Status OpRules<BatchPagedDecode>::check_args(const PlanState<BatchPagedDecode>& 
 template <>
 Status OpRules<SingleDecode>::check_desc(const SingleDecodeDesc& d) {
   constexpr const char* op = SingleDecode::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_heads(op, d.num_qo_heads, d.num_kv_heads));
   KVSERVE_TRY(check_head_dim(op, "head_dim", d.head_dim));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
@@ -189,7 +190,7 @@ Status OpRules<SinglePrefill>::check_args(const PlanState<SinglePrefill>& p, con
 template <>
 Status OpRules<BatchRaggedPrefill>::check_desc(const BatchRaggedPrefillDesc& d) {
   constexpr const char* op = BatchRaggedPrefill::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_heads(op, d.num_qo_heads, d.num_kv_heads));
   KVSERVE_TRY(check_head_dims(op, d.head_dim, d.head_dim_v));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
@@ -242,7 +243,7 @@ Status OpRules<BatchRaggedPrefill>::check_args(const PlanState<BatchRaggedPrefil
 template <>
 Status OpRules<BatchPagedPrefill>::check_desc(const BatchPagedPrefillDesc& d) {
   constexpr const char* op = BatchPagedPrefill::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
 }
 
@@ -289,8 +290,8 @@ Status OpRules<BatchPagedPrefill>::check_args(const PlanState<BatchPagedPrefill>
 template <>
 Status OpRules<CascadeAttention>::check_desc(const CascadeAttentionDesc& d) {
   constexpr const char* op = CascadeAttention::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
-  KVSERVE_TRY(check_positive(op, "max_groups", d.max_groups));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "max_groups", d.max_groups, kMaxBatch));
   return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
 }
 

@@ -17,8 +17,7 @@
 namespace kvserve {
 namespace {
 constexpr const char* kOp = "BlockManager";
-constexpr std::int64_t kMaxPages = std::numeric_limits<std::int32_t>::max();
-constexpr std::int64_t kMaxTokens = std::int64_t{1} << 61;
+constexpr std::int64_t kMaxReservedTokens = std::int64_t{1} << 61;
 }  // namespace
 
 using detail::invalid_arg;
@@ -34,7 +33,7 @@ BlockManager::BlockManager(std::int64_t num_pages, int page_size)
 Result<BlockManager> BlockManager::create(std::int64_t num_pages, int page_size) {
   if (num_pages < 1 || num_pages > kMaxPages)
     return detail::invalid_field(kOp, "num_pages", "in [1, 2^31 - 1] (page ids are int32)", to_text(num_pages));
-  KVSERVE_TRY(detail::check_positive(kOp, "page_size", page_size));
+  KVSERVE_TRY(detail::check_size(kOp, "page_size", page_size, kvserve::kMaxPageSize));
   return BlockManager(num_pages, page_size);
 }
 
@@ -53,7 +52,7 @@ Status BlockManager::unknown(SeqId seq) const {
 Status BlockManager::check_tokens(std::string_view name, std::int64_t tokens) const {
   // Lengths stay below 2^62 (num_pages * page_size), so the cap keeps
   // length + tokens from overflowing.
-  if (tokens >= 0 && tokens <= kMaxTokens) return Status::ok();
+  if (tokens >= 0 && tokens <= kMaxReservedTokens) return Status::ok();
   return invalid_arg(kOp, name, "in [0, 2^61]", to_text(tokens));
 }
 
@@ -140,7 +139,7 @@ Status BlockManager::append_tokens(std::span<const SeqId> seqs, std::int64_t tok
       return invalid_arg(kOp, "seqs", "distinct sequence ids",
                          to_text(seqs[i]) + " twice (entry " + to_text(std::int64_t(i)) + ")");
     // Saturating: each term is at most 2^61 + 1, so the sum cannot overflow.
-    needed = std::min(needed + new_pages(it->second, tokens), kMaxTokens);
+    needed = std::min(needed + new_pages(it->second, tokens), kMaxReservedTokens);
     targets.push_back(&it->second);
   }
   if (needed > free_pages()) {

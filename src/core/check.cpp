@@ -1,6 +1,7 @@
 #include "core/check.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 namespace kvserve::detail {
@@ -36,6 +37,11 @@ Status check_range(std::string_view op, std::string_view field, std::int64_t v, 
   return invalid_field(op, field, "in [" + to_text(lo) + ", " + to_text(hi) + "]", to_text(v));
 }
 
+Status check_size(std::string_view op, std::string_view field, std::int64_t v, std::int64_t bound) {
+  if (v >= 1 && v <= bound) return Status::ok();
+  return invalid_field(op, field, "in [1, " + to_text(bound) + "]", to_text(v));
+}
+
 Status check_finite_positive(std::string_view op, std::string_view field, double v) {
   if (std::isfinite(v) && v > 0) return Status::ok();
   return invalid_field(op, field, "a finite value > 0", to_text(v));
@@ -49,8 +55,9 @@ Status check_divisible(std::string_view op, std::string_view field, std::int64_t
 }
 
 Status check_head_dim(std::string_view op, std::string_view field, int head_dim) {
-  if (head_dim >= 16 && head_dim <= 256 && head_dim % 16 == 0) return Status::ok();
-  return invalid_field(op, field, "a multiple of 16 in [16, 256]", to_text(std::int64_t{head_dim}));
+  if (head_dim >= 16 && head_dim <= kMaxHeadDim && head_dim % 16 == 0) return Status::ok();
+  return invalid_field(op, field, "a multiple of 16 in [16, " + to_text(std::int64_t{kMaxHeadDim}) + "]",
+                       to_text(std::int64_t{head_dim}));
 }
 
 Status check_activation_dtype(std::string_view op, std::string_view field, DType t) {
@@ -97,17 +104,37 @@ std::string expected_shape(std::initializer_list<std::int64_t> shape) {
 }
 }  // namespace
 
+Status check_view(std::string_view op, std::string_view name, const TensorView& t) {
+  if (!t.rank_valid())
+    return invalid_arg(op, name, "a rank in [0, " + to_text(std::int64_t{kMaxRank}) + "]",
+                       "rank " + to_text(std::int64_t{t.rank}));
+  // Each term (extent - 1) * |stride| is at most the span, checked by division
+  // before it is formed, so the sum of at most 6 terms cannot overflow.
+  std::int64_t span = 0;
+  for (int d = 0; d < t.rank; ++d) {
+    const std::int64_t extent = t.shape[d], stride = t.strides[d];
+    if (extent < 0) return invalid_arg(op, name, "extents >= 0", "shape " + t.shape_string());
+    if (extent <= 1) continue;
+    const std::int64_t step = stride < 0 ? (stride == INT64_MIN ? kMaxViewSpan + 1 : -stride) : stride;
+    if (step > kMaxViewSpan / (extent - 1) || (span += step * (extent - 1)) > kMaxViewSpan)
+      return invalid_arg(op, name, "a view spanning at most 2^48 elements",
+                         "shape " + t.shape_string() + ", strides " + t.strides_string());
+  }
+  return Status::ok();
+}
+
 Status check_tensor(std::string_view op, std::string_view name, const TensorView& t, Device device, DType dtype,
                     std::initializer_list<std::int64_t> shape, bool last_dim_contiguous) {
   if (t.data == nullptr) return invalid_arg(op, name, "a tensor", "none (null data)");
   if (t.device != device) return invalid_arg(op, name, "memory on " + device.to_string(), t.device.to_string());
   if (t.dtype != dtype) return invalid_arg(op, name, "dtype " + to_text(dtype), to_text(t.dtype));
+  KVSERVE_TRY(check_view(op, name, t));
   if (t.rank != static_cast<int>(shape.size()))
     return invalid_arg(op, name, "rank " + to_text(static_cast<std::int64_t>(shape.size())) + " " + expected_shape(shape),
                        "rank " + to_text(std::int64_t{t.rank}) + " " + t.shape_string());
   int i = 0;
   for (std::int64_t s : shape) {
-    if (t.shape[i] < 0 || (s != kAny && t.shape[i] != s))
+    if (s != kAny && t.shape[i] != s)
       return invalid_arg(op, name, "shape " + expected_shape(shape), t.shape_string());
     ++i;
   }

@@ -31,6 +31,8 @@ Status invalid_arg(std::string_view op, std::string_view arg, std::string_view e
 Status check_positive(std::string_view op, std::string_view field, std::int64_t v);
 Status check_range(std::string_view op, std::string_view field, std::int64_t v, std::int64_t lo,
                    std::int64_t hi);
+// A size field of a descriptor: in [1, bound] (bounds in kvserve/core.hpp).
+Status check_size(std::string_view op, std::string_view field, std::int64_t v, std::int64_t bound);
 Status check_finite_positive(std::string_view op, std::string_view field, double v);
 Status check_divisible(std::string_view op, std::string_view field, std::int64_t num,
                        std::string_view by_field, std::int64_t den);
@@ -42,6 +44,11 @@ Status check_activation_dtype(std::string_view op, std::string_view field, DType
 // visible).
 Status check_device(std::string_view op, Device device);
 Status check_workspace(Workspace ws, std::size_t needed);
+
+// A view's rank is in [0, kMaxRank] (checked before anything reads its shape),
+// its extents are >= 0 and its farthest element is at most kMaxViewSpan
+// elements from its first. check_tensor starts with this.
+Status check_view(std::string_view op, std::string_view name, const TensorView& t);
 
 // A required tensor: defined, on `device`, of `dtype`, of rank shape.size() with
 // each entry equal (kAny skips), every extent >= 0, last dim contiguous (stride

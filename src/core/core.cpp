@@ -50,6 +50,7 @@ TensorView make_view(const void* data, DType dtype, std::initializer_list<std::i
 }
 
 std::string join(const std::array<std::int64_t, kMaxRank>& v, int n) {
+  if (n < 0 || n > kMaxRank) return "(invalid rank " + std::to_string(n) + ")";
   std::ostringstream os;
   os << '[';
   for (int i = 0; i < n; ++i) os << (i ? ", " : "") << v[i];
@@ -81,12 +82,14 @@ TensorView TensorView::strided(const void* data, DType dtype, std::initializer_l
 }
 
 std::int64_t TensorView::numel() const {
+  if (!rank_valid()) return 0;
   std::int64_t n = 1;
   for (int i = 0; i < rank; ++i) n *= shape[i];
   return n;
 }
 
 bool TensorView::is_contiguous() const {
+  if (!rank_valid()) return false;
   std::int64_t stride = 1;
   for (int i = rank - 1; i >= 0; --i) {
     if (shape[i] != 1 && strides[i] != stride) return false;

@@ -11,10 +11,10 @@ namespace detail {
 template <>
 Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
   constexpr const char* op = GdnPrefill::kName;
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
-  KVSERVE_TRY(check_positive(op, "max_tokens", d.max_tokens));
-  KVSERVE_TRY(check_positive(op, "num_qk_heads", d.num_qk_heads));
-  KVSERVE_TRY(check_positive(op, "num_v_heads", d.num_v_heads));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "max_tokens", d.max_tokens, kMaxTokens));
+  KVSERVE_TRY(check_size(op, "num_qk_heads", d.num_qk_heads, kMaxHeads));
+  KVSERVE_TRY(check_size(op, "num_v_heads", d.num_v_heads, kMaxHeads));
   // One head count must be a multiple of the other (GVA or GQA, or equal).
   if (d.num_v_heads >= d.num_qk_heads)
     KVSERVE_TRY(check_divisible(op, "num_v_heads", d.num_v_heads, "num_qk_heads", d.num_qk_heads));

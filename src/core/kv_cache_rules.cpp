@@ -103,10 +103,10 @@ Status OpRules<PagedKvAppend>::check_args(const PlanState<PagedKvAppend>& p, con
 template <>
 Status OpRules<PagedMlaAppend>::check_desc(const PagedMlaDesc& d) {
   constexpr const char* op = PagedMlaAppend::kName;
-  KVSERVE_TRY(check_positive(op, "page_size", d.page_size));
-  KVSERVE_TRY(check_positive(op, "num_pages", d.num_pages));
-  KVSERVE_TRY(check_positive(op, "ckv_dim", d.ckv_dim));
-  KVSERVE_TRY(check_positive(op, "kpe_dim", d.kpe_dim));
+  KVSERVE_TRY(check_size(op, "page_size", d.page_size, kMaxPageSize));
+  KVSERVE_TRY(check_size(op, "num_pages", d.num_pages, kMaxPages));
+  KVSERVE_TRY(check_size(op, "ckv_dim", d.ckv_dim, kMaxRowWidth));
+  KVSERVE_TRY(check_size(op, "kpe_dim", d.kpe_dim, kMaxRowWidth));
   return check_activation_dtype(op, "dtype", d.dtype);
 }
 
@@ -142,7 +142,7 @@ Status OpRules<PagedMlaAppend>::check_args(const PlanState<PagedMlaAppend>& p, c
 template <>
 Status OpRules<KvCacheAppend>::check_desc(const KvCacheAppendDesc& d) {
   constexpr const char* op = KvCacheAppend::kName;
-  KVSERVE_TRY(check_positive(op, "num_kv_heads", d.num_kv_heads));
+  KVSERVE_TRY(check_size(op, "num_kv_heads", d.num_kv_heads, kMaxHeads));
   KVSERVE_TRY(check_head_dim(op, "head_dim", d.head_dim));
   return check_activation_dtype(op, "dtype", d.dtype);
 }

@@ -11,8 +11,8 @@ namespace {
 
 template <class Desc>
 Status check_merge_desc(std::string_view op, const Desc& d) {
-  KVSERVE_TRY(check_positive(op, "num_heads", d.num_heads));
-  KVSERVE_TRY(check_positive(op, "head_dim", d.head_dim));
+  KVSERVE_TRY(check_size(op, "num_heads", d.num_heads, kMaxHeads));
+  KVSERVE_TRY(check_size(op, "head_dim", d.head_dim, kMaxRowWidth));
   return check_activation_dtype(op, "dtype", d.dtype);
 }
 

@@ -8,7 +8,7 @@ namespace detail {
 template <>
 Status OpRules<RmsNorm>::check_desc(const RmsNormDesc& d) {
   constexpr const char* op = RmsNorm::kName;
-  KVSERVE_TRY(check_positive(op, "hidden_size", d.hidden_size));
+  KVSERVE_TRY(check_size(op, "hidden_size", d.hidden_size, kMaxRowWidth));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
   KVSERVE_TRY(check_finite_positive(op, "eps", d.eps));
   if (d.weight_offset != 0.f && d.weight_offset != 1.f)
@@ -21,6 +21,7 @@ Status OpRules<RmsNorm>::check_args(const PlanState<RmsNorm>& p, const RmsNormAr
   constexpr const char* op = RmsNorm::kName;
   const auto& d = p.desc;
   // x fixes the shape every other row tensor must have: [rows, H] or [tokens, heads, H].
+  if (a.x.defined()) KVSERVE_TRY(check_view(op, "x", a.x));
   if (a.x.defined() && a.x.rank != 2 && a.x.rank != 3)
     return invalid_arg(op, "x", "rank 2 [rows, hidden_size] or rank 3 [tokens, heads, hidden_size]",
                        "rank " + to_text(std::int64_t{a.x.rank}) + " " + a.x.shape_string());

@@ -26,9 +26,9 @@ Status check_scales(std::string_view op, const std::string& field, const std::ve
 }  // namespace
 
 Status check_paged_kv_desc(std::string_view op, std::string_view field, const PagedKvDesc& kv) {
-  KVSERVE_TRY(check_positive(op, f(field, "page_size"), kv.page_size));
-  KVSERVE_TRY(check_positive(op, f(field, "num_pages"), kv.num_pages));
-  KVSERVE_TRY(check_positive(op, f(field, "num_kv_heads"), kv.num_kv_heads));
+  KVSERVE_TRY(check_size(op, f(field, "page_size"), kv.page_size, kMaxPageSize));
+  KVSERVE_TRY(check_size(op, f(field, "num_pages"), kv.num_pages, kMaxPages));
+  KVSERVE_TRY(check_size(op, f(field, "num_kv_heads"), kv.num_kv_heads, kMaxHeads));
   KVSERVE_TRY(check_head_dim(op, f(field, "head_dim"), kv.head_dim));
   if (!(is_activation(kv.dtype) || is_fp8(kv.dtype)))
     return invalid_field(op, f(field, "dtype"), "f16, bf16, f32, fp8_e4m3 or fp8_e5m2", to_text(kv.dtype));
@@ -52,8 +52,10 @@ Status check_attention_params(std::string_view op, std::string_view field, const
   if (attn.sm_scale) KVSERVE_TRY(check_finite_positive(op, f(field, "sm_scale"), *attn.sm_scale));
   if (!(std::isfinite(attn.logits_soft_cap) && attn.logits_soft_cap >= 0))
     return invalid_field(op, f(field, "logits_soft_cap"), "0 (off) or a finite value > 0", to_text(double{attn.logits_soft_cap}));
-  if (attn.window_left < -1)
-    return invalid_field(op, f(field, "window_left"), "-1 (off) or >= 0", to_text(std::int64_t{attn.window_left}));
+  if (attn.window_left < -1 || attn.window_left > kMaxSequenceLength)
+    return invalid_field(op, f(field, "window_left"),
+                         "-1 (off) or in [0, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
+                         to_text(std::int64_t{attn.window_left}));
   return Status::ok();
 }
 

@@ -12,7 +12,7 @@ template <>
 Status OpRules<TokenPenalty>::check_desc(const TokenPenaltyDesc& d) {
   constexpr const char* op = TokenPenalty::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "history", static_cast<int>(d.history), {"token_counts", "token_ids"}));
   KVSERVE_TRY(check_enum(op, "params", static_cast<int>(d.params), {"scalar", "per_row"}));
   if (d.params == ParamSource::per_row) return Status::ok();

@@ -13,7 +13,8 @@ namespace detail {
 // ------------------------------------------------------------ shared -------
 
 Status check_vocab(std::string_view op, int vocab) {
-  return check_range(op, "vocab", vocab, 1, kMaxSamplingVocab);
+  static_assert(kMaxVocab <= kMaxSamplingVocab, "a row's fixed-point mass must fit 63 bits");
+  return check_size(op, "vocab", vocab, kMaxVocab);
 }
 
 Status check_enum(std::string_view op, std::string_view field, int value,
@@ -80,7 +81,7 @@ template <>
 Status OpRules<Sampling>::check_desc(const SamplingDesc& d) {
   constexpr const char* op = Sampling::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "input", static_cast<int>(d.input), {"probs", "logits"}));
   KVSERVE_TRY(check_enum(op, "filter", static_cast<int>(d.filter),
                          {"none", "top_k", "top_p", "min_p", "top_k_top_p", "greedy"}));
@@ -126,7 +127,7 @@ template <>
 Status OpRules<SamplingRenorm>::check_desc(const SamplingRenormDesc& d) {
   constexpr const char* op = SamplingRenorm::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "kind", static_cast<int>(d.kind),
                          {"top_k_renorm_probs", "top_p_renorm_probs", "top_k_mask_logits"}));
   KVSERVE_TRY(check_common_enums(op, d.params));

@@ -10,8 +10,8 @@ template <>
 Status OpRules<ChainSpeculativeSampling>::check_desc(const ChainSpeculativeSamplingDesc& d) {
   constexpr const char* op = ChainSpeculativeSampling::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
-  KVSERVE_TRY(check_positive(op, "max_batch", d.max_batch));
-  KVSERVE_TRY(check_positive(op, "num_draft_tokens", d.num_draft_tokens));
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "num_draft_tokens", d.num_draft_tokens, kMaxDraftTokens));
   return check_enum(op, "random", static_cast<int>(d.random), {"host", "per_row"});
 }
 

@@ -67,11 +67,19 @@ Status run_gdn_prefill(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a, 
   const auto& d = p.desc;
   const int heads = std::max(d.num_qk_heads, d.num_v_heads);
   const std::int64_t batch = a.cu_seqlens.shape[0] - 1;
-  if (batch == 0) return Status::ok();
+  // An empty sequence has work only when its final state is asked for (the
+  // initial state, or zeros, copied out): the others are not scheduled, so an
+  // empty batch costs nothing however many heads the plan has.
+  const auto* cu = a.cu_seqlens.ptr<const std::int32_t>();
+  std::vector<std::int64_t> sequences;
+  for (std::int64_t b = 0; b < batch; ++b)
+    if (cu[b + 1] > cu[b] || a.final_state.defined()) sequences.push_back(b);
+  if (sequences.empty()) return Status::ok();
   // Work per (sequence, head) task, on average: 4 d_v d_k flops per token.
-  const std::int64_t tokens_per_seq = std::max<std::int64_t>(1, a.q.shape[0] / batch);
-  cpu::parallel_for(batch * heads, tokens_per_seq * 4 * d.head_dim_v * d.head_dim_k, [&](std::int64_t task) {
-    run_head(d, a, task / heads, static_cast<int>(task % heads));
+  const std::int64_t n = static_cast<std::int64_t>(sequences.size());
+  const std::int64_t tokens_per_seq = std::max<std::int64_t>(1, a.q.shape[0] / n);
+  cpu::parallel_for(n * heads, tokens_per_seq * 4 * d.head_dim_v * d.head_dim_k, [&](std::int64_t task) {
+    run_head(d, a, sequences[static_cast<std::size_t>(task / heads)], static_cast<int>(task % heads));
   });
   return Status::ok();
 }

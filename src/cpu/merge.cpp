@@ -25,7 +25,9 @@ float lse_at(const TensorView& lse, std::initializer_list<std::int64_t> idx) {
 template <class MergeRow>
 void merge_rows(std::int64_t tokens, int heads, int dim, std::int64_t states_per_row, const TensorView& v_out,
                 const TensorView& lse_out, MergeRow&& merge_row) {
-  cpu::parallel_for(tokens, 4 * heads * dim * states_per_row, [&](std::int64_t t) {
+  // heads * dim <= 2^26 (the descriptor bounds); states_per_row comes from a shape.
+  const std::int64_t cost = cpu::saturating_product(std::int64_t{4} * heads * dim, states_per_row);
+  cpu::parallel_for(tokens, cost, [&](std::int64_t t) {
     cpu::SoftmaxState state(dim);
     std::vector<float> scratch(static_cast<std::size_t>(dim)), merged(static_cast<std::size_t>(dim));
     for (int h = 0; h < heads; ++h) {

@@ -50,7 +50,7 @@ RowResult verify_row(const ChainSpeculativeSamplingDesc& d, const ChainSpeculati
 
 Status run_verify(const PlanState<ChainSpeculativeSampling>& p, const ChainSpeculativeSamplingArgs& a, Workspace,
                   Stream) {
-  const std::int64_t cost = 4 * static_cast<std::int64_t>(p.desc.vocab) * (p.desc.num_draft_tokens + 1);
+  const std::int64_t cost = std::int64_t{4} * p.desc.vocab * (std::int64_t{p.desc.num_draft_tokens} + 1);
   cpu::for_each_row(a.draft_token_ids.shape[0], cost, [&](std::int64_t b, cpu::WeightedRow& row) {
     const RowResult r = verify_row(p.desc, a, b, row);
     if (a.accepted.defined()) a.accepted.ptr<std::int32_t>()[b] = r.accepted;
