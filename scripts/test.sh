@@ -9,3 +9,16 @@ jobs=${KVSERVE_JOBS:-$(nproc)}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${KVSERVE_CMAKE_ARGS:-}
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" -j "$jobs" --output-on-failure
+
+# The host code once more under AddressSanitizer and UndefinedBehaviorSanitizer
+# in a CPU-only build: every test of the API boundary (bad ranks, bounds,
+# validation) and the CPU backend's op tests. Device code is covered by
+# compute-sanitizer on the GPU (scripts/gpu_check.sh). KVSERVE_SANITIZE=0 skips.
+if [ "${KVSERVE_SANITIZE:-1}" != 0 ]; then
+  san=$build-sanitize
+  cmake -S . -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVSERVE_ENABLE_CUDA=OFF \
+    -DKVSERVE_ENABLE_CLI=OFF -DKVSERVE_SANITIZE=address,undefined >/dev/null
+  cmake --build "$san" -j "$jobs" --target kvserve_tests
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    "$san/tests/kvserve_tests" --gtest_brief=1 --gtest_filter="${KVSERVE_SANITIZE_FILTER:-*}"
+fi
