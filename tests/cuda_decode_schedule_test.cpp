@@ -12,7 +12,7 @@ TEST(CudaDecodeSchedule, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has 
 #include <algorithm>
 #include <vector>
 
-#include "cuda/attention/decode_schedule.hpp"
+#include "cuda/paged_decode/decode_schedule.hpp"
 
 namespace kvserve::test {
 namespace {

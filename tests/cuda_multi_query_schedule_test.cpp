@@ -15,7 +15,7 @@ TEST(CudaMultiQuerySchedule, NeedsTheCudaBackend) { GTEST_SKIP() << "this build 
 #include <tuple>
 #include <vector>
 
-#include "cuda/prefill/multi_query_schedule.hpp"
+#include "cuda/multi_query/multi_query_schedule.hpp"
 
 namespace kvserve::test {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "cuda/cuda_kernels.hpp"
 #include "cuda/kernel_table.hpp"
-#include "cuda/prefill/multi_query_schedule.hpp"
+#include "cuda/multi_query/multi_query_schedule.hpp"
 
 namespace kvserve::detail {
 namespace cuda {
@@ -22,16 +22,16 @@ struct DecodeConfig {
 // and SingleDecode): q/out dtype x KV pool dtype x head_dim. Layout, page
 // size, GQA ratio, soft-cap, window and split are run-time values.
 constexpr DecodeConfig kDecodeConfigs[] = {
-    // attention/decode_f16.cu
+    // paged_decode/decode_f16.cu
     {DType::f16, DType::f16, 64}, {DType::f16, DType::f16, 128}, {DType::f16, DType::f16, 256},
-    // attention/decode_bf16.cu
+    // paged_decode/decode_bf16.cu
     {DType::bf16, DType::bf16, 64}, {DType::bf16, DType::bf16, 128}, {DType::bf16, DType::bf16, 256},
-    // attention/decode_f32.cu
+    // paged_decode/decode_f32.cu
     {DType::f32, DType::f32, 64}, {DType::f32, DType::f32, 128}, {DType::f32, DType::f32, 256},
-    // attention/decode_fp8_e4m3.cu
+    // paged_decode/decode_fp8_e4m3.cu
     {DType::f16, DType::fp8_e4m3, 64}, {DType::f16, DType::fp8_e4m3, 128}, {DType::f16, DType::fp8_e4m3, 256},
     {DType::bf16, DType::fp8_e4m3, 64}, {DType::bf16, DType::fp8_e4m3, 128}, {DType::bf16, DType::fp8_e4m3, 256},
-    // attention/decode_fp8_e5m2.cu
+    // paged_decode/decode_fp8_e5m2.cu
     {DType::f16, DType::fp8_e5m2, 64}, {DType::f16, DType::fp8_e5m2, 128}, {DType::f16, DType::fp8_e5m2, 256},
     {DType::bf16, DType::fp8_e5m2, 64}, {DType::bf16, DType::fp8_e5m2, 128}, {DType::bf16, DType::fp8_e5m2, 256},
 };
@@ -111,7 +111,7 @@ constexpr auto kSingleDecodeEntries =
 // Multi-query attention on the tensor cores (CascadeAttention's prefix and
 // suffix passes; prefill): q / KV / out dtype x head_dim, with the slot
 // merge of the same dtype. Layout, page size, GQA ratio, soft-cap, window
-// and splits are run-time values. prefill/multi_query_<dtype>.cu.
+// and splits are run-time values. multi_query/multi_query_<dtype>.cu.
 struct MultiQueryConfig {
   DType dtype;
   int head_dim;

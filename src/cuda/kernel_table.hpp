@@ -5,11 +5,11 @@
 
 #include <string_view>
 
-#include "cuda/attention/decode_params.hpp"
+#include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/kv_cache/append_params.hpp"
 #include "cuda/merge/merge_params.hpp"
 #include "cuda/norm/norm_params.hpp"
-#include "cuda/prefill/multi_query_params.hpp"
+#include "cuda/multi_query/multi_query_params.hpp"
 #include "cuda/single_decode/single_decode_params.hpp"
 #include "kvserve/core.hpp"
 

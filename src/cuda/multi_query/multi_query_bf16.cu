@@ -1,5 +1,5 @@
 // Multi-query attention and slot-merge kernels over bf16 (rows of src/cuda/kernel_table.cpp).
-#include "cuda/prefill/multi_query_kernel.cuh"
+#include "cuda/multi_query/multi_query_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 

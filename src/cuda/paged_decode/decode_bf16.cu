@@ -1,5 +1,5 @@
 // Paged-decode kernels over bf16 pools (rows of src/cuda/kernel_table.cpp).
-#include "cuda/attention/decode_kernel.cuh"
+#include "cuda/paged_decode/decode_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 

@@ -1,4 +1,4 @@
-#include "cuda/prefill/multi_query_schedule.hpp"
+#include "cuda/multi_query/multi_query_schedule.hpp"
 
 #include <algorithm>
 #include <cstring>

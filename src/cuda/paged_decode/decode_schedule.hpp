@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cuda/attention/decode_params.hpp"
+#include "cuda/paged_decode/decode_params.hpp"
 #include "kvserve/attention.hpp"
 
 namespace kvserve::detail::cuda {

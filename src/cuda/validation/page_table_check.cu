@@ -3,7 +3,7 @@
 // host check would report first, wins whatever order the threads run in.
 #include <cuda_runtime.h>
 
-#include "cuda/single_decode/page_table_check.hpp"
+#include "cuda/validation/page_table_check.hpp"
 
 namespace kvserve::detail::cuda {
 namespace {

@@ -1,4 +1,4 @@
-#include "cuda/prefill/multi_query_host.hpp"
+#include "cuda/multi_query/multi_query_host.hpp"
 
 #include <bit>
 #include <cmath>

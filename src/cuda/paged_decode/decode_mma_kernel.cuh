@@ -9,8 +9,8 @@
 
 #include <cuda_runtime.h>
 
-#include "cuda/attention/decode_epilogue.cuh"
-#include "cuda/attention/decode_params.hpp"
+#include "cuda/paged_decode/decode_epilogue.cuh"
+#include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
 #include "cuda/common/mma.cuh"
 

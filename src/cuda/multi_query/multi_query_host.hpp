@@ -10,7 +10,7 @@
 #include "cuda/common/staging.hpp"
 
 #include "cuda/kernel_table.hpp"
-#include "cuda/prefill/multi_query_schedule.hpp"
+#include "cuda/multi_query/multi_query_schedule.hpp"
 #include "kvserve/attention.hpp"
 
 namespace kvserve::detail::cuda {

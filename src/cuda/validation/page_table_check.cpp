@@ -11,7 +11,7 @@
 #include "core/paged_kv_rules.hpp"
 #include "cuda/common/runtime.hpp"
 #include "cuda/cuda_kernels.hpp"
-#include "cuda/single_decode/page_table_check.hpp"
+#include "cuda/validation/page_table_check.hpp"
 
 namespace kvserve::detail {
 namespace cuda {

@@ -10,7 +10,7 @@
 #include "core/paged_kv_rules.hpp"
 #include "cuda/common/runtime.hpp"
 #include "cuda/cuda_kernels.hpp"
-#include "cuda/prefill/multi_query_host.hpp"
+#include "cuda/multi_query/multi_query_host.hpp"
 
 namespace kvserve::detail {
 namespace cuda {

@@ -5,7 +5,7 @@
 // finished last).
 #pragma once
 
-#include "cuda/attention/decode_params.hpp"
+#include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
 
 namespace kvserve::detail::cuda {

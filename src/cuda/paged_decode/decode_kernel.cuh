@@ -10,9 +10,9 @@
 
 #include <atomic>
 
-#include "cuda/attention/decode_epilogue.cuh"
-#include "cuda/attention/decode_mma_kernel.cuh"
-#include "cuda/attention/decode_params.hpp"
+#include "cuda/paged_decode/decode_epilogue.cuh"
+#include "cuda/paged_decode/decode_mma_kernel.cuh"
+#include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
 
 namespace kvserve::detail::cuda {

@@ -14,7 +14,7 @@
 
 #include "cuda/common/device_types.cuh"
 #include "cuda/common/mma.cuh"
-#include "cuda/prefill/multi_query_params.hpp"
+#include "cuda/multi_query/multi_query_params.hpp"
 
 namespace kvserve::detail::cuda {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-#include "cuda/prefill/multi_query_params.hpp"
+#include "cuda/multi_query/multi_query_params.hpp"
 #include "kvserve/attention.hpp"
 
 namespace kvserve::detail::cuda {

@@ -1,4 +1,4 @@
-#include "cuda/attention/decode_schedule.hpp"
+#include "cuda/paged_decode/decode_schedule.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -7,7 +7,7 @@
 
 #include "core/check.hpp"
 #include "core/paged_kv_rules.hpp"
-#include "cuda/attention/decode_schedule.hpp"
+#include "cuda/paged_decode/decode_schedule.hpp"
 #include "cuda/common/runtime.hpp"
 #include "cuda/common/staging.hpp"
 #include "cuda/cuda_kernels.hpp"
