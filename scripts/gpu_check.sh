@@ -2,181 +2,286 @@
 # The one GPU script: on a machine with an NVIDIA GPU it builds for sm_90a,
 # runs the GPU tests (the parametrised tests on cuda0 and the GPU-only
 # cuda_*_test.cpp), runs them again under compute-sanitizer memcheck, runs the
-# demo on the GPU with --check, the attention / KV-cache and sampling
+# demo on the GPU with --check, the attention / KV-cache, sampling and norm
 # benchmarks and their PyTorch peers, and prints the summary tables last.
 # Full logs go under $OUT (default ./gpu-check-out).
 #   scripts/gpu_check.sh            everything
 #   KVSERVE_GPU_CHECK_SKIP="memcheck profile" scripts/gpu_check.sh
-#       skips stages (build tests memcheck demo bench sampling norm peers profile)
+#       skips stages (build tests memcheck demo bench peers sampling norm profile)
 #   KVSERVE_BASELINE_SRC=dir scripts/gpu_check.sh
 #       also builds the kvserve tree in dir (e.g. `git archive <commit>`
 #       unpacked under an ignored path carried to the GPU machine) beside this
-#       one and runs the sampling benchmarks with both, in the same call
+#       one, runs every benchmark of the bench, sampling and norm stages with
+#       both CLIs in the same call, each invocation with the main CLI and then
+#       at once with the baseline's, and prints an A/B table last (n/a where
+#       the baseline lacks the benchmark or an option; that does not fail)
+#   KVSERVE_GPU_CHECK_DRY_RUN=1 scripts/gpu_check.sh
+#       prints each command instead of running it (no nvidia-smi, no build)
+# The benchmark invocations (name, arguments, timeout, target) are the lines
+# of scripts/gpu_benchmarks.txt. Each stage is a function below. Meant to run
+# under the caller's `timeout`: on SIGTERM it prints the summary of what ran.
+# The stages are called by name from the loop at the end:
+# shellcheck disable=SC2317
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-$PWD/gpu-check-out}
-build=${KVSERVE_BUILD_DIR:-build-gpu}
+build_dir=${KVSERVE_BUILD_DIR:-build-gpu}
 skip=${KVSERVE_GPU_CHECK_SKIP:-}
-mkdir -p "$out"
+dry_run=${KVSERVE_GPU_CHECK_DRY_RUN:-0}
+jobs=${KVSERVE_JOBS:-16}
+list=scripts/gpu_benchmarks.txt
+baseline_src=${KVSERVE_BASELINE_SRC:-}
+baseline_build=$build_dir-baseline
+baseline_pid=
+baseline_state=  # ok or failed once waited for
+tests_bin=$build_dir/tests/kvserve_tests
+gpu_filter='*cuda0*:Cuda*'
 status=0
+
 stage() { [[ " $skip " != *" $1 "* ]]; }
 note() { echo "[gpu_check $(date +%T)] $*"; }
+dry() { [ -n "$dry_run" ] && [ "$dry_run" != 0 ]; }
+quoted() {
+  local a s=
+  for a in "$@"; do
+    if [[ $a =~ ^[][A-Za-z0-9_./:=,+@%{}*-]+$ ]]; then s+=" $a"; else s+=" $(printf '%q' "$a")"; fi
+  done
+  echo "${s# }"
+}
+# x CMD...: runs CMD (in a dry run, prints it).
+x() { if dry; then echo "+ $(quoted "$@")"; else "$@"; fi; }
+# logged '>'|'>>' LOG CMD...: runs CMD, its stdout and stderr into LOG
+# (truncated or appended).
+logged() {
+  local mode=$1 log=$2
+  shift 2
+  if dry; then echo "+ $(quoted "$@") $mode $log 2>&1"; return 0; fi
+  if [ "$mode" = '>' ]; then "$@" > "$log" 2>&1; else "$@" >> "$log" 2>&1; fi
+}
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/device.txt" 2>&1
-cat "$out/device.txt"
-
-baseline_src=${KVSERVE_BASELINE_SRC:-}
-baseline_build=$build-baseline
-if [ -n "$baseline_src" ]; then
+start_baseline_build() {
   note "building the baseline in $baseline_src (beside the main build)"
-  { cmake -S "$baseline_src" -B "$baseline_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVSERVE_CUDA_ARCHS=90a &&
-      cmake --build "$baseline_build" -j "${KVSERVE_JOBS:-16}" --target kvserve_cli; } > "$out/baseline-build.log" 2>&1 &
+  local configure=(cmake -S "$baseline_src" -B "$baseline_build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+    -DKVSERVE_CUDA_ARCHS=90a)
+  local compile=(cmake --build "$baseline_build" -j "$jobs" --target kvserve_cli)
+  if dry; then
+    echo "+ { $(quoted "${configure[@]}") && $(quoted "${compile[@]}"); } > $out/baseline-build.log 2>&1 &"
+    return
+  fi
+  { "${configure[@]}" && "${compile[@]}"; } > "$out/baseline-build.log" 2>&1 &
   baseline_pid=$!
-fi
-if stage build; then
-  note "build (sm_90a)"
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVSERVE_CUDA_ARCHS=90a > "$out/build.log" 2>&1 &&
-    cmake --build "$build" -j "${KVSERVE_JOBS:-16}" --target kvserve_tests kvserve_cli >> "$out/build.log" 2>&1 ||
-    { tail -40 "$out/build.log"; note "BUILD FAILED"; exit 1; }
-fi
-tests=$build/tests/kvserve_tests
-gpu_filter='*cuda0*:Cuda*'
+}
 
-if stage tests; then
+# True once the baseline CLI is built (waits for it the first time).
+baseline_ready() {
+  [ -n "$baseline_src" ] || return 1
+  if [ -z "$baseline_state" ]; then
+    if dry; then
+      baseline_state=ok
+    elif [ -z "$baseline_pid" ]; then
+      baseline_state=failed status=1
+      note "baseline build not started"
+    else
+      note "waiting for the baseline build"
+      if wait "$baseline_pid"; then baseline_state=ok
+      else
+        baseline_state=failed status=1
+        tail -20 "$out/baseline-build.log"
+        note "baseline build failed (baseline-build.log): main CLI only, the A/B table reads n/a"
+      fi
+    fi
+  fi
+  [ "$baseline_state" = ok ]
+}
+
+# invoke main|baseline STAGE ID TIMEOUT ARGS...: one `kvserve bench ARGS`
+# with that side's CLI; output appended to $out/STAGE.log (baseline:
+# STAGE-baseline.log) and alone in $out/runs/ID.log (ID.baseline.log), the
+# exit status in ID.rc (ID.baseline.rc). A failing baseline only leaves an
+# n/a in the A/B table.
+invoke() {
+  local side=$1 st=$2 id=$3 tmo=$4
+  shift 4
+  local cli=$build_dir/bench/kvserve json=$build_dir/bench-json log=$out/$st.log run=$out/runs/$id
+  if [ "$side" = baseline ]; then
+    cli=$baseline_build/bench/kvserve json=$baseline_build/bench-json log=$out/$st-baseline.log run=$run.baseline
+  fi
+  local argv=() a
+  for a in "$@"; do
+    if [[ $a == *"{json}"* ]]; then
+      a=${a//"{json}"/"$json"}
+      dry || { mkdir -p "$json" && rm -f "$a"; }
+    fi
+    argv+=("$a")
+  done
+  local cmd=("$cli" bench "${argv[@]}")
+  [ "$tmo" = - ] || cmd=(timeout "$tmo" "${cmd[@]}")
+  if dry; then echo "+ $(quoted "${cmd[@]}") >> $log 2>&1    # also $run.log"; return 0; fi
+  "${cmd[@]}" < /dev/null 2>&1 | tee -a "$log" > "$run.log"
+  local rc=${PIPESTATUS[0]}
+  echo "$rc" > "$run.rc"
+  [ "$rc" -eq 0 ] && return 0
+  if [ "$side" = main ]; then status=1; note "bench $* failed (exit $rc)"
+  else note "baseline: bench $* failed (exit $rc; n/a in the A/B table)"; fi
+}
+
+# benchmarks STAGE: the invocations of STAGE in $list, in order; with a
+# baseline each runs with the main CLI and then at once with the baseline's.
+benchmarks() {
+  local want=$1 line st id tmo args argv with_baseline=0
+  baseline_ready && with_baseline=1
+  while IFS= read -r -u 3 line || [ -n "$line" ]; do
+    line=${line%%#*}
+    IFS='|' read -r st id tmo args _ <<< "$line"
+    st=${st//[[:space:]]/}
+    [ "$st" = "$want" ] || continue
+    id=${id//[[:space:]]/} tmo=${tmo//[[:space:]]/}
+    read -ra argv <<< "$args"
+    invoke main "$st" "$id" "$tmo" "${argv[@]}"
+    [ "$with_baseline" = 1 ] && invoke baseline "$st" "$id" "$tmo" "${argv[@]}"
+  done 3< "$list"
+}
+
+build() {
+  note "build (sm_90a)"
+  if ! { logged '>' "$out/build.log" cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DKVSERVE_CUDA_ARCHS=90a &&
+    logged '>>' "$out/build.log" cmake --build "$build_dir" -j "$jobs" --target kvserve_tests kvserve_cli; }; then
+    tail -40 "$out/build.log"
+    note "BUILD FAILED"
+    exit 1
+  fi
+}
+
+tests() {
   note "GPU tests ($gpu_filter)"
-  timeout 900 "$tests" --gtest_filter="$gpu_filter" > "$out/gpu-tests.log" 2>&1
-  rc=$?; [ $rc -ne 0 ] && status=1
+  logged '>' "$out/gpu-tests.log" timeout 900 "$tests_bin" --gtest_filter="$gpu_filter" || status=1
+  dry && return
   grep -E "^\[  (PASSED|FAILED)  \]|tests? ran" "$out/gpu-tests.log" | tail -25
   # gtest prints "[  SKIPPED ] Suite.Test" once as each skipped test ends and
   # once more in its closing list: count each test name once.
+  local skipped
   skipped=$(sed -n 's/^\[  SKIPPED \] \([^ ]*\.[^ ]*\).*/\1/p' "$out/gpu-tests.log" | sort -u | wc -l)
   echo "$skipped skipped (no CUDA kernel for the op yet, or one GPU only)"
-fi
+}
 
-if stage memcheck; then
+memcheck() {
   note "compute-sanitizer memcheck on the GPU tests"
   # The statistical sampling tests run the same kernels 10^5 times over; they
   # are left out here (they ran above) to keep memcheck's time in bounds.
-  timeout 900 compute-sanitizer --tool memcheck --error-exitcode 97 --print-limit 20 \
-    "$tests" --gtest_filter="$gpu_filter:-*FollowTheTruncated*:*FollowTheSoftmax*:*FollowTheTarget*" \
-    > "$out/memcheck.log" 2>&1
-  rc=$?; [ $rc -ne 0 ] && status=1
-  grep -E "ERROR SUMMARY|tests ran|FAILED" "$out/memcheck.log" | tail -8
-fi
-
-if stage demo; then
-  note "demo on the GPU, every step checked"
-  timeout 300 "$build/bench/kvserve" demo --device cuda --check > "$out/demo.log" 2>&1 || status=1
-  tail -12 "$out/demo.log"
-fi
-
-if stage bench; then
-  note "benchmarks"
-  cli=$build/bench/kvserve
-  json=$build/bench-json
-  rm -rf "$json" && mkdir -p "$json"
-  for shape in "1 4096" "16 4096" "64 4096" "128 2048" "8 32768" "1 32768"; do
-    set -- $shape
-    "$cli" bench decode --batch "$1" --kv-len "$2" --json "$json/decode-$1-$2.json" >> "$out/bench.log" 2>&1 ||
-      { status=1; note "decode B=$1 L=$2 failed"; }
-  done
-  "$cli" bench decode --batch 64 --kv-len 4096 --layout HND >> "$out/bench.log" 2>&1 || status=1
-  "$cli" bench append --mode decode --batch 256 --json "$json/append-decode.json" >> "$out/bench.log" 2>&1 ||
-    { status=1; note "append decode failed"; }
-  "$cli" bench append --mode ragged --batch 128 --tokens 64 --json "$json/append-ragged.json" \
-    >> "$out/bench.log" 2>&1 || { status=1; note "append ragged failed"; }
-  grep -h "per launch inside a CUDA graph" "$out/gpu-tests.log" >> "$out/bench.log" 2>/dev/null
-  "$cli" bench merge --tokens 8192 --states 8 --num-heads 32 --head-dim 128 --json "$json/merge.json" \
-    >> "$out/bench.log" 2>&1 || { status=1; note "merge failed"; }
-  "$cli" bench cascade --json "$json/cascade.json" >> "$out/bench.log" 2>&1 || { status=1; note "cascade failed"; }
-  for shape in "1024 8192" "4096 4096"; do
-    set -- $shape
-    "$cli" bench paged-prefill --q-len "$1" --kv-len "$2" --json "$json/paged-prefill-$1-$2.json" \
-      >> "$out/bench.log" 2>&1 || { status=1; note "paged-prefill q=$1 L=$2 failed"; }
-  done
-  "$cli" bench prefill --json "$json/prefill.json" >> "$out/bench.log" 2>&1 || { status=1; note "prefill failed"; }
-fi
-
-if stage peers; then
-  note "PyTorch peers"
-  PYTHONUNBUFFERED=1 python3 bench/peers/attention_peers.py --json "$out/peers.json" >> "$out/bench.log" 2>&1 ||
-    { status=1; tail -5 "$out/bench.log"; }
-  PYTHONUNBUFFERED=1 python3 bench/peers/prefill_peers.py --json "$out/prefill-peers.json" >> "$out/bench.log" 2>&1 ||
-    { status=1; tail -5 "$out/bench.log"; }
-fi
-
-# The sampling benchmarks with the CLI of build dir $1, into log $2.
-sampling_benches() {
-  sbench() { timeout 60 "$1/bench/kvserve" bench "${@:3}" --device cuda >> "$2" 2>&1 || { status=1; note "bench ${*:3} failed"; }; }
-  for b in 1 64 512; do sbench "$1" "$2" top-p --batch $b; done
-  sbench "$1" "$2" top-k
-  sbench "$1" "$2" min-p
-  sbench "$1" "$2" top-k-top-p --order k_then_p
-  sbench "$1" "$2" top-k-top-p --order joint
-  sbench "$1" "$2" renorm --kind top-k
-  sbench "$1" "$2" renorm --kind top-p
-  sbench "$1" "$2" mask
-  sbench "$1" "$2" spec-verify
-  sbench "$1" "$2" penalty --history ids
-  sbench "$1" "$2" penalty --history counts
+  logged '>' "$out/memcheck.log" timeout 900 compute-sanitizer --tool memcheck --error-exitcode 97 --print-limit 20 \
+    "$tests_bin" --gtest_filter="$gpu_filter:-*FollowTheTruncated*:*FollowTheSoftmax*:*FollowTheTarget*" || status=1
+  dry || grep -E "ERROR SUMMARY|tests ran|FAILED" "$out/memcheck.log" | tail -8
 }
 
-if stage sampling; then
-  note "sampling benchmarks and their PyTorch peers"
-  sampling_benches "$build" "$out/sampling.log"
-  if [ -n "$baseline_src" ]; then
-    if wait "$baseline_pid"; then sampling_benches "$baseline_build" "$out/sampling-baseline.log"
-    else status=1; note "baseline build failed (baseline-build.log)"; fi
+demo() {
+  note "demo on the GPU, every step checked"
+  logged '>' "$out/demo.log" timeout 300 "$build_dir/bench/kvserve" demo --device cuda --check || status=1
+  dry || tail -12 "$out/demo.log"
+}
+
+bench() {
+  note "benchmarks"
+  x rm -rf "$build_dir/bench-json"
+  x mkdir -p "$build_dir/bench-json"
+  if baseline_ready; then
+    x rm -rf "$baseline_build/bench-json"
+    x mkdir -p "$baseline_build/bench-json"
   fi
-  stage peers && { PYTHONUNBUFFERED=1 timeout 200 python3 bench/peers/sampling_peers.py --json "$out/sampling-peers.json" \
-    > "$out/sampling-peers.log" 2>&1 || status=1; }
-fi
+  benchmarks bench
+  dry || grep -h "per launch inside a CUDA graph" "$out/gpu-tests.log" >> "$out/bench.log" 2>/dev/null
+}
 
-if stage norm; then
+peers() {
+  note "PyTorch peers"
+  logged '>>' "$out/bench.log" env PYTHONUNBUFFERED=1 python3 bench/peers/attention_peers.py --json "$out/peers.json" ||
+    { status=1; tail -5 "$out/bench.log"; }
+  logged '>>' "$out/bench.log" env PYTHONUNBUFFERED=1 python3 bench/peers/prefill_peers.py --json "$out/prefill-peers.json" ||
+    { status=1; tail -5 "$out/bench.log"; }
+}
+
+sampling() {
+  note "sampling benchmarks and their PyTorch peers"
+  benchmarks sampling
+  if stage peers; then
+    logged '>' "$out/sampling-peers.log" env PYTHONUNBUFFERED=1 timeout 200 python3 bench/peers/sampling_peers.py \
+      --json "$out/sampling-peers.json" || status=1
+  fi
+}
+
+norm() {
   note "norm benchmarks and their PyTorch peers"
-  for op in rmsnorm fused-add-rmsnorm qk-norm; do
-    timeout 60 "$build/bench/kvserve" bench $op --device cuda >> "$out/norm.log" 2>&1 || { status=1; note "bench $op failed"; }
-  done
-  stage peers && { PYTHONUNBUFFERED=1 timeout 120 python3 bench/peers/norm_peers.py > "$out/norm-peers.log" 2>&1 ||
-    status=1; }
-fi
+  benchmarks norm
+  if stage peers; then
+    logged '>' "$out/norm-peers.log" env PYTHONUNBUFFERED=1 timeout 120 python3 bench/peers/norm_peers.py || status=1
+  fi
+}
 
-if stage profile; then
+profile() {
   # One untimed warm-up launch (the timed ones are held back by a host
   # callback, which would deadlock against ncu's serialised launches).
   note "Nsight Compute: one decode launch at (B 64, L 4096)"
-  timeout 180 ncu --kernel-name regex:paged_decode --launch-skip 1 --launch-count 1 --section SpeedOfLight \
-    --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-    --section SchedulerStats "$build/bench/kvserve" bench decode --batch 64 --kv-len 4096 --iters 1 --no-check \
-    > "$out/profile.txt" 2>&1 || note "ncu stopped (see profile.txt)"
+  logged '>' "$out/profile.txt" timeout 180 ncu --kernel-name regex:paged_decode --launch-skip 1 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section MemoryWorkloadAnalysis --section SchedulerStats \
+    "$build_dir/bench/kvserve" bench decode --batch 64 --kv-len 4096 --iters 1 --no-check ||
+    note "ncu stopped (see profile.txt)"
   # The sampling kernels run in clusters and share distributed shared
   # memory, which kernel replay could not profile ("Unknown Error" with
   # --set full): replay the whole application instead, one top-p launch at
   # B 512 (the second warm-up launch: timed launches wait on a host
   # callback), for where its warps stall and how often the schedulers issue.
   note "Nsight Compute: one top-p launch at B 512 (application replay)"
-  timeout 240 ncu --replay-mode application --kernel-name regex:sampling_kernel --launch-skip 1 --launch-count 1 \
-    --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats \
-    "$build/bench/kvserve" bench top-p --batch 512 --device cuda --iters 1 --warmup 2 --no-check \
-    > "$out/profile-sampling.txt" 2>&1 || note "ncu stopped (see profile-sampling.txt)"
-fi
+  logged '>' "$out/profile-sampling.txt" timeout 240 ncu --replay-mode application --kernel-name regex:sampling_kernel \
+    --launch-skip 1 --launch-count 1 --section WarpStateStats --section SchedulerStats --section Occupancy \
+    --section LaunchStats "$build_dir/bench/kvserve" bench top-p --batch 512 --device cuda --iters 1 --warmup 2 \
+    --no-check || note "ncu stopped (see profile-sampling.txt)"
+}
 
-if stage sampling; then
-  echo "=== sampling: PyTorch peers (us)"
-  tail -12 "$out/sampling-peers.log" 2>/dev/null
-  echo "=== sampling: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
-  grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling.log" | cut -c1-150
-  if [ -f "$out/sampling-baseline.log" ]; then
-    echo "=== sampling: baseline $baseline_src, same call"
-    grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling-baseline.log" | cut -c1-150
+# The tables, last: sampling and norm rows, issue 4's summary, the A/B table.
+summary() {
+  if ! dry && stage sampling; then
+    echo "=== sampling: PyTorch peers (us)"
+    tail -12 "$out/sampling-peers.log" 2>/dev/null
+    echo "=== sampling: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
+    grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling.log" 2>/dev/null | cut -c1-150
+    if [ -f "$out/sampling-baseline.log" ]; then
+      echo "=== sampling: baseline $baseline_src, same call"
+      grep -E '^(top|min|mask|renorm|spec|penalty)' "$out/sampling-baseline.log" | cut -c1-150
+    fi
   fi
-fi
-if stage norm; then
-  echo "=== norms: PyTorch peers"
-  tail -4 "$out/norm-peers.log" 2>/dev/null
-  echo "=== norms: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
-  grep -E '^(rmsnorm|fused|qk)' "$out/norm.log" | cut -c1-150
-fi
-python3 bench/peers/summarize.py "$build/bench-json" "$out/peers.json" "$out/results.json" "$out/bench.log"
-note "exit status $status (logs in $out)"
+  if ! dry && stage norm; then
+    echo "=== norms: PyTorch peers"
+    tail -4 "$out/norm-peers.log" 2>/dev/null
+    echo "=== norms: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
+    grep -E '^(rmsnorm|fused|qk)' "$out/norm.log" 2>/dev/null | cut -c1-150
+  fi
+  x python3 bench/peers/summarize.py "$build_dir/bench-json" "$out/peers.json" "$out/results.json" "$out/bench.log"
+  if [ -n "$baseline_src" ]; then
+    x python3 bench/peers/benchmarks.py ab "$out/runs" "$build_dir/bench-json" "$baseline_build/bench-json" \
+      --json "$out/ab.json" --baseline-name "$baseline_src"
+  fi
+  note "exit status $status (logs in $out)"
+}
+
+on_term() {
+  trap - TERM
+  status=124
+  note "stopped by SIGTERM (the caller's timeout?): the tables of what ran"
+  summary
+  exit 124
+}
+trap on_term TERM
+
+dry && note "dry run: commands are printed, not run"
+dry || mkdir -p "$out"
+x rm -rf "$out/runs"
+x mkdir -p "$out/runs"
+logged '>' "$out/device.txt" nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+dry || cat "$out/device.txt"
+if [ -n "$baseline_src" ] && { stage bench || stage sampling || stage norm; }; then start_baseline_build; fi
+for s in build tests memcheck demo bench peers sampling norm profile; do
+  stage "$s" && "$s"
+done
+summary
 exit $status
