@@ -1,7 +1,9 @@
 // Where kernels come from. Every op has a CPU kernel (src/cpu); a CUDA kernel
-// exists for the configurations listed in the CUDA kernel table
-// (src/cuda/kernel_table.cpp). Everything else answers Unsupported naming what
-// is missing.
+// exists for the configurations in the CUDA kernel rows
+// (src/cuda/registry/kernel_rows.hpp). Everything else answers Unsupported
+// naming what is missing. The backends' specialisations are declared in
+// cpu/cpu_kernels.hpp and cuda/cuda_kernels.hpp, which include this header;
+// plan_impl.hpp includes both where plans are instantiated.
 #pragma once
 
 #include <string>
@@ -34,8 +36,3 @@ Result<Kernel<Op>> select_backend(const typename Op::Desc& desc, Device device) 
 }
 
 }  // namespace kvserve::detail
-
-#include "cpu/cpu_kernels.hpp"  // declares the CPU specialisations
-#if KVSERVE_WITH_CUDA
-#include "cuda/cuda_kernels.hpp"  // declares the CUDA specialisations
-#endif

@@ -1,6 +1,8 @@
 // The catalogue of ops and compiled kernels this build offers.
-#include "core/backends.hpp"
 #include "kvserve/core.hpp"
+#if KVSERVE_WITH_CUDA
+#include "cuda/cuda_kernels.hpp"
+#endif
 
 namespace kvserve {
 namespace {

@@ -5,6 +5,10 @@
 #include <string>
 
 #include "core/backends.hpp"
+#include "cpu/cpu_kernels.hpp"  // the CPU specialisations
+#if KVSERVE_WITH_CUDA
+#include "cuda/cuda_kernels.hpp"  // the CUDA specialisations
+#endif
 #include "core/check.hpp"
 #include "core/plan_state.hpp"
 

@@ -29,8 +29,12 @@ struct Kernel {
   // Ops with kHasPrepare; null when the backend has nothing to schedule.
   Status (*prepare)(PlanState<Op>&, const PrepareArgs&, Workspace, Stream) = nullptr;
   // Called once by create() (never by supports()) to set up what the plan
-  // keeps, e.g. pinned staging; null when there is nothing to keep.
+  // keeps beside the selection, e.g. pinned staging; null when nothing.
   Status (*create_resources)(PlanState<Op>&) = nullptr;
+  // What the backend selected, kept for prepare() and run() so that they
+  // never select again: on CUDA the kernel row's launcher and the sizing
+  // (src/cuda/common/cuda_plan.hpp); null on the CPU.
+  std::shared_ptr<void> selected;
 };
 
 template <class Op>
@@ -40,9 +44,6 @@ struct PlanState {
   Kernel<Op> kernel;
   // Batch size of the last prepare(); -1 before the first. run() insists on it.
   std::int64_t prepared_batch = -1;
-  // Resources a backend keeps for prepare() (e.g. pinned staging on CUDA),
-  // owned here so that the plan stays the only owner; null on the CPU.
-  std::shared_ptr<void> backend_resources;
 };
 
 // Specialised per op (members defined in the family's rules file).

@@ -2,6 +2,8 @@
 // family's file under src/cpu/.
 #pragma once
 
+#include "core/backends.hpp"  // the primary cpu_kernel<Op> these specialise
+
 #include "kvserve/attention.hpp"
 #include "kvserve/merge.hpp"
 #include "kvserve/gdn.hpp"

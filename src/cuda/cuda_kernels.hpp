@@ -1,6 +1,7 @@
 // What the CUDA backend offers (host-only declarations; no CUDA headers).
-// Ops declared here have CUDA kernels; their configurations are the rows of
-// the kernel table (src/cuda/kernel_table.cpp).
+// Ops declared here have CUDA kernels; their configurations are the kernel
+// rows (src/cuda/registry/kernel_rows.hpp), each op's plan made by the one
+// adapter (src/cuda/common/cuda_plan.hpp).
 #pragma once
 
 #include <vector>
@@ -50,13 +51,13 @@ Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(c
 template <>
 Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc&, Device);
 
-// validate_page_table for a table on a CUDA device (src/cuda/single_decode/
+// validate_page_table for a table on a CUDA device (src/cuda/validation/
 // page_table_check.cpp): one kernel launch and one stream synchronisation; the
 // message is the host check's, on a copy of the table up to the bad entry.
 Status cuda_validate_page_table(std::string_view op, std::string_view name, const PagedKvDesc& desc,
                                 const PagedKv& kv, std::int64_t batch, Stream stream);
 
-// The kernel table as data, for `kvserve list` and the docs.
+// Every kernel row, per op, for `kvserve list` and the docs (registry.cpp).
 std::vector<CompiledKernel> cuda_compiled_kernels();
 
 }  // namespace kvserve::detail

@@ -1,5 +1,7 @@
 #include "cuda/common/runtime.hpp"
 
+#include <cmath>
+
 #include "core/check.hpp"
 
 namespace kvserve::detail::cuda {
@@ -33,6 +35,13 @@ Result<DeviceFacts> device_facts(Device device) {
                           "compute capability"));
   f.arch = "sm_" + std::to_string(f.major * 10 + f.minor);
   return f;
+}
+
+LogitScales logit_scales(const AttentionParams& attn, int head_dim) {
+  const double sm_scale = attn.sm_scale ? *attn.sm_scale : 1.0 / std::sqrt(double(head_dim));
+  const double cap = attn.logits_soft_cap, log2e = 1.4426950408889634;
+  return {static_cast<float>(cap > 0 ? sm_scale / cap : sm_scale * log2e),
+          static_cast<float>(cap > 0 ? cap * log2e : 0.0)};
 }
 
 Status check_16_byte_rows(std::string_view op, std::string_view name, const TensorView& t, int strided_dims) {

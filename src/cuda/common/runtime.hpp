@@ -32,6 +32,27 @@ class DeviceScope {
   cudaError_t error_ = cudaSuccess;
 };
 
+// Runs `step` (returning Status) with `device` current: how every CUDA
+// plan's prepare() and run() reach their device.
+template <class Step>
+Status on_device(Device device, std::string_view op, Step&& step) {
+  DeviceScope scope(device);
+  if (Status s = cuda_status(scope.error(), op, "selecting " + device.to_string()); !s) return s;
+  return step();
+}
+
+// The Status of a kernel launcher's result (a cudaError_t as int, so that
+// launcher declarations need no CUDA headers).
+inline Status launched(std::string_view op, int error) {
+  return cuda_status(static_cast<cudaError_t>(error), op, "kernel launch");
+}
+
+// Runs `launch` (a launcher call) with `device` current.
+template <class Launch>
+Status launch_on(Device device, std::string_view op, Launch&& launch) {
+  return on_device(device, op, [&] { return launched(op, launch()); });
+}
+
 struct DeviceFacts {
   int sm_count = 0;
   int major = 0, minor = 0;
@@ -40,6 +61,14 @@ struct DeviceFacts {
 Result<DeviceFacts> device_facts(Device device);
 
 inline cudaStream_t stream_of(Stream s) { return static_cast<cudaStream_t>(s.handle); }
+
+// The attention kernels take logits in base 2: without a soft-cap q is
+// scaled by sm_scale * log2 e (sm_scale defaults to 1 / sqrt(head_dim));
+// with one, tanh sees s / cap and the cap carries the log2 e.
+struct LogitScales {
+  float q_scale, cap_log2;
+};
+LogitScales logit_scales(const AttentionParams& attn, int head_dim);
 
 // Element strides of a paged pool by role: NHD pools are [page, slot, head, d],
 // HND pools [page, head, slot, d].

@@ -13,6 +13,7 @@
 
 #include "cuda/common/device_types.cuh"
 #include "cuda/kv_cache/append_params.hpp"
+#include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
 

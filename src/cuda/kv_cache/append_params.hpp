@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -37,7 +38,9 @@ struct AppendParams {
   float v_inv_scale[kAppendMaxScaledHeads] = {};
 };
 
-template <DType Row, DType Pool>
-int launch_append(const AppendParams& p, void* stream);
+// Launches the kernel on `stream`; returns the cudaError_t as an int.
+using AppendLaunch = int (*)(const AppendParams& p, void* stream);
+// The launcher of every append row (kv_cache/append.cu).
+RowLaunchers<AppendLaunch> append_launchers();
 
 }  // namespace kvserve::detail::cuda

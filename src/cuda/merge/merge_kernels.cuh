@@ -17,6 +17,7 @@
 
 #include "cuda/common/device_types.cuh"
 #include "cuda/merge/merge_params.hpp"
+#include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
 
@@ -118,7 +119,7 @@ int launch_merge(const MergeParams& p, void* stream) {
   if (p.tokens == 0) return static_cast<int>(cudaSuccess);
   // Heads per block: as many as the block's chunks (kMergeRowsInFlight per
   // thread) and the lse staging area (N x heads floats) hold; the plan
-  // refuses N > kMergeMaxStates, and the kernel table at most 256 chunks a head.
+  // refuses N > kMergeMaxStates, and the merge plan at most 256 chunks a head.
   constexpr int kElems = 16 / static_cast<int>(sizeof(storage_t<T>));
   int heads_per_block = std::min(p.num_heads, kMergeRowsInFlight * kMergeThreads / (p.head_dim / kElems));
   if (p.num_states > 0) heads_per_block = std::min(heads_per_block, kMergeStagedLse / p.num_states);
@@ -131,5 +132,11 @@ int launch_merge(const MergeParams& p, void* stream) {
   kernel<<<grid, kMergeThreads, smem, static_cast<cudaStream_t>(stream)>>>(p, heads_per_block);
   return static_cast<int>(cudaGetLastError());
 }
+
+// A merge row's launcher (instantiated by merge_<dtype>.cu).
+template <KernelRow R>
+struct MergeRow {
+  static constexpr MergeLaunch launch = &launch_merge<R.q>;
+};
 
 }  // namespace kvserve::detail::cuda

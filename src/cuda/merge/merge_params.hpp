@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -41,7 +42,11 @@ inline constexpr int kMergeStagedLse = 12288;
 inline constexpr int kMergeMaxStates = kMergeStagedLse;  // at least one head's lse must fit
 
 // Launches the merge kernel of dtype T; the cudaError_t as an int.
-template <DType T>
-int launch_merge(const MergeParams& p, void* stream);
+// Launches the kernel on `stream`; returns the cudaError_t as an int.
+using MergeLaunch = int (*)(const MergeParams& p, void* stream);
+// The launchers of the merge rows of one state dtype (merge/merge_<dtype>.cu).
+RowLaunchers<MergeLaunch> merge_launchers_f16();
+RowLaunchers<MergeLaunch> merge_launchers_bf16();
+RowLaunchers<MergeLaunch> merge_launchers_f32();
 
 }  // namespace kvserve::detail::cuda

@@ -1,11 +1,10 @@
-// Multi-query attention and slot-merge kernels over bf16 (rows of src/cuda/kernel_table.cpp).
+// Multi-query attention and slot-merge kernels over bf16 (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/multi_query/multi_query_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_multi_query<DType::bf16, 64>(const MultiQueryParams&, void*);
-template int launch_multi_query<DType::bf16, 128>(const MultiQueryParams&, void*);
-template int launch_multi_query<DType::bf16, 256>(const MultiQueryParams&, void*);
-template int launch_slot_merge<DType::bf16>(const SlotMergeParams&, void*);
+RowLaunchers<MultiQueryLaunch> multi_query_launchers_bf16() {
+  return instantiate_shard<MultiQueryLaunch, Family::multi_query, q_is<DType::bf16>, MultiQueryRow>();
+}
 
 }  // namespace kvserve::detail::cuda

@@ -9,49 +9,35 @@
 
 namespace kvserve::detail::cuda {
 
-Status create_multi_query_resources(std::string_view op, Device device, DType q, DType kv, int head_dim,
-                                    const std::function<MultiQuerySizing(int sm_count)>& sizing,
-                                    std::shared_ptr<void>* resources) {
-  auto kernel = find_multi_query_kernel(op, q, kv, head_dim);
-  if (!kernel) return kernel.status();
-  auto facts = device_facts(device);
-  if (!facts) return facts.status();
-  auto r = std::make_shared<MultiQueryResources>();
-  r->kernel = *kernel;
-  r->sizing = sizing(facts->sm_count);
-  auto staging = PinnedStaging::create(device, r->sizing.staging_bytes);
+namespace {
+const LaunchTable<MultiQueryLaunch> kMultiQueryLaunchers{multi_query_launchers_f16(), multi_query_launchers_bf16()};
+}  // namespace
+
+Result<MultiQueryLaunch> find_multi_query(std::string_view op, DType q, DType kv, int head_dim) {
+  auto row = find_row(op, Family::multi_query, {q, kv, head_dim});
+  if (!row) return row.status();
+  return kMultiQueryLaunchers[*row];
+}
+
+Status create_staging(ScheduledMultiQuery& s, Device device) {
+  auto staging = PinnedStaging::create(device, s.sizing.staging_bytes);
   if (!staging) return staging.status();
-  r->staging = std::move(*staging);
-  *resources = std::move(r);
+  s.staging = std::move(*staging);
   return Status::ok();
 }
 
-Status stage_schedule(std::string_view op, Device device, MultiQueryResources& r, Workspace ws, Stream stream,
+Status stage_schedule(std::string_view op, Device device, ScheduledMultiQuery& s, Workspace ws, Stream stream,
                       const std::function<std::size_t(void* staging)>& build) {
-  DeviceScope scope(device);
-  KVSERVE_TRY(cuda_status(scope.error(), op, "selecting " + device.to_string()));
-  auto buffer = r.staging->acquire(op);
-  if (!buffer) return buffer.status();
-  return r.staging->copy_to_device(op, ws.data, build(*buffer), stream_of(stream));
-}
-
-KernelInfo multi_query_info(std::string_view op, std::string arch, std::string config, bool batch_invariant) {
-  KernelInfo info;
-  info.backend = Backend::cuda;
-  info.arch = std::move(arch);
-  info.op = std::string(op);
-  info.config = std::move(config);
-  info.precision = Precision{DType::f32, DType::f32, /*deterministic=*/true, batch_invariant};
-  return info;
+  return on_device(device, op, [&]() -> Status {
+    auto buffer = s.staging->acquire(op);
+    if (!buffer) return buffer.status();
+    return s.staging->copy_to_device(op, ws.data, build(*buffer), stream_of(stream));
+  });
 }
 
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim) {
-  const double sm_scale = attn.sm_scale ? *attn.sm_scale : 1.0 / std::sqrt(double(head_dim));
-  const double cap = attn.logits_soft_cap, log2e = 1.4426950408889634;
-  // Without a cap the scores go to base 2 directly; with one, tanh sees
-  // s / cap and the cap carries log2 e.
-  p->q_scale = static_cast<float>(cap > 0 ? sm_scale / cap : sm_scale * log2e);
-  p->cap_log2 = static_cast<float>(cap > 0 ? cap * log2e : 0.0);
+  const LogitScales scales = logit_scales(attn, head_dim);
+  p->q_scale = scales.q_scale, p->cap_log2 = scales.cap_log2;
   p->window_left = attn.window_left;
 }
 
@@ -80,21 +66,21 @@ void set_schedule(MultiQueryParams* p, const MultiQuerySizing& z, void* ws) {
 
 Status use_prefill_requests(std::string_view op, MultiQueryParams* p, std::int64_t max_tiles) {
   if (max_tiles > 65535)
-    return Status::unsupported(std::string(op) + ": " + std::to_string(max_tiles) +
-                               " tiles of query rows (per KV head), more than the 65535 one launch holds");
+    return no_kernel(op, std::to_string(max_tiles) + " tiles of query rows per KV head",
+                     "up to the 65535 one launch holds");
   p->requests = reinterpret_cast<const MultiQueryRequest*>(p->items);
   p->items = nullptr;
   p->max_items = static_cast<int>(max_tiles);
   return Status::ok();
 }
 
-Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryKernelEntry& kernel,
+Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryLaunch& launch,
                                  const MultiQueryParams& attend, const SlotMergeParams* merge, Stream stream) {
-  DeviceScope scope(device);
-  KVSERVE_TRY(cuda_status(scope.error(), op, "selecting " + device.to_string()));
-  KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(kernel.attend(attend, stream.handle)), op, "attention launch"));
-  if (merge == nullptr) return Status::ok();
-  return cuda_status(static_cast<cudaError_t>(kernel.merge(*merge, stream.handle)), op, "merge launch");
+  return on_device(device, op, [&]() -> Status {
+    KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(launch.attend(attend, stream.handle)), op, "attention launch"));
+    if (merge == nullptr) return Status::ok();
+    return cuda_status(static_cast<cudaError_t>(launch.merge(*merge, stream.handle)), op, "merge launch");
+  });
 }
 
 }  // namespace kvserve::detail::cuda

@@ -9,33 +9,39 @@
 
 #include "cuda/common/staging.hpp"
 
-#include "cuda/kernel_table.hpp"
+#include "cuda/common/runtime.hpp"
 #include "cuda/multi_query/multi_query_schedule.hpp"
 #include "kvserve/attention.hpp"
 
 namespace kvserve::detail::cuda {
 
-// What a plan on the multi-query kernel keeps (PlanState::backend_resources).
-struct MultiQueryResources {
-  MultiQueryKernelEntry kernel;
+// The multi-query row for (q, kv, head_dim): the one lookup of a plan on
+// the multi-query kernel; `op` names the asking op.
+Result<MultiQueryLaunch> find_multi_query(std::string_view op, DType q, DType kv, int head_dim);
+
+// What a plan with a schedule keeps (CascadeAttention, BatchPagedPrefill,
+// BatchRaggedPrefill): its launchers, the sizing, and pinned staging.
+struct ScheduledMultiQuery {
+  MultiQueryLaunch launch;
   MultiQuerySizing sizing;
-  std::unique_ptr<PinnedStaging> staging;
+  std::unique_ptr<PinnedStaging> staging;  // made by create()
 };
 
-// Looks the kernel up, sizes the plan from the device's SM count and
-// allocates its pinned staging, into *resources.
-Status create_multi_query_resources(std::string_view op, Device device, DType q, DType kv, int head_dim,
-                                    const std::function<MultiQuerySizing(int sm_count)>& sizing,
-                                    std::shared_ptr<void>* resources);
+// The traits those plans share (src/cuda/common/cuda_plan.hpp).
+struct ScheduledMultiQueryTraits {
+  using Selected = ScheduledMultiQuery;
+  static std::size_t workspace_bytes(const Selected& s) { return s.sizing.workspace_bytes; }
+  // The schedule is a pure function of the lengths: deterministic.
+  static Precision precision_of(bool batch_invariant) { return {DType::f32, DType::f32, true, batch_invariant}; }
+};
+
+// create(): the pinned staging prepare() builds schedules in.
+Status create_staging(ScheduledMultiQuery& s, Device device);
 
 // prepare(): builds the schedule in pinned staging (`build` returns the
 // bytes written) and copies it into the workspace on `stream`.
-Status stage_schedule(std::string_view op, Device device, MultiQueryResources& r, Workspace ws, Stream stream,
+Status stage_schedule(std::string_view op, Device device, ScheduledMultiQuery& s, Workspace ws, Stream stream,
                       const std::function<std::size_t(void* staging)>& build);
-
-// The identity and promise of a plan on the multi-query kernel: fp32
-// products and sums, deterministic; `config` the configuration text.
-KernelInfo multi_query_info(std::string_view op, std::string arch, std::string config, bool batch_invariant);
 
 // Logits in base 2 from sm_scale (default 1 / sqrt(head_dim)) and soft-cap.
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim);
@@ -52,7 +58,7 @@ Status use_prefill_requests(std::string_view op, MultiQueryParams* p, std::int64
 
 // Launches the attention pass, then (when `merge` is given) the slot merge
 // of `merge->rows` rows, on `stream` with the plan's device current.
-Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryKernelEntry& kernel,
+Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryLaunch& launch,
                                  const MultiQueryParams& attend, const SlotMergeParams* merge, Stream stream);
 
 }  // namespace kvserve::detail::cuda

@@ -15,6 +15,7 @@
 #include "cuda/common/device_types.cuh"
 #include "cuda/common/mma.cuh"
 #include "cuda/multi_query/multi_query_params.hpp"
+#include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
 
@@ -392,5 +393,11 @@ int launch_slot_merge(const SlotMergeParams& p, void* stream) {
   slot_merge_kernel<T><<<blocks, 128, 0, static_cast<cudaStream_t>(stream)>>>(p);
   return static_cast<int>(cudaGetLastError());
 }
+
+// A multi-query row's launchers (instantiated by multi_query_<dtype>.cu).
+template <KernelRow R>
+struct MultiQueryRow {
+  static constexpr MultiQueryLaunch launch{&launch_multi_query<R.q, R.head_dim>, &launch_slot_merge<R.q>};
+};
 
 }  // namespace kvserve::detail::cuda

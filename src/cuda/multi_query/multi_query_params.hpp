@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -151,14 +152,14 @@ constexpr MultiQueryShape multi_query_shape(int head_dim) {
   return s;
 }
 
-// Launchers of one compiled configuration (T in {f16, bf16}); they return
-// the cudaError_t of the launch as an int.
-using MultiQueryLaunch = int (*)(const MultiQueryParams&, void* stream);
-using SlotMergeLaunch = int (*)(const SlotMergeParams&, void* stream);
-
-template <DType T, int HeadDim>
-int launch_multi_query(const MultiQueryParams& p, void* stream);
-template <DType T>
-int launch_slot_merge(const SlotMergeParams& p, void* stream);
+// A multi-query row's launchers: the attention pass and the slot merge of
+// its dtype; each returns the cudaError_t of the launch as an int.
+struct MultiQueryLaunch {
+  int (*attend)(const MultiQueryParams&, void* stream);
+  int (*merge)(const SlotMergeParams&, void* stream);
+};
+// The launchers of the multi-query rows of one dtype (multi_query_<dtype>.cu).
+RowLaunchers<MultiQueryLaunch> multi_query_launchers_f16();
+RowLaunchers<MultiQueryLaunch> multi_query_launchers_bf16();
 
 }  // namespace kvserve::detail::cuda

@@ -14,7 +14,7 @@
 
 #include "core/check.hpp"
 #include "core/paged_kv_rules.hpp"
-#include "cuda/common/runtime.hpp"
+#include "cuda/common/cuda_plan.hpp"
 #include "cuda/cuda_kernels.hpp"
 #include "cuda/multi_query/multi_query_host.hpp"
 
@@ -59,202 +59,190 @@ void set_contiguous_kv(MultiQueryParams* prm, const TensorView& k, const TensorV
 
 // prepare() of the batched ops: request b's queries are rows qo_indptr[b]..
 // of q, its keys `kv[b]`.
-Status prepare_requests(std::string_view op, Device device, MultiQueryResources& r, std::span<const std::int32_t> qo_indptr,
+Status prepare_requests(std::string_view op, Device device, ScheduledMultiQuery& s, std::span<const std::int32_t> qo_indptr,
                         std::span<const KvSpan> kv, Workspace ws, Stream stream) {
-  return stage_schedule(op, device, r, ws, stream, [&](void* staging) {
-    return build_prefill_schedule(r.sizing, qo_indptr, kv, staging);
+  return stage_schedule(op, device, s, ws, stream, [&](void* staging) {
+    return build_prefill_schedule(s.sizing, qo_indptr, kv, staging);
   });
 }
 
 // run() of the batched ops once `prm` holds the query side and K/V.
-Status run_requests(std::string_view op, Device device, const MultiQueryResources& r, MultiQueryParams& prm,
+Status run_requests(std::string_view op, Device device, const ScheduledMultiQuery& s, MultiQueryParams& prm,
                     std::int64_t total_q, std::int64_t batch, Workspace ws, Stream stream) {
-  set_schedule(&prm, r.sizing, ws.data);
-  KVSERVE_TRY(use_prefill_requests(op, &prm, prefill_max_tiles(r.sizing, total_q, batch)));
-  return launch_multi_query_passes(op, device, r.kernel, prm, nullptr, stream);
+  set_schedule(&prm, s.sizing, ws.data);
+  KVSERVE_TRY(use_prefill_requests(op, &prm, prefill_max_tiles(s.sizing, total_q, batch)));
+  return launch_multi_query_passes(op, device, s.launch, prm, nullptr, stream);
 }
 
-// What a prefill op's selection depends on. max_batch 0: no prepare and no
-// workspace (SinglePrefill).
-struct PrefillShape {
-  DType q, kv;
-  int head_dim, head_dim_v;  // head_dim_v 0: head_dim
-  int max_batch = 0, num_qo_heads = 0, num_kv_heads = 0;
+// The row every prefill op looks up, with V rows as wide as K's (what the
+// kernel serves; head_dim_v 0 means head_dim).
+Result<MultiQueryLaunch> prefill_launch(std::string_view op, DType q, DType kv, int head_dim, int head_dim_v) {
+  auto launch = find_multi_query(op, q, kv, head_dim);
+  if (!launch) return launch.status();
+  if (head_dim_v != 0 && head_dim_v != head_dim)
+    return no_kernel(op, "head_dim_v " + std::to_string(head_dim_v) + " != head_dim " + std::to_string(head_dim),
+                     "head_dim_v = head_dim");
+  return launch;
+}
+
+// The batched ops: the row, and the sizing of the request records.
+Result<ScheduledMultiQuery> select_requests(std::string_view op, DType q, DType kv, int head_dim, int head_dim_v,
+                                            int max_batch, int num_qo_heads, int num_kv_heads, int sm_count) {
+  auto launch = prefill_launch(op, q, kv, head_dim, head_dim_v);
+  if (!launch) return launch.status();
+  return ScheduledMultiQuery{*launch, prefill_sizing(max_batch, num_qo_heads, num_kv_heads, head_dim, sm_count),
+                             nullptr};
+}
+
+std::string tile_text(const MultiQuerySizing& z) {
+  return " rows=" + std::to_string(z.shape.rows) + " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
+         std::to_string(z.shape.stages);
+}
+
+// Rows never split across blocks, so every prefill row is batch invariant.
+struct BatchedPrefillTraits : ScheduledMultiQueryTraits {
+  static Precision precision(const auto&) { return precision_of(/*batch_invariant=*/true); }
+  static Status create(Selected& s, const auto&, Device device) { return create_staging(s, device); }
 };
-
-// The selection every prefill op shares: the kernel table, V rows as wide
-// as K's (what the kernel serves), the workspace and a batch-invariant
-// identity (rows never split across blocks). The op sets run / prepare.
-template <class Op>
-Result<Kernel<Op>> prefill_kernel(Device device, const PrefillShape& s, std::string config) {
-  auto entry = find_multi_query_kernel(Op::kName, s.q, s.kv, s.head_dim);
-  if (!entry) return entry.status();
-  if (s.head_dim_v != 0 && s.head_dim_v != s.head_dim)
-    return Status::unsupported(std::string(Op::kName) + ": no CUDA kernel for head_dim_v " +
-                               std::to_string(s.head_dim_v) + " != head_dim " + std::to_string(s.head_dim) +
-                               " (built: head_dim_v = head_dim)");
-  auto facts = device_facts(device);
-  if (!facts) return facts.status();
-  Kernel<Op> k;
-  if (s.max_batch > 0) {
-    const MultiQuerySizing z = prefill_sizing(s.max_batch, s.num_qo_heads, s.num_kv_heads, s.head_dim, facts->sm_count);
-    config += " rows=" + std::to_string(z.shape.rows) + " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
-              std::to_string(z.shape.stages);
-    k.workspace_bytes = z.workspace_bytes;
-  }
-  k.info = multi_query_info(Op::kName, facts->arch, std::move(config), /*batch_invariant=*/true);
-  return k;
-}
 
 // ------------------------------------------------------ BatchPagedPrefill --
 
-Status create_paged_prefill_resources(PlanState<BatchPagedPrefill>& p) {
-  const auto& d = p.desc;
-  return create_multi_query_resources(
-      BatchPagedPrefill::kName, p.device, d.q_dtype, d.kv.dtype, d.kv.head_dim,
-      [&](int sm_count) {
-        return prefill_sizing(d.max_batch, d.num_qo_heads, d.kv.num_kv_heads, d.kv.head_dim, sm_count);
-      },
-      &p.backend_resources);
-}
+struct BatchPagedPrefillTraits : BatchedPrefillTraits {
+  using Op = BatchPagedPrefill;
 
-Status prepare_paged_prefill(PlanState<BatchPagedPrefill>& p, const PagedPrefillLengths& host, Workspace ws,
-                             Stream stream) {
-  const std::size_t batch = host.qo_indptr.size() - 1;
-  std::vector<KvSpan> kv(batch);
-  for (std::size_t b = 0; b < batch; ++b)
-    kv[b] = {host.kv.indptr[b], paged_kv_len(host.kv.indptr.data(), host.kv.last_page_len.data(),
-                                             static_cast<std::int64_t>(b), p.desc.kv.page_size)};
-  return prepare_requests(BatchPagedPrefill::kName, p.device, *static_cast<MultiQueryResources*>(p.backend_resources.get()),
-                          host.qo_indptr, kv, ws, stream);
-}
+  static Result<Selected> select(const BatchPagedPrefillDesc& d, const DeviceFacts& facts) {
+    return select_requests(Op::kName, d.q_dtype, d.kv.dtype, d.kv.head_dim, 0, d.max_batch, d.num_qo_heads,
+                           d.kv.num_kv_heads, facts.sm_count);
+  }
+  static std::string config(const BatchPagedPrefillDesc& d, const Selected& s) {
+    return paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : "") + tile_text(s.sizing);
+  }
 
-Status run_paged_prefill(const PlanState<BatchPagedPrefill>& p, const BatchPagedPrefillArgs& a, Workspace ws,
-                         Stream stream) {
-  constexpr const char* op = BatchPagedPrefill::kName;
-  const auto& d = p.desc;
-  const std::int64_t total_q = a.q.shape[0], batch = a.qo_indptr.shape[0] - 1;
-  if (total_q == 0 || batch == 0) return Status::ok();
-  MultiQueryParams prm;
-  KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.kv.head_dim}, &prm));
-  KVSERVE_TRY(check_16_byte_rows(op, "kv.k_pages", a.kv.k_pages, 3));
-  KVSERVE_TRY(check_16_byte_rows(op, "kv.v_pages", a.kv.v_pages, 3));
-  set_paged_pools(&prm, d.kv, a.kv.k_pages, a.kv.v_pages);
-  prm.indices[0] = a.kv.indices.ptr<const std::int32_t>();
-  return run_requests(op, p.device, *static_cast<const MultiQueryResources*>(p.backend_resources.get()), prm,
-                      total_q, batch, ws, stream);
-}
+  static Status prepare(Selected& s, const BatchPagedPrefillDesc& d, Device device, const PagedPrefillLengths& host,
+                        Workspace ws, Stream stream) {
+    const std::size_t batch = host.qo_indptr.size() - 1;
+    std::vector<KvSpan> kv(batch);
+    for (std::size_t b = 0; b < batch; ++b)
+      kv[b] = {host.kv.indptr[b], paged_kv_len(host.kv.indptr.data(), host.kv.last_page_len.data(),
+                                               static_cast<std::int64_t>(b), d.kv.page_size)};
+    return prepare_requests(Op::kName, device, s, host.qo_indptr, kv, ws, stream);
+  }
+
+  static Status run(const Selected& s, const BatchPagedPrefillDesc& d, Device device, const BatchPagedPrefillArgs& a,
+                    Workspace ws, Stream stream) {
+    constexpr const char* op = Op::kName;
+    const std::int64_t total_q = a.q.shape[0], batch = a.qo_indptr.shape[0] - 1;
+    if (total_q == 0 || batch == 0) return Status::ok();
+    MultiQueryParams prm;
+    KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.kv.head_dim}, &prm));
+    KVSERVE_TRY(check_16_byte_rows(op, "kv.k_pages", a.kv.k_pages, 3));
+    KVSERVE_TRY(check_16_byte_rows(op, "kv.v_pages", a.kv.v_pages, 3));
+    set_paged_pools(&prm, d.kv, a.kv.k_pages, a.kv.v_pages);
+    prm.indices[0] = a.kv.indices.ptr<const std::int32_t>();
+    return run_requests(op, device, s, prm, total_q, batch, ws, stream);
+  }
+};
 
 // ----------------------------------------------------- BatchRaggedPrefill --
 
-Status create_ragged_prefill_resources(PlanState<BatchRaggedPrefill>& p) {
-  const auto& d = p.desc;
-  return create_multi_query_resources(
-      BatchRaggedPrefill::kName, p.device, d.dtype, d.dtype, d.head_dim,
-      [&](int sm_count) { return prefill_sizing(d.max_batch, d.num_qo_heads, d.num_kv_heads, d.head_dim, sm_count); },
-      &p.backend_resources);
-}
+struct BatchRaggedPrefillTraits : BatchedPrefillTraits {
+  using Op = BatchRaggedPrefill;
 
-Status prepare_ragged_prefill(PlanState<BatchRaggedPrefill>& p, const RaggedLengths& host, Workspace ws,
-                              Stream stream) {
-  const std::size_t batch = host.qo_indptr.size() - 1;
-  std::vector<KvSpan> kv(batch);
-  for (std::size_t b = 0; b < batch; ++b) kv[b] = {host.kv_indptr[b], host.kv_indptr[b + 1] - host.kv_indptr[b]};
-  return prepare_requests(BatchRaggedPrefill::kName, p.device,
-                          *static_cast<MultiQueryResources*>(p.backend_resources.get()), host.qo_indptr, kv, ws,
-                          stream);
-}
+  static Result<Selected> select(const BatchRaggedPrefillDesc& d, const DeviceFacts& facts) {
+    return select_requests(Op::kName, d.dtype, d.dtype, d.head_dim, d.head_dim_v, d.max_batch, d.num_qo_heads,
+                           d.num_kv_heads, facts.sm_count);
+  }
+  static std::string config(const BatchRaggedPrefillDesc& d, const Selected& s) {
+    return "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
+           (d.causal ? " causal" : "") + tile_text(s.sizing);
+  }
 
-Status run_ragged_prefill(const PlanState<BatchRaggedPrefill>& p, const BatchRaggedPrefillArgs& a, Workspace ws,
-                          Stream stream) {
-  constexpr const char* op = BatchRaggedPrefill::kName;
-  const auto& d = p.desc;
-  const std::int64_t total_q = a.q.shape[0], batch = a.qo_indptr.shape[0] - 1;
-  if (total_q == 0 || batch == 0) return Status::ok();
-  MultiQueryParams prm;
-  KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.head_dim}, &prm));
-  KVSERVE_TRY(check_16_byte_rows(op, "k", a.k, 2));
-  KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 2));
-  set_contiguous_kv(&prm, a.k, a.v, /*token_dim=*/0, /*head_dim=*/1);
-  return run_requests(op, p.device, *static_cast<const MultiQueryResources*>(p.backend_resources.get()), prm,
-                      total_q, batch, ws, stream);
-}
+  static Status prepare(Selected& s, const BatchRaggedPrefillDesc&, Device device, const RaggedLengths& host,
+                        Workspace ws, Stream stream) {
+    const std::size_t batch = host.qo_indptr.size() - 1;
+    std::vector<KvSpan> kv(batch);
+    for (std::size_t b = 0; b < batch; ++b) kv[b] = {host.kv_indptr[b], host.kv_indptr[b + 1] - host.kv_indptr[b]};
+    return prepare_requests(Op::kName, device, s, host.qo_indptr, kv, ws, stream);
+  }
+
+  static Status run(const Selected& s, const BatchRaggedPrefillDesc& d, Device device,
+                    const BatchRaggedPrefillArgs& a, Workspace ws, Stream stream) {
+    constexpr const char* op = Op::kName;
+    const std::int64_t total_q = a.q.shape[0], batch = a.qo_indptr.shape[0] - 1;
+    if (total_q == 0 || batch == 0) return Status::ok();
+    MultiQueryParams prm;
+    KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.head_dim}, &prm));
+    KVSERVE_TRY(check_16_byte_rows(op, "k", a.k, 2));
+    KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 2));
+    set_contiguous_kv(&prm, a.k, a.v, /*token_dim=*/0, /*head_dim=*/1);
+    return run_requests(op, device, s, prm, total_q, batch, ws, stream);
+  }
+};
 
 // ---------------------------------------------------------- SinglePrefill --
 
-Status keep_single_prefill_kernel(PlanState<SinglePrefill>& p) {
-  const auto& d = p.desc;
-  auto kernel = find_multi_query_kernel(SinglePrefill::kName, d.dtype, d.dtype, d.head_dim);
-  if (!kernel) return kernel.status();
-  p.backend_resources = std::make_shared<MultiQueryKernelEntry>(*kernel);
-  return Status::ok();
-}
+struct SinglePrefillTraits {
+  using Op = SinglePrefill;
+  struct Selected {
+    MultiQueryLaunch launch;
+  };
 
-Status run_single_prefill(const PlanState<SinglePrefill>& p, const SinglePrefillArgs& a, Workspace, Stream stream) {
-  constexpr const char* op = SinglePrefill::kName;
-  const auto& d = p.desc;
-  const bool nhd = d.layout == KvLayout::NHD;
-  const std::int64_t q_len = a.q.shape[0], kv_len = nhd ? a.k.shape[0] : a.k.shape[1];
-  if (q_len == 0) return Status::ok();
-  const int group = d.num_qo_heads / d.num_kv_heads;
-  const int rows = multi_query_shape(d.head_dim).rows;
-  const std::int64_t tiles = (q_len * group + rows - 1) / rows;
-  if (tiles > 65535 || kv_len > INT32_MAX)
-    return Status::unsupported(std::string(op) + ": no CUDA kernel for q_len " + std::to_string(q_len) +
-                               " and kv_len " + std::to_string(kv_len) +
-                               " (built: up to 65535 tiles of query rows per KV head, kv_len < 2^31)");
-  MultiQueryParams prm;
-  KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.head_dim}, &prm));
-  KVSERVE_TRY(check_16_byte_rows(op, "k", a.k, 2));
-  KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 2));
-  set_contiguous_kv(&prm, a.k, a.v, /*token_dim=*/nhd ? 0 : 1, /*head_dim=*/nhd ? 1 : 0);
-  prm.num_qo_heads = d.num_qo_heads, prm.num_kv_heads = d.num_kv_heads, prm.group = group;
-  prm.rows_per_tile = rows;
-  prm.max_items = static_cast<int>(tiles);
-  prm.single[0].q_len = static_cast<std::int32_t>(q_len);
-  prm.single[0].kv_len = static_cast<std::int32_t>(kv_len);
-  prm.single[1].first_tile = static_cast<std::int32_t>(tiles);
-  return launch_multi_query_passes(op, p.device, *static_cast<const MultiQueryKernelEntry*>(p.backend_resources.get()),
-                                   prm, nullptr, stream);
-}
+  static Result<Selected> select(const SinglePrefillDesc& d, const DeviceFacts&) {
+    auto launch = prefill_launch(Op::kName, d.dtype, d.dtype, d.head_dim, d.head_dim_v);
+    if (!launch) return launch.status();
+    return Selected{*launch};
+  }
+  static std::string config(const SinglePrefillDesc& d, const Selected&) {
+    return "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
+           " layout=" + std::string(name_of(d.layout)) + (d.causal ? " causal" : "");
+  }
+  static Precision precision(const SinglePrefillDesc&) {
+    return ScheduledMultiQueryTraits::precision_of(/*batch_invariant=*/true);
+  }
+
+  static Status run(const Selected& s, const SinglePrefillDesc& d, Device device, const SinglePrefillArgs& a,
+                    Workspace, Stream stream) {
+    constexpr const char* op = Op::kName;
+    const bool nhd = d.layout == KvLayout::NHD;
+    const std::int64_t q_len = a.q.shape[0], kv_len = nhd ? a.k.shape[0] : a.k.shape[1];
+    if (q_len == 0) return Status::ok();
+    const int group = d.num_qo_heads / d.num_kv_heads;
+    const int rows = multi_query_shape(d.head_dim).rows;
+    const std::int64_t tiles = (q_len * group + rows - 1) / rows;
+    if (tiles > 65535 || kv_len > INT32_MAX)
+      return no_kernel(op, "q_len " + std::to_string(q_len) + " and kv_len " + std::to_string(kv_len),
+                       "up to 65535 tiles of query rows per KV head, kv_len < 2^31");
+    MultiQueryParams prm;
+    KVSERVE_TRY(prefill_params(op, {a.q, a.out, a.lse, d.causal, d.attn, d.head_dim}, &prm));
+    KVSERVE_TRY(check_16_byte_rows(op, "k", a.k, 2));
+    KVSERVE_TRY(check_16_byte_rows(op, "v", a.v, 2));
+    set_contiguous_kv(&prm, a.k, a.v, /*token_dim=*/nhd ? 0 : 1, /*head_dim=*/nhd ? 1 : 0);
+    prm.num_qo_heads = d.num_qo_heads, prm.num_kv_heads = d.num_kv_heads, prm.group = group;
+    prm.rows_per_tile = rows;
+    prm.max_items = static_cast<int>(tiles);
+    prm.single[0].q_len = static_cast<std::int32_t>(q_len);
+    prm.single[0].kv_len = static_cast<std::int32_t>(kv_len);
+    prm.single[1].first_tile = static_cast<std::int32_t>(tiles);
+    return launch_multi_query_passes(op, device, s.launch, prm, nullptr, stream);
+  }
+};
 
 }  // namespace
 }  // namespace cuda
 
 template <>
 Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc& d, Device device) {
-  auto k = cuda::prefill_kernel<BatchPagedPrefill>(
-      device, {d.q_dtype, d.kv.dtype, d.kv.head_dim, 0, d.max_batch, d.num_qo_heads, d.kv.num_kv_heads},
-      paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : ""));
-  if (!k) return k;
-  k->run = cuda::run_paged_prefill;
-  k->prepare = cuda::prepare_paged_prefill;
-  k->create_resources = cuda::create_paged_prefill_resources;
-  return k;
+  return cuda::CudaPlan<cuda::BatchPagedPrefillTraits>::kernel(d, device);
 }
 
 template <>
 Result<Kernel<BatchRaggedPrefill>> cuda_kernel<BatchRaggedPrefill>(const BatchRaggedPrefillDesc& d, Device device) {
-  auto k = cuda::prefill_kernel<BatchRaggedPrefill>(
-      device, {d.dtype, d.dtype, d.head_dim, d.head_dim_v, d.max_batch, d.num_qo_heads, d.num_kv_heads},
-      "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) + (d.causal ? " causal" : ""));
-  if (!k) return k;
-  k->run = cuda::run_ragged_prefill;
-  k->prepare = cuda::prepare_ragged_prefill;
-  k->create_resources = cuda::create_ragged_prefill_resources;
-  return k;
+  return cuda::CudaPlan<cuda::BatchRaggedPrefillTraits>::kernel(d, device);
 }
 
 template <>
 Result<Kernel<SinglePrefill>> cuda_kernel<SinglePrefill>(const SinglePrefillDesc& d, Device device) {
-  auto k = cuda::prefill_kernel<SinglePrefill>(device, {d.dtype, d.dtype, d.head_dim, d.head_dim_v},
-                                               "dtype=" + std::string(name_of(d.dtype)) + " d=" +
-                                                   std::to_string(d.head_dim) + " layout=" +
-                                                   std::string(name_of(d.layout)) + (d.causal ? " causal" : ""));
-  if (!k) return k;
-  k->run = cuda::run_single_prefill;
-  k->create_resources = cuda::keep_single_prefill_kernel;
-  return k;
+  return cuda::CudaPlan<cuda::SinglePrefillTraits>::kernel(d, device);
 }
 
 }  // namespace kvserve::detail

@@ -10,6 +10,7 @@
 
 #include "cuda/common/device_types.cuh"
 #include "cuda/norm/norm_params.hpp"
+#include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
 namespace {
@@ -117,8 +118,10 @@ int launch_rms_norm(const RmsNormParams& p, void* stream) {
   return static_cast<int>(cudaGetLastError());
 }
 
-template int launch_rms_norm<DType::f16>(const RmsNormParams&, void*);
-template int launch_rms_norm<DType::bf16>(const RmsNormParams&, void*);
-template int launch_rms_norm<DType::f32>(const RmsNormParams&, void*);
+template <KernelRow R>
+struct NormRow {
+  static constexpr NormLaunch launch = &launch_rms_norm<R.q>;
+};
+RowLaunchers<NormLaunch> norm_launchers() { return instantiate_shard<NormLaunch, Family::norm, every_row, NormRow>(); }
 
 }  // namespace kvserve::detail::cuda

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -41,7 +42,9 @@ constexpr int norm_team(int chunks) {
   return team;
 }
 
-template <DType T>
-int launch_rms_norm(const RmsNormParams& p, void* stream);
+// Launches the kernel on `stream`; returns the cudaError_t as an int.
+using NormLaunch = int (*)(const RmsNormParams& p, void* stream);
+// The launcher of every norm row (norm/norm.cu).
+RowLaunchers<NormLaunch> norm_launchers();
 
 }  // namespace kvserve::detail::cuda

@@ -1,10 +1,10 @@
-// Paged-decode kernels over bf16 pools (rows of src/cuda/kernel_table.cpp).
+// Paged-decode kernels over bf16 pools (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/paged_decode/decode_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_decode<DType::bf16, DType::bf16, 64>(const DecodeParams&, void*);
-template int launch_decode<DType::bf16, DType::bf16, 128>(const DecodeParams&, void*);
-template int launch_decode<DType::bf16, DType::bf16, 256>(const DecodeParams&, void*);
+RowLaunchers<DecodeLaunch> decode_launchers_bf16() {
+  return instantiate_shard<DecodeLaunch, Family::paged_decode, kv_is<DType::bf16>, DecodeRow>();
+}
 
 }  // namespace kvserve::detail::cuda

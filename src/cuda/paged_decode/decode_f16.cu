@@ -1,10 +1,10 @@
-// Paged-decode kernels over f16 pools (rows of src/cuda/kernel_table.cpp).
+// Paged-decode kernels over f16 pools (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/paged_decode/decode_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_decode<DType::f16, DType::f16, 64>(const DecodeParams&, void*);
-template int launch_decode<DType::f16, DType::f16, 128>(const DecodeParams&, void*);
-template int launch_decode<DType::f16, DType::f16, 256>(const DecodeParams&, void*);
+RowLaunchers<DecodeLaunch> decode_launchers_f16() {
+  return instantiate_shard<DecodeLaunch, Family::paged_decode, kv_is<DType::f16>, DecodeRow>();
+}
 
 }  // namespace kvserve::detail::cuda

@@ -1,10 +1,10 @@
-// Paged-decode kernels over f32 pools (rows of src/cuda/kernel_table.cpp).
+// Paged-decode kernels over f32 pools (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/paged_decode/decode_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_decode<DType::f32, DType::f32, 64>(const DecodeParams&, void*);
-template int launch_decode<DType::f32, DType::f32, 128>(const DecodeParams&, void*);
-template int launch_decode<DType::f32, DType::f32, 256>(const DecodeParams&, void*);
+RowLaunchers<DecodeLaunch> decode_launchers_f32() {
+  return instantiate_shard<DecodeLaunch, Family::paged_decode, kv_is<DType::f32>, DecodeRow>();
+}
 
 }  // namespace kvserve::detail::cuda

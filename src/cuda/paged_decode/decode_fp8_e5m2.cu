@@ -1,13 +1,10 @@
-// Paged-decode kernels over fp8_e5m2 pools (rows of src/cuda/kernel_table.cpp).
+// Paged-decode kernels over fp8_e5m2 pools (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/paged_decode/decode_kernel.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_decode<DType::f16, DType::fp8_e5m2, 64>(const DecodeParams&, void*);
-template int launch_decode<DType::f16, DType::fp8_e5m2, 128>(const DecodeParams&, void*);
-template int launch_decode<DType::f16, DType::fp8_e5m2, 256>(const DecodeParams&, void*);
-template int launch_decode<DType::bf16, DType::fp8_e5m2, 64>(const DecodeParams&, void*);
-template int launch_decode<DType::bf16, DType::fp8_e5m2, 128>(const DecodeParams&, void*);
-template int launch_decode<DType::bf16, DType::fp8_e5m2, 256>(const DecodeParams&, void*);
+RowLaunchers<DecodeLaunch> decode_launchers_fp8_e5m2() {
+  return instantiate_shard<DecodeLaunch, Family::paged_decode, kv_is<DType::fp8_e5m2>, DecodeRow>();
+}
 
 }  // namespace kvserve::detail::cuda

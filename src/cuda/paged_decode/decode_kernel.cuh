@@ -14,6 +14,7 @@
 #include "cuda/paged_decode/decode_mma_kernel.cuh"
 #include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
+#include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
 
@@ -254,5 +255,11 @@ int launch_decode(const DecodeParams& p, void* stream) {
   kernel<<<grid, shape.threads, shape.smem_bytes, static_cast<cudaStream_t>(stream)>>>(p);
   return static_cast<int>(cudaGetLastError());
 }
+
+// A paged-decode row's launcher (instantiated by decode_<kv>.cu).
+template <KernelRow R>
+struct DecodeRow {
+  static constexpr DecodeLaunch launch = &launch_decode<R.q, R.kv, R.head_dim>;
+};
 
 }  // namespace kvserve::detail::cuda

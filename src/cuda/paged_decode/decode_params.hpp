@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -69,9 +70,12 @@ struct DecodeParams {
 // (a cudaStream_t); returns the cudaError_t of the launch as an int so that
 // this header stays free of CUDA types.
 using DecodeLaunch = int (*)(const DecodeParams&, void* stream);
-
-template <DType Q, DType KV, int HeadDim>
-int launch_decode(const DecodeParams& p, void* stream);
+// The launchers of the paged-decode rows over one pool dtype (decode_<kv>.cu).
+RowLaunchers<DecodeLaunch> decode_launchers_f16();
+RowLaunchers<DecodeLaunch> decode_launchers_bf16();
+RowLaunchers<DecodeLaunch> decode_launchers_f32();
+RowLaunchers<DecodeLaunch> decode_launchers_fp8_e4m3();
+RowLaunchers<DecodeLaunch> decode_launchers_fp8_e5m2();
 
 // Blocks of the CUDA-core kernel (256 threads, 48 KB of shared memory): 4
 // fit an SM (192 KB of its 227 KB, 1024 of its 2048 threads, <= 64 registers).

@@ -1,13 +1,14 @@
 // Sampling, SamplingRenorm, ChainSpeculativeSampling and TokenPenalty on
-// CUDA: the kernel identity each plan reports, and run(), which turns the
-// checked arguments into the kernels' parameter structs and launches them.
-// No workspace, no prepare, no host synchronisation: per-row seeds, offsets
+// CUDA: the row each op looks up, how its kernel walks rows of the plan's
+// vocabulary (found once, at create), and run(), which turns the checked
+// arguments into the kernels' parameter structs and launches them. No
+// workspace, no prepare, no host synchronisation: per-row seeds, offsets
 // and parameters are read on the device, so every run is graph-capturable.
 #include <string>
-#include <type_traits>
 
-#include "cuda/common/runtime.hpp"
+#include "cuda/common/cuda_plan.hpp"
 #include "cuda/cuda_kernels.hpp"
+#include "cuda/registry/registry.hpp"
 #include "cuda/sampling/sampling_params.hpp"
 
 namespace kvserve::detail {
@@ -29,49 +30,7 @@ RandomParams random_params(const Args& a) {
   return {a.seed, a.offset, optional_ptr<std::int32_t>(a.seeds), optional_ptr<std::int32_t>(a.offsets)};
 }
 
-// Makes the plan's device current and launches; `launch(stream)` returns a
-// cudaError_t as int.
-template <class Launch>
-Status launch_on(Device device, const char* op, Launch&& launch, Stream stream) {
-  DeviceScope scope(device);
-  KVSERVE_TRY(cuda_status(scope.error(), op, "selecting " + device.to_string()));
-  return cuda_status(static_cast<cudaError_t>(launch(stream.handle)), op, "kernel launch");
-}
-
-// create_resources of the row-kernel plans: how the kernel walks rows of the
-// plan's vocabulary on its device, found once (RowLaunch) so that run() asks
-// the device nothing.
-// `Describe` takes the plan's vocabulary, or the whole plan state where the
-// kernel depends on more of the description.
-template <class Op, auto Describe>
-Status describe_row_launch(PlanState<Op>& p) {
-  DeviceScope scope(p.device);
-  KVSERVE_TRY(cuda_status(scope.error(), Op::kName, "selecting " + p.device.to_string()));
-  auto launch = std::make_shared<RowLaunch>();
-  int error;
-  if constexpr (std::is_invocable_v<decltype(Describe), int, RowLaunch*>) error = Describe(p.desc.vocab, launch.get());
-  else error = Describe(p, launch.get());
-  KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(error), Op::kName, "preparing the kernel launch"));
-  p.backend_resources = std::move(launch);
-  return Status::ok();
-}
-
-// The sampling kernel is instantiated per input kind and filter, the renorm
-// kernel per kind.
-int describe_sampling_of(const PlanState<Sampling>& p, RowLaunch* out) {
-  return describe_sampling(p.desc.input, p.desc.filter, p.desc.vocab, out);
-}
-int describe_renorm_of(const PlanState<SamplingRenorm>& p, RowLaunch* out) {
-  return describe_renorm(p.desc.kind, p.desc.vocab, out);
-}
-
-template <class Op>
-const RowLaunch& row_launch(const PlanState<Op>& p) {
-  return *static_cast<const RowLaunch*>(p.backend_resources.get());
-}
-
-Status run_sampling(const PlanState<Sampling>& plan, const SamplingArgs& a, Workspace, Stream stream) {
-  const SamplingDesc& d = plan.desc;
+Status run_sampling(const RowLaunch& rows, const SamplingDesc& d, Device device, const SamplingArgs& a, Stream stream) {
   SamplingParams p;
   p.input = a.input.ptr<const float>();
   p.input_stride = a.input.strides[0];
@@ -87,12 +46,11 @@ Status run_sampling(const PlanState<Sampling>& plan, const SamplingArgs& a, Work
   p.min_p = row_param(d.min_p, a.min_p);
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, Sampling::kName, [&](void* s) { return launch_sampling(p, row_launch(plan), s); },
-                   stream);
+  return launch_on(device, Sampling::kName, [&] { return launch_sampling(p, rows, stream.handle); });
 }
 
-Status run_renorm(const PlanState<SamplingRenorm>& plan, const SamplingRenormArgs& a, Workspace, Stream stream) {
-  const SamplingRenormDesc& d = plan.desc;
+Status run_renorm(const RowLaunch& rows, const SamplingRenormDesc& d, Device device, const SamplingRenormArgs& a,
+                  Stream stream) {
   RenormParams p;
   p.input = a.input.ptr<const float>();
   p.input_stride = a.input.strides[0];
@@ -104,12 +62,11 @@ Status run_renorm(const PlanState<SamplingRenorm>& plan, const SamplingRenormArg
   p.top_k = row_param(std::int32_t{d.top_k}, a.top_k);
   p.top_p = row_param(d.top_p, a.top_p);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, SamplingRenorm::kName, [&](void* s) { return launch_renorm(p, row_launch(plan), s); },
-                   stream);
+  return launch_on(device, SamplingRenorm::kName, [&] { return launch_renorm(p, rows, stream.handle); });
 }
 
-Status run_speculative(const PlanState<ChainSpeculativeSampling>& plan, const ChainSpeculativeSamplingArgs& a,
-                       Workspace, Stream stream) {
+Status run_speculative(const RowLaunch& rows, const ChainSpeculativeSamplingDesc& d, Device device,
+                       const ChainSpeculativeSamplingArgs& a, Stream stream) {
   SpeculativeParams p;
   p.draft_ids = a.draft_token_ids.ptr<const std::int32_t>();
   p.draft_ids_stride_b = a.draft_token_ids.strides[0], p.draft_ids_stride_t = a.draft_token_ids.strides[1];
@@ -122,16 +79,14 @@ Status run_speculative(const PlanState<ChainSpeculativeSampling>& plan, const Ch
   p.accepted = a.accepted.defined() ? a.accepted.ptr<std::int32_t>() : nullptr;
   p.emitted = a.emitted.defined() ? a.emitted.ptr<std::int32_t>() : nullptr;
   p.batch = static_cast<int>(a.draft_token_ids.shape[0]);
-  p.vocab = plan.desc.vocab;
-  p.num_draft = plan.desc.num_draft_tokens;
+  p.vocab = d.vocab;
+  p.num_draft = d.num_draft_tokens;
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(plan.device, ChainSpeculativeSampling::kName,
-                   [&](void* s) { return launch_speculative(p, row_launch(plan), s); }, stream);
+  return launch_on(device, ChainSpeculativeSampling::kName, [&] { return launch_speculative(p, rows, stream.handle); });
 }
 
-Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& a, Workspace, Stream stream) {
-  const TokenPenaltyDesc& d = plan.desc;
+Status run_penalty(const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a, Stream stream) {
   PenaltyParams p;
   p.logits = a.logits.ptr<float>();
   p.logits_stride = a.logits.strides[0];
@@ -149,35 +104,7 @@ Status run_penalty(const PlanState<TokenPenalty>& plan, const TokenPenaltyArgs& 
   p.frequency = row_param(d.frequency, a.frequency);
   p.presence = row_param(d.presence, a.presence);
   if (p.batch == 0 || (p.token_ids && p.history_len == 0)) return Status::ok();
-  return launch_on(plan.device, TokenPenalty::kName, [&](void* s) { return launch_penalty(p, s); }, stream);
-}
-
-// Every kernel of the family: integer (fixed-point) decisions and IEEE f32
-// steps in a fixed order, so deterministic, and one cluster per row, so batch
-// invariant.
-Result<KernelInfo> sampling_info(Device device, const char* op, std::string config) {
-  auto facts = device_facts(device);
-  if (!facts) return facts.status();
-  KernelInfo info;
-  info.backend = Backend::cuda;
-  info.arch = facts->arch;
-  info.op = op;
-  info.config = std::move(config);
-  info.precision = Precision{DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/true};
-  return info;
-}
-
-template <class Op>
-Result<Kernel<Op>> make_kernel(Device device, std::string config,
-                               Status (*run)(const PlanState<Op>&, const typename Op::Args&, Workspace, Stream),
-                               Status (*create_resources)(PlanState<Op>&) = nullptr) {
-  auto info = sampling_info(device, Op::kName, std::move(config));
-  if (!info) return info.status();
-  Kernel<Op> k;
-  k.info = std::move(*info);
-  k.run = run;
-  k.create_resources = create_resources;
-  return k;
+  return launch_on(device, TokenPenalty::kName, [&] { return launch_penalty(p, stream.handle); });
 }
 
 // How a row is walked (sm_90 and later; older GPUs use clusters of one).
@@ -193,42 +120,111 @@ std::string text(std::string_view field, std::string_view value) {
   return std::string(field) + "=" + std::string(value);
 }
 
+
+// What every op of the family shares: its row (f32 rows of any vocabulary),
+// and the promise: integer (fixed-point) decisions and IEEE f32 steps in a
+// fixed order, so deterministic, and one cluster per row, so batch invariant.
+template <class SamplingOp, Family F>
+struct SamplingTraitsBase {
+  using Op = SamplingOp;
+  struct Selected {
+    RowLaunch rows;  // how the kernel walks a row, found by create()
+  };
+  static Result<Selected> select(const typename Op::Desc&, const DeviceFacts&) {
+    auto row = find_row(Op::kName, F, {DType::f32, DType::f32, kAnyHeadDim});
+    if (!row) return row.status();
+    return Selected{};
+  }
+  static Precision precision(const typename Op::Desc&) {
+    return {DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/true};
+  }
+};
+
+// create(): `describe(launch)` fills the RowLaunch with the plan's device
+// current (it asks the device what a cluster may hold).
+template <class Describe>
+Status describe_rows_on(Device device, std::string_view op, RowLaunch* rows, Describe&& describe) {
+  return on_device(device, op, [&] {
+    return cuda_status(static_cast<cudaError_t>(describe(rows)), op, "preparing the kernel launch");
+  });
+}
+
+struct SamplingTraits : SamplingTraitsBase<Sampling, Family::sampling> {
+  static std::string config(const SamplingDesc& d, const Selected&) {
+    return text("input", name_of(d.input)) + " " + text("filter", name_of(d.filter)) + " " +
+           text("params", name_of(d.params)) + " " + text("random", name_of(d.random)) + " " + row_text(d.vocab);
+  }
+  static Status create(Selected& s, const SamplingDesc& d, Device device) {
+    return describe_rows_on(device, Op::kName, &s.rows,
+                            [&](RowLaunch* out) { return describe_sampling(d.input, d.filter, d.vocab, out); });
+  }
+  static Status run(const Selected& s, const SamplingDesc& d, Device device, const SamplingArgs& a, Workspace,
+                    Stream stream) {
+    return run_sampling(s.rows, d, device, a, stream);
+  }
+};
+
+struct SamplingRenormTraits : SamplingTraitsBase<SamplingRenorm, Family::renorm> {
+  static std::string config(const SamplingRenormDesc& d, const Selected&) {
+    return text("kind", name_of(d.kind)) + " " + text("params", name_of(d.params)) + " " + row_text(d.vocab);
+  }
+  static Status create(Selected& s, const SamplingRenormDesc& d, Device device) {
+    return describe_rows_on(device, Op::kName, &s.rows,
+                            [&](RowLaunch* out) { return describe_renorm(d.kind, d.vocab, out); });
+  }
+  static Status run(const Selected& s, const SamplingRenormDesc& d, Device device, const SamplingRenormArgs& a,
+                    Workspace, Stream stream) {
+    return run_renorm(s.rows, d, device, a, stream);
+  }
+};
+
+struct ChainSpeculativeSamplingTraits : SamplingTraitsBase<ChainSpeculativeSampling, Family::speculative> {
+  static std::string config(const ChainSpeculativeSamplingDesc& d, const Selected&) {
+    return "n=" + std::to_string(d.num_draft_tokens) + " " + text("random", name_of(d.random)) + " " +
+           row_text(d.vocab);
+  }
+  static Status create(Selected& s, const ChainSpeculativeSamplingDesc& d, Device device) {
+    return describe_rows_on(device, Op::kName, &s.rows,
+                            [&](RowLaunch* out) { return describe_speculative(d.vocab, out); });
+  }
+  static Status run(const Selected& s, const ChainSpeculativeSamplingDesc& d, Device device,
+                    const ChainSpeculativeSamplingArgs& a, Workspace, Stream stream) {
+    return run_speculative(s.rows, d, device, a, stream);
+  }
+};
+
+struct TokenPenaltyTraits : SamplingTraitsBase<TokenPenalty, Family::penalty> {
+  static std::string config(const TokenPenaltyDesc& d, const Selected&) {
+    return text("history", name_of(d.history)) + " " + text("params", name_of(d.params));
+  }
+  static Status run(const Selected&, const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a, Workspace,
+                    Stream stream) {
+    return run_penalty(d, device, a, stream);
+  }
+};
+
 }  // namespace
 }  // namespace cuda
 
 template <>
 Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device device) {
-  return cuda::make_kernel<Sampling>(
-      device,
-      cuda::text("input", name_of(d.input)) + " " + cuda::text("filter", name_of(d.filter)) + " " +
-          cuda::text("params", name_of(d.params)) + " " + cuda::text("random", name_of(d.random)) +
-          " " + cuda::row_text(d.vocab),
-      cuda::run_sampling, cuda::describe_row_launch<Sampling, cuda::describe_sampling_of>);
+  return cuda::CudaPlan<cuda::SamplingTraits>::kernel(d, device);
 }
 
 template <>
 Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormDesc& d, Device device) {
-  return cuda::make_kernel<SamplingRenorm>(
-      device, cuda::text("kind", name_of(d.kind)) + " " + cuda::text("params", name_of(d.params)) +
-                  " " + cuda::row_text(d.vocab),
-      cuda::run_renorm, cuda::describe_row_launch<SamplingRenorm, cuda::describe_renorm_of>);
+  return cuda::CudaPlan<cuda::SamplingRenormTraits>::kernel(d, device);
 }
 
 template <>
 Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc& d,
                                                                               Device device) {
-  return cuda::make_kernel<ChainSpeculativeSampling>(
-      device,
-      "n=" + std::to_string(d.num_draft_tokens) + " " + cuda::text("random", name_of(d.random)) + " " +
-          cuda::row_text(d.vocab),
-      cuda::run_speculative, cuda::describe_row_launch<ChainSpeculativeSampling, cuda::describe_speculative>);
+  return cuda::CudaPlan<cuda::ChainSpeculativeSamplingTraits>::kernel(d, device);
 }
 
 template <>
 Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc& d, Device device) {
-  return cuda::make_kernel<TokenPenalty>(
-      device, cuda::text("history", name_of(d.history)) + " " + cuda::text("params", name_of(d.params)),
-      cuda::run_penalty);
+  return cuda::CudaPlan<cuda::TokenPenaltyTraits>::kernel(d, device);
 }
 
 }  // namespace kvserve::detail

@@ -1,10 +1,10 @@
-// SingleDecode kernels over f32 caches (rows of src/cuda/kernel_table.cpp).
+// SingleDecode kernels over f32 caches (its rows of src/cuda/registry/kernel_rows.hpp).
 #include "cuda/single_decode/single_decode_kernels.cuh"
 
 namespace kvserve::detail::cuda {
 
-template int launch_single_decode<DType::f32, 64>(const SingleDecodeParams&, void*);
-template int launch_single_decode<DType::f32, 128>(const SingleDecodeParams&, void*);
-template int launch_single_decode<DType::f32, 256>(const SingleDecodeParams&, void*);
+RowLaunchers<SingleDecodeLaunch> single_decode_launchers_f32() {
+  return instantiate_shard<SingleDecodeLaunch, Family::single_decode, q_is<DType::f32>, SingleDecodeRow>();
+}
 
 }  // namespace kvserve::detail::cuda

@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "cuda/common/device_types.cuh"
+#include "cuda/registry/instantiate.hpp"
 #include "cuda/single_decode/single_decode_params.hpp"
 
 namespace kvserve::detail::cuda {
@@ -155,5 +156,11 @@ int launch_single_decode(const SingleDecodeParams& p, void* stream) {
   single_decode_combine_kernel<T, HeadDim><<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(p);
   return static_cast<int>(cudaGetLastError());
 }
+
+// A single-decode row's launcher (instantiated by single_decode_<dtype>.cu).
+template <KernelRow R>
+struct SingleDecodeRow {
+  static constexpr SingleDecodeLaunch launch = &launch_single_decode<R.q, R.head_dim>;
+};
 
 }  // namespace kvserve::detail::cuda

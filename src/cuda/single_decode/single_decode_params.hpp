@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -36,9 +37,12 @@ struct SingleDecodeParams {
   std::int64_t lse_stride_b = 0, lse_stride_h = 0;
 };
 
-// Launches the split kernel and the combine kernel of (T, head_dim) on the
-// stream; the cudaError_t as an int.
-template <DType T, int HeadDim>
-int launch_single_decode(const SingleDecodeParams& p, void* stream);
+// Launches a row's split kernel and combine kernel on the stream; the
+// cudaError_t as an int.
+using SingleDecodeLaunch = int (*)(const SingleDecodeParams& p, void* stream);
+// The launchers of the single-decode rows of one dtype (single_decode_<dtype>.cu).
+RowLaunchers<SingleDecodeLaunch> single_decode_launchers_f16();
+RowLaunchers<SingleDecodeLaunch> single_decode_launchers_bf16();
+RowLaunchers<SingleDecodeLaunch> single_decode_launchers_f32();
 
 }  // namespace kvserve::detail::cuda

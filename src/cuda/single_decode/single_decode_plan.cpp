@@ -1,4 +1,4 @@
-// SingleDecode on CUDA: selection from the kernel table, the split chosen in
+// SingleDecode on CUDA: the row for (dtype, head_dim), the split chosen in
 // run() from the shape (host arithmetic, no device call), and the launch.
 //
 // Split: blocks of kSingleDecodeWarps warps, each warp one partial state.
@@ -12,15 +12,17 @@
 #include <string>
 
 #include "core/check.hpp"
-#include "cuda/common/runtime.hpp"
+#include "cuda/common/cuda_plan.hpp"
 #include "cuda/cuda_kernels.hpp"
-#include "cuda/kernel_table.hpp"
+#include "cuda/single_decode/single_decode_params.hpp"
 
 namespace kvserve::detail {
 namespace cuda {
 namespace {
 
-constexpr const char* kOp = SingleDecode::kName;
+const LaunchTable<SingleDecodeLaunch> kSingleDecodeLaunchers{
+    single_decode_launchers_f16(), single_decode_launchers_bf16(), single_decode_launchers_f32()};
+
 constexpr std::int64_t kTargetBlocks = 512;    // about 4 blocks per SM on an H100
 constexpr std::int64_t kMinSplitTokens = 256;  // 64 keys per warp
 
@@ -36,92 +38,78 @@ std::int64_t state_capacity(const SingleDecodeDesc& d) {
   return blocks * kSingleDecodeWarps * (d.num_qo_heads / d.num_kv_heads);
 }
 
-std::size_t partial_out_bytes(const SingleDecodeDesc& d) {
-  return static_cast<std::size_t>(state_capacity(d)) * d.head_dim * sizeof(float);
-}
+struct SingleDecodeTraits {
+  using Op = SingleDecode;
+  struct Selected {
+    SingleDecodeLaunch launch;
+    std::size_t partial_out_bytes, workspace_bytes;
+  };
 
-SingleDecodeLaunch launch_of(const PlanState<SingleDecode>& p) {
-  return *static_cast<const SingleDecodeLaunch*>(p.backend_resources.get());
-}
-
-Status keep_launcher(PlanState<SingleDecode>& p) {
-  auto entry = find_single_decode_kernel(kOp, p.desc.dtype, p.desc.head_dim);
-  if (!entry) return entry.status();
-  p.backend_resources = std::make_shared<SingleDecodeLaunch>(entry->launch);
-  return Status::ok();
-}
-
-Status run_single_decode(const PlanState<SingleDecode>& p, const SingleDecodeArgs& a, Workspace ws, Stream stream) {
-  const auto& d = p.desc;
-  const std::int64_t batch = a.q.shape[0];
-  if (batch == 0) return Status::ok();
-  KVSERVE_TRY(check_16_byte_rows(kOp, "q", a.q, 2));
-  KVSERVE_TRY(check_16_byte_rows(kOp, "k", a.k, 3));
-  KVSERVE_TRY(check_16_byte_rows(kOp, "v", a.v, 3));
-  KVSERVE_TRY(check_16_byte_rows(kOp, "out", a.out, 2));
-
-  SingleDecodeParams prm;
-  prm.batch = batch;
-  prm.num_qo_heads = d.num_qo_heads, prm.num_kv_heads = d.num_kv_heads, prm.group = d.num_qo_heads / d.num_kv_heads;
-  prm.max_len = a.k.shape[2];
-  prm.num_states = static_cast<int>(splits_for(batch, d.num_kv_heads, prm.max_len)) * kSingleDecodeWarps;
-  prm.q = a.q.data;
-  prm.q_stride_b = a.q.strides[0], prm.q_stride_h = a.q.strides[1];
-  prm.k = a.k.data, prm.v = a.v.data;
-  prm.k_stride_b = a.k.strides[0], prm.k_stride_h = a.k.strides[1], prm.k_stride_l = a.k.strides[2];
-  prm.v_stride_b = a.v.strides[0], prm.v_stride_h = a.v.strides[1], prm.v_stride_l = a.v.strides[2];
-  if (a.kv_len.defined()) prm.kv_len = a.kv_len.ptr<const std::int32_t>();
-  const double sm_scale = d.attn.sm_scale ? *d.attn.sm_scale : 1.0 / std::sqrt(double(d.head_dim));
-  const double cap = d.attn.logits_soft_cap;
-  // Without a cap logits are taken in base 2 directly (q.k * sm_scale * log2 e);
-  // with one, tanh sees s / cap and the cap carries the log2 e.
-  prm.q_scale = static_cast<float>(cap > 0 ? sm_scale / cap : sm_scale * 1.4426950408889634);
-  prm.cap_log2 = static_cast<float>(cap > 0 ? cap * 1.4426950408889634 : 0.0);
-  prm.window_left = d.attn.window_left;
-  prm.partial_out = static_cast<float*>(ws.data);
-  prm.partial_lse = reinterpret_cast<float*>(static_cast<char*>(ws.data) + partial_out_bytes(d));
-  prm.out = a.out.data;
-  prm.out_stride_b = a.out.strides[0], prm.out_stride_h = a.out.strides[1];
-  if (a.lse.defined()) {
-    prm.lse = a.lse.ptr<float>();
-    prm.lse_stride_b = a.lse.strides[0], prm.lse_stride_h = a.lse.strides[1];
+  static Result<Selected> select(const SingleDecodeDesc& d, const DeviceFacts&) {
+    auto row = find_row(Op::kName, Family::single_decode, {d.dtype, d.dtype, d.head_dim});
+    if (!row) return row.status();
+    if (d.kv_split_tokens > 0)
+      return no_kernel(Op::kName, "a fixed split (kv_split_tokens " + std::to_string(d.kv_split_tokens) + ")",
+                       "a split by the shape");
+    if (d.max_batch > 65535)  // grid.z
+      return no_kernel(Op::kName, "max_batch " + std::to_string(d.max_batch), "up to the 65535 rows one launch holds");
+    const std::size_t states = static_cast<std::size_t>(state_capacity(d));
+    const std::size_t partial_out = states * d.head_dim * sizeof(float);
+    return Selected{kSingleDecodeLaunchers[*row], partial_out, partial_out + states * sizeof(float)};
   }
+  static std::string config(const SingleDecodeDesc& d, const Selected&) {
+    return "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
+           " warps=" + std::to_string(kSingleDecodeWarps) + " split=auto:min" + std::to_string(kMinSplitTokens);
+  }
+  // fp32 products and sums in a fixed order for a given shape; the split
+  // count depends on the batch size, so a row's bits depend on the batch.
+  static Precision precision(const SingleDecodeDesc&) {
+    return {DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/false};
+  }
+  static std::size_t workspace_bytes(const Selected& s) { return s.workspace_bytes; }
 
-  DeviceScope scope(p.device);
-  KVSERVE_TRY(cuda_status(scope.error(), kOp, "selecting " + p.device.to_string()));
-  return cuda_status(static_cast<cudaError_t>(launch_of(p)(prm, stream.handle)), kOp, "kernel launch");
-}
+  static Status run(const Selected& s, const SingleDecodeDesc& d, Device device, const SingleDecodeArgs& a,
+                    Workspace ws, Stream stream) {
+    const std::int64_t batch = a.q.shape[0];
+    if (batch == 0) return Status::ok();
+    KVSERVE_TRY(check_16_byte_rows(Op::kName, "q", a.q, 2));
+    KVSERVE_TRY(check_16_byte_rows(Op::kName, "k", a.k, 3));
+    KVSERVE_TRY(check_16_byte_rows(Op::kName, "v", a.v, 3));
+    KVSERVE_TRY(check_16_byte_rows(Op::kName, "out", a.out, 2));
+
+    SingleDecodeParams prm;
+    prm.batch = batch;
+    prm.num_qo_heads = d.num_qo_heads, prm.num_kv_heads = d.num_kv_heads;
+    prm.group = d.num_qo_heads / d.num_kv_heads;
+    prm.max_len = a.k.shape[2];
+    prm.num_states = static_cast<int>(splits_for(batch, d.num_kv_heads, prm.max_len)) * kSingleDecodeWarps;
+    prm.q = a.q.data;
+    prm.q_stride_b = a.q.strides[0], prm.q_stride_h = a.q.strides[1];
+    prm.k = a.k.data, prm.v = a.v.data;
+    prm.k_stride_b = a.k.strides[0], prm.k_stride_h = a.k.strides[1], prm.k_stride_l = a.k.strides[2];
+    prm.v_stride_b = a.v.strides[0], prm.v_stride_h = a.v.strides[1], prm.v_stride_l = a.v.strides[2];
+    if (a.kv_len.defined()) prm.kv_len = a.kv_len.ptr<const std::int32_t>();
+    const LogitScales scales = logit_scales(d.attn, d.head_dim);
+    prm.q_scale = scales.q_scale, prm.cap_log2 = scales.cap_log2;
+    prm.window_left = d.attn.window_left;
+    prm.partial_out = static_cast<float*>(ws.data);
+    prm.partial_lse = reinterpret_cast<float*>(static_cast<char*>(ws.data) + s.partial_out_bytes);
+    prm.out = a.out.data;
+    prm.out_stride_b = a.out.strides[0], prm.out_stride_h = a.out.strides[1];
+    if (a.lse.defined()) {
+      prm.lse = a.lse.ptr<float>();
+      prm.lse_stride_b = a.lse.strides[0], prm.lse_stride_h = a.lse.strides[1];
+    }
+    return launch_on(device, Op::kName, [&] { return s.launch(prm, stream.handle); });
+  }
+};
 
 }  // namespace
 }  // namespace cuda
 
 template <>
 Result<Kernel<SingleDecode>> cuda_kernel<SingleDecode>(const SingleDecodeDesc& d, Device device) {
-  constexpr const char* op = SingleDecode::kName;
-  auto entry = cuda::find_single_decode_kernel(op, d.dtype, d.head_dim);
-  if (!entry) return entry.status();
-  if (d.kv_split_tokens > 0)
-    return Status::unsupported(std::string(op) + ": no CUDA kernel with a fixed split (kv_split_tokens " +
-                               std::to_string(d.kv_split_tokens) + "); the built kernel splits by the shape");
-  if (d.max_batch > 65535)  // grid.z
-    return Status::unsupported(std::string(op) + ": max_batch " + std::to_string(d.max_batch) +
-                               " is more than the 65535 rows one CUDA launch holds");
-  auto facts = cuda::device_facts(device);
-  if (!facts) return facts.status();
-  Kernel<SingleDecode> k;
-  k.info.backend = Backend::cuda;
-  k.info.arch = facts->arch;
-  k.info.op = op;
-  k.info.config = "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-                  " warps=" + std::to_string(cuda::kSingleDecodeWarps) + " split=auto:min" +
-                  std::to_string(cuda::kMinSplitTokens);
-  // fp32 products and sums in a fixed order for a given shape; the split
-  // count depends on the batch size, so a row's bits depend on the batch.
-  k.info.precision = Precision{DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/false};
-  k.workspace_bytes = cuda::partial_out_bytes(d) + static_cast<std::size_t>(cuda::state_capacity(d)) * sizeof(float);
-  k.run = cuda::run_single_decode;
-  k.create_resources = cuda::keep_launcher;
-  return k;
+  return cuda::CudaPlan<cuda::SingleDecodeTraits>::kernel(d, device);
 }
 
 }  // namespace kvserve::detail
