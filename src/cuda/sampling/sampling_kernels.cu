@@ -1,9 +1,16 @@
 // CUDA kernels for Sampling and SamplingRenorm: one cluster per row finds the
-// filter's kept set with the radix selection of row_select.cuh, then draws
+// filter's kept set with the radix selection of radix_select.cuh, then draws
 // one token or rewrites the row.
 #include <cuda_runtime.h>
 
-#include "cuda/sampling/row_select.cuh"
+#include <climits>
+#include <cstdint>
+
+#include "cuda/sampling/crossing_search.cuh"
+#include "cuda/sampling/radix_select.cuh"
+#include "cuda/sampling/row_launch.cuh"
+#include "cuda/sampling/row_passes.cuh"
+#include "cuda/sampling/row_views.cuh"
 
 namespace kvserve::detail::cuda {
 namespace {

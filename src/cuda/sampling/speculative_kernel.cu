@@ -4,7 +4,12 @@
 // bonus token from p_n.
 #include <cuda_runtime.h>
 
-#include "cuda/sampling/row_select.cuh"
+#include <cstdint>
+
+#include "cuda/sampling/crossing_search.cuh"
+#include "cuda/sampling/row_launch.cuh"
+#include "cuda/sampling/row_passes.cuh"
+#include "cuda/sampling/row_views.cuh"
 
 namespace kvserve::detail::cuda {
 namespace {
