@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "buffer.hpp"
 #include "kvserve/core.hpp"
 #include "options.hpp"
+#include "reference/buffer.hpp"
 
 namespace kvserve::cli {
 

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <random>
 
-#include "attention_support.hpp"
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/attention.hpp"
+#include "reference/attention_support.hpp"
+#include "reference/compare.hpp"
 
 namespace kvserve::cli {
 namespace {

@@ -5,9 +5,9 @@
 #include <random>
 
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/gdn.hpp"
-#include "oracle_gdn.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle_gdn.hpp"
 
 namespace kvserve::cli {
 namespace {

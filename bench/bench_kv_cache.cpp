@@ -6,10 +6,10 @@
 #include <random>
 
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/kv_cache.hpp"
-#include "oracle_kv_cache.hpp"
-#include "paged_cache.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle_kv_cache.hpp"
+#include "reference/paged_cache.hpp"
 
 namespace kvserve::cli {
 namespace {

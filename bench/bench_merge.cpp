@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <random>
 
-#include "attention_support.hpp"
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/merge.hpp"
-#include "oracle_merge.hpp"
+#include "reference/attention_support.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle_merge.hpp"
 
 namespace kvserve::cli {
 namespace {

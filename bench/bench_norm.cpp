@@ -2,9 +2,9 @@
 #include <random>
 
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/norm.hpp"
-#include "oracle_norm.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle_norm.hpp"
 
 namespace kvserve::cli {
 namespace {

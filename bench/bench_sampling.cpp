@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "bench_ops.hpp"
-#include "compare.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/speculative.hpp"
-#include "oracle_sampling.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle_sampling.hpp"
 
 namespace kvserve::cli {
 namespace {

@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "bench.hpp"
-#include "compare.hpp"
 #include "demo.hpp"
 #include "kvserve/attention.hpp"
 #include "kvserve/block_manager.hpp"
@@ -37,7 +36,8 @@
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
 #include "mirror.hpp"
-#include "oracle.hpp"
+#include "reference/compare.hpp"
+#include "reference/oracle.hpp"
 #include "toy_model.hpp"
 
 namespace kvserve::cli {

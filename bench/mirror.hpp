@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "buffer.hpp"
 #include "kvserve/core.hpp"
+#include "reference/buffer.hpp"
 
 namespace kvserve::cli {
 
