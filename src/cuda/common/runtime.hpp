@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "cuda/common/paged_pool.hpp"
 #include "kvserve/attention.hpp"
 #include "kvserve/core.hpp"
 
@@ -70,16 +71,9 @@ struct LogitScales {
 };
 LogitScales logit_scales(const AttentionParams& attn, int head_dim);
 
-// Element strides of a paged pool by role: NHD pools are [page, slot, head, d],
-// HND pools [page, head, slot, d].
-struct PoolStrides {
-  std::int64_t page, slot, head;
-};
-inline PoolStrides pool_strides(const TensorView& pool, KvLayout layout) {
-  const auto& s = pool.strides;
-  const bool nhd = layout == KvLayout::NHD;
-  return {s[0], nhd ? s[1] : s[2], nhd ? s[2] : s[1]};
-}
+// The pools of a paged cache as the kernels address them. NHD pools are
+// [page, slot, head, d], HND pools [page, head, slot, d].
+PagedPool paged_pool(const PagedKvDesc& kv, const TensorView& k_pages, const TensorView& v_pages);
 
 // Whether a device address is aligned for `bytes`-wide accesses.
 inline bool aligned(const void* p, std::size_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }

@@ -60,18 +60,16 @@ __global__ void __launch_bounds__(256) paged_append_kernel(const __grid_constant
   }
   const std::int64_t first = p.indptr[b], pages = p.indptr[b + 1] - first;
   if (pages <= 0) return;  // a request with no pages (decode: a padding row)
-  const std::int64_t len = (pages - 1) * p.page_size + p.last_page_len[b];
+  const std::int64_t len = (pages - 1) * p.pool.page_size + p.last_page_len[b];
   if (!p.batch_indices) pos = len - 1;
   if (pos < 0 || pos >= len) return;
-  const std::int64_t page = p.indices[first + (p.page_shift >= 0 ? pos >> p.page_shift : pos / p.page_size)];
-  const std::int64_t slot = p.page_shift >= 0 ? pos & (p.page_size - 1) : pos % p.page_size;
+  const std::int64_t page = p.indices[first + p.pool.page_index(pos)];
+  const std::int64_t slot = p.pool.slot(pos);
 
   const int scaled_head = head % kAppendMaxScaledHeads;
-  store_chunk<Row, Pool>(static_cast<pool_t*>(p.k_pages) + page * p.kp_stride_page + slot * p.kp_stride_slot +
-                             head * p.kp_stride_head + e0,
+  store_chunk<Row, Pool>(static_cast<pool_t*>(p.pool.k) + p.pool.k_offset(page, slot, head) + e0,
                          k, p.k_inv_scale[scaled_head]);
-  store_chunk<Row, Pool>(static_cast<pool_t*>(p.v_pages) + page * p.vp_stride_page + slot * p.vp_stride_slot +
-                             head * p.vp_stride_head + e0,
+  store_chunk<Row, Pool>(static_cast<pool_t*>(p.pool.v) + p.pool.v_offset(page, slot, head) + e0,
                          v, p.v_inv_scale[scaled_head]);
 }
 

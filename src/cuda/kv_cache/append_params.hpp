@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/paged_pool.hpp"
 #include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
@@ -16,17 +17,13 @@ inline constexpr int kAppendMaxScaledHeads = 64;
 
 struct AppendParams {
   std::int64_t rows = 0;  // N
-  int num_kv_heads = 0, head_dim = 0, page_size = 0, page_shift = -1;
+  int num_kv_heads = 0, head_dim = 0;
   std::int64_t batch = 0;  // B (requests in the page table)
   // New rows [N, Hkv, D]; strides in elements.
   const void* k = nullptr;
   const void* v = nullptr;
   std::int64_t k_stride_n = 0, k_stride_h = 0, v_stride_n = 0, v_stride_h = 0;
-  // Pools: strides of (page, slot, head).
-  void* k_pages = nullptr;
-  void* v_pages = nullptr;
-  std::int64_t kp_stride_page = 0, kp_stride_slot = 0, kp_stride_head = 0;
-  std::int64_t vp_stride_page = 0, vp_stride_slot = 0, vp_stride_head = 0;
+  PagedPool pool;
   const std::int32_t* indptr = nullptr;
   const std::int32_t* indices = nullptr;
   const std::int32_t* last_page_len = nullptr;

@@ -1,7 +1,6 @@
 // PagedKvAppend on CUDA: the row for (row dtype, pool dtype), and the launch.
 // No workspace, no prepare: run() is graph-capturable as is.
 #include <algorithm>
-#include <bit>
 #include <string>
 
 #include "core/check.hpp"
@@ -52,17 +51,12 @@ struct PagedKvAppendTraits {
     KVSERVE_TRY(check_16_byte_rows(Op::kName, "kv.v_pages", a.kv.v_pages, 3));
     AppendParams prm;
     prm.rows = a.k.shape[0];
-    prm.num_kv_heads = d.kv.num_kv_heads, prm.head_dim = d.kv.head_dim, prm.page_size = d.kv.page_size;
-    if (const auto ps = static_cast<unsigned>(d.kv.page_size); std::has_single_bit(ps))
-      prm.page_shift = std::countr_zero(ps);
+    prm.num_kv_heads = d.kv.num_kv_heads, prm.head_dim = d.kv.head_dim;
     prm.batch = a.kv.indptr.shape[0] - 1;
     prm.k = a.k.data, prm.v = a.v.data;
     prm.k_stride_n = a.k.strides[0], prm.k_stride_h = a.k.strides[1];
     prm.v_stride_n = a.v.strides[0], prm.v_stride_h = a.v.strides[1];
-    const PoolStrides ks = pool_strides(a.kv.k_pages, d.kv.layout), vs = pool_strides(a.kv.v_pages, d.kv.layout);
-    prm.k_pages = a.kv.k_pages.data, prm.v_pages = a.kv.v_pages.data;
-    prm.kp_stride_page = ks.page, prm.kp_stride_slot = ks.slot, prm.kp_stride_head = ks.head;
-    prm.vp_stride_page = vs.page, prm.vp_stride_slot = vs.slot, prm.vp_stride_head = vs.head;
+    prm.pool = paged_pool(d.kv, a.kv.k_pages, a.kv.v_pages);
     prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
     prm.indices = a.kv.indices.ptr<const std::int32_t>();
     prm.last_page_len = a.kv.last_page_len.ptr<const std::int32_t>();

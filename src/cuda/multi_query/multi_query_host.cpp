@@ -42,12 +42,7 @@ void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head
 }
 
 void set_paged_pools(MultiQueryParams* p, const PagedKvDesc& kv, const TensorView& k_pages, const TensorView& v_pages) {
-  const PoolStrides ks = pool_strides(k_pages, kv.layout), vs = pool_strides(v_pages, kv.layout);
-  p->k_pages = k_pages.data, p->v_pages = v_pages.data;
-  p->k_stride_page = ks.page, p->k_stride_slot = ks.slot, p->k_stride_head = ks.head;
-  p->v_stride_page = vs.page, p->v_stride_slot = vs.slot, p->v_stride_head = vs.head;
-  p->page_size = kv.page_size;
-  if (const auto ps = static_cast<unsigned>(kv.page_size); std::has_single_bit(ps)) p->page_shift = std::countr_zero(ps);
+  p->pool = paged_pool(kv, k_pages, v_pages);
 }
 
 void set_schedule(MultiQueryParams* p, const MultiQuerySizing& z, void* ws) {

@@ -46,7 +46,7 @@ struct MultiQueryTraits {
 __device__ __forceinline__ int page_of_key(const MultiQueryParams& p, const std::int32_t* indices,
                                            std::int32_t page_base, int key) {
   if (indices == nullptr) return 0;
-  return indices[page_base + (p.page_shift >= 0 ? key >> p.page_shift : key / p.page_size)];
+  return indices[page_base + p.pool.page_index(key)];
 }
 // The work of block `y`: item y, or the prefill tile y counted from the
 // last (the tiles whose queries see the most keys start first). Returns
@@ -150,8 +150,8 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
 
   // Page ids of the next tile to issue are loaded a tile ahead into
   // registers, so copies never wait on the page table inside the loop.
-  const t* const k_head = static_cast<const t*>(p.k_pages) + kv_head * p.k_stride_head;
-  const t* const v_head = static_cast<const t*>(p.v_pages) + kv_head * p.v_stride_head;
+  const t* const k_head = static_cast<const t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
+  const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kTile - 1) / Tr::kTile;
   int next[Tr::kCopies];  // page ids; -1 past the end (the copy zero-fills)
   auto fetch = [&](int tile) {
@@ -170,15 +170,15 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
       const bool valid = next[i] >= 0;
       const std::int64_t pg = valid ? next[i] : 0, slot = valid ? slot_of(tile_begin + token) : 0;
       const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
-      cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
-      cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
+      cp_async16(k_tiles + at, k_head + pg * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8, valid);
+      cp_async16(v_tiles + at, v_head + pg * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8, valid);
     }
   };
   // The slot rule is uniform: one branch per tile, none per copy.
   auto issue = [&](int tile) {
     if (indices == nullptr) issue_with(tile, [&](int key) { return item.page_base + key; });
-    else if (p.page_shift >= 0) issue_with(tile, [&](int key) { return key & ((1 << p.page_shift) - 1); });
-    else issue_with(tile, [&](int key) { return key % p.page_size; });
+    else if (p.pool.page_shift >= 0) issue_with(tile, [&](int key) { return key & (p.pool.page_size - 1); });
+    else issue_with(tile, [&](int key) { return key % p.pool.page_size; });
   };
 #pragma unroll
   for (int s = 0; s < Tr::kStages - 1; ++s) {

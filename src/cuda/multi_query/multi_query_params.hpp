@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "cuda/common/paged_pool.hpp"
 #include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
@@ -79,15 +80,10 @@ struct MultiQueryParams {
   float* partial_lse = nullptr;
   const MultiQueryRowInfo* row_info = nullptr;
 
-  // K and V: paged pools with element strides of (page, slot, head), or
-  // contiguous rows (indices[source] == null: slot = page_base + key, page 0).
-  const void* k_pages = nullptr;
-  const void* v_pages = nullptr;
-  std::int64_t k_stride_page = 0, k_stride_slot = 0, k_stride_head = 0;
-  std::int64_t v_stride_page = 0, v_stride_slot = 0, v_stride_head = 0;
+  // K and V: paged pools, or contiguous rows (indices[source] == null:
+  // slot = page_base + key, page 0).
+  PagedPool pool;
   const std::int32_t* indices[2] = {nullptr, nullptr};
-  int page_size = 1;
-  int page_shift = -1;  // log2(page_size) when a power of two, else -1
 
   int num_qo_heads = 0, num_kv_heads = 0, group = 1;
   bool causal = true;

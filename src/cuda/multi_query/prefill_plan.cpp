@@ -51,9 +51,9 @@ Status prefill_params(std::string_view op, const PrefillQuery& query, MultiQuery
 
 // Contiguous K and V: rows of (token, head) at the given element strides.
 void set_contiguous_kv(MultiQueryParams* prm, const TensorView& k, const TensorView& v, int token_dim, int head_dim) {
-  prm->k_pages = k.data, prm->v_pages = v.data;
-  prm->k_stride_slot = k.strides[token_dim], prm->k_stride_head = k.strides[head_dim];
-  prm->v_stride_slot = v.strides[token_dim], prm->v_stride_head = v.strides[head_dim];
+  prm->pool.k = k.data, prm->pool.v = v.data;
+  prm->pool.k_stride_slot = k.strides[token_dim], prm->pool.k_stride_head = k.strides[head_dim];
+  prm->pool.v_stride_slot = v.strides[token_dim], prm->pool.v_stride_head = v.strides[head_dim];
   prm->indices[0] = nullptr;
 }
 

@@ -10,15 +10,6 @@
 
 namespace kvserve::detail::cuda {
 
-// Page and slot of token `pos` of a request: shifts for a power-of-two page
-// size (the common 16, 32, 64), a division otherwise.
-__device__ __forceinline__ int page_of(const DecodeParams& p, int pos) {
-  return p.page_shift >= 0 ? pos >> p.page_shift : pos / p.page_size;
-}
-__device__ __forceinline__ int slot_of(const DecodeParams& p, int pos) {
-  return p.page_shift >= 0 ? pos & (p.page_size - 1) : pos % p.page_size;
-}
-
 // Elements [e0, e0 + N) of query head qo_head's normalised result and its lse
 // (written by the thread that has `write_lse`).
 template <DType Q, int N>

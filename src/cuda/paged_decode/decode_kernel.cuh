@@ -87,8 +87,8 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   // zero-filled, so a masked token's weight 0 never meets an uninitialised
   // (possibly NaN) value.
   const std::int64_t page_base = item.page_base;
-  const kv_t* const k_head = static_cast<const kv_t*>(p.k_pages) + kv_head * p.k_stride_head;
-  const kv_t* const v_head = static_cast<const kv_t*>(p.v_pages) + kv_head * p.v_stride_head;
+  const kv_t* const k_head = static_cast<const kv_t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
+  const kv_t* const v_head = static_cast<const kv_t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   int page[T::kCopiesPerThread], in_page[T::kCopiesPerThread];  // in_page < 0: past the end
   auto fetch_pages = [&](int tile) {
     const int tile_begin = item.begin + tile * T::kTile;
@@ -96,8 +96,8 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
     for (int i = 0; i < T::kCopiesPerThread; ++i) {
       const int pos = tile_begin + (tid + i * T::kThreads) / T::kCopiesPerRow;
       const bool valid = pos < item.end;
-      page[i] = valid ? p.indices[page_base + page_of(p, pos)] : 0;
-      in_page[i] = valid ? slot_of(p, pos) : -1;
+      page[i] = valid ? p.indices[page_base + p.pool.page_index(pos)] : 0;
+      in_page[i] = valid ? p.pool.slot(pos) : -1;
     }
   };
   auto issue_tile = [&](int stage) {
@@ -108,9 +108,9 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
       const bool valid = in_page[i] >= 0;
       const std::int64_t pg = page[i], slot = valid ? in_page[i] : 0;
       const int smem_offset = stage * T::kTileElems + token * HeadDim + part * T::kVec;
-      cp_async16(k_tiles + smem_offset, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + part * T::kVec,
+      cp_async16(k_tiles + smem_offset, k_head + pg * p.pool.k_stride_page + slot * p.pool.k_stride_slot + part * T::kVec,
                  valid);
-      cp_async16(v_tiles + smem_offset, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + part * T::kVec,
+      cp_async16(v_tiles + smem_offset, v_head + pg * p.pool.v_stride_page + slot * p.pool.v_stride_slot + part * T::kVec,
                  valid);
     }
   };

@@ -60,8 +60,8 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   // neither the prologue's two tiles nor the loop ever issue copies behind a
   // dependent page-table load.
   const std::int64_t page_base = item.page_base;
-  const t* const k_head = static_cast<const t*>(p.k_pages) + kv_head * p.k_stride_head;
-  const t* const v_head = static_cast<const t*>(p.v_pages) + kv_head * p.v_stride_head;
+  const t* const k_head = static_cast<const t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
+  const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   using PageSet = int[Tr::kCopiesPerThread];
   PageSet pages_even, pages_odd;  // -1: past the end of the slice
   auto fetch_pages = [&](int tile, PageSet& pages) {
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
 #pragma unroll
     for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
       const int pos = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
-      pages[i] = pos < item.end ? p.indices[page_base + page_of(p, pos)] : -1;
+      pages[i] = pos < item.end ? p.indices[page_base + p.pool.page_index(pos)] : -1;
     }
   };
   auto fetch = [&](int tile) { tile % 2 ? fetch_pages(tile, pages_odd) : fetch_pages(tile, pages_even); };
@@ -80,10 +80,10 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
       const int copy = tid + i * Tr::kThreads;
       const int token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
       const bool valid = pages[i] >= 0;
-      const std::int64_t pg = valid ? pages[i] : 0, slot = valid ? slot_of(p, tile_begin + token) : 0;
+      const std::int64_t pg = valid ? pages[i] : 0, slot = valid ? p.pool.slot(tile_begin + token) : 0;
       const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
-      cp_async16(k_tiles + at, k_head + pg * p.k_stride_page + slot * p.k_stride_slot + chunk * 8, valid);
-      cp_async16(v_tiles + at, v_head + pg * p.v_stride_page + slot * p.v_stride_slot + chunk * 8, valid);
+      cp_async16(k_tiles + at, k_head + pg * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8, valid);
+      cp_async16(v_tiles + at, v_head + pg * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8, valid);
     }
   };
   auto issue = [&](int tile) { tile % 2 ? issue_pages(tile, pages_odd) : issue_pages(tile, pages_even); };

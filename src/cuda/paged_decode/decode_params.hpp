@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/common/paged_pool.hpp"
 #include "cuda/registry/registry.hpp"
 #include "kvserve/dtype.hpp"
 
@@ -34,15 +35,9 @@ struct DecodeParams {
   float* lse = nullptr;
   std::int64_t lse_stride_b = 0, lse_stride_h = 0;
 
-  // Pools; element strides of (page, slot, head): NHD and HND differ only here.
-  const void* k_pages = nullptr;
-  const void* v_pages = nullptr;
-  std::int64_t k_stride_page = 0, k_stride_slot = 0, k_stride_head = 0;
-  std::int64_t v_stride_page = 0, v_stride_slot = 0, v_stride_head = 0;
+  PagedPool pool;
   const std::int32_t* indptr = nullptr;   // [B + 1] page offsets of each request
   const std::int32_t* indices = nullptr;  // page ids
-  int page_size = 0;
-  int page_shift = -1;  // log2(page_size) when a power of two, else -1
 
   int num_qo_heads = 0, num_kv_heads = 0;
   int group = 1;          // num_qo_heads / num_kv_heads

@@ -1,6 +1,5 @@
 // BatchPagedDecode on CUDA: the row for (q, kv, head_dim), the workspace
 // schedule written by prepare(), and the launch in run().
-#include <bit>
 #include <memory>
 #include <string>
 
@@ -95,15 +94,9 @@ struct BatchPagedDecodeTraits {
       prm.lse = a.lse.ptr<float>();
       prm.lse_stride_b = a.lse.strides[0], prm.lse_stride_h = a.lse.strides[1];
     }
-    const PoolStrides ks = pool_strides(a.kv.k_pages, d.kv.layout), vs = pool_strides(a.kv.v_pages, d.kv.layout);
-    prm.k_pages = a.kv.k_pages.data, prm.v_pages = a.kv.v_pages.data;
-    prm.k_stride_page = ks.page, prm.k_stride_slot = ks.slot, prm.k_stride_head = ks.head;
-    prm.v_stride_page = vs.page, prm.v_stride_slot = vs.slot, prm.v_stride_head = vs.head;
+    prm.pool = paged_pool(d.kv, a.kv.k_pages, a.kv.v_pages);
     prm.indptr = a.kv.indptr.ptr<const std::int32_t>();
     prm.indices = a.kv.indices.ptr<const std::int32_t>();
-    prm.page_size = d.kv.page_size;
-    if (const auto ps = static_cast<unsigned>(d.kv.page_size); std::has_single_bit(ps))
-      prm.page_shift = std::countr_zero(ps);
     prm.num_qo_heads = z.num_qo_heads, prm.num_kv_heads = z.num_kv_heads;
     prm.group = z.group, prm.heads_per_block = z.heads_per_block, prm.token_slots = z.token_slots;
     const LogitScales scales = logit_scales(d.attn, d.kv.head_dim);
