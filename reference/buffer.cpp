@@ -45,6 +45,7 @@ DeviceMemory::~DeviceMemory() {
 }
 
 void DeviceMemory::upload(const void* host, std::size_t bytes) {
+  if (bytes == 0) return;  // an empty buffer's pointers may be null
   if (device_.is_cpu()) {
     std::memcpy(data_, host, bytes);
     return;
@@ -55,6 +56,7 @@ void DeviceMemory::upload(const void* host, std::size_t bytes) {
 }
 
 void DeviceMemory::download(void* host, std::size_t bytes) const {
+  if (bytes == 0) return;
   if (device_.is_cpu()) {
     std::memcpy(host, data_, bytes);
     return;

@@ -30,10 +30,13 @@ Status store(const Result<SeqId>& id, kvs_seq_id* out) {
 }
 
 // BlockManager reads any other value as TablePart::all, so the C ABI refuses it.
-Status to_part(kvs_table_part part, TablePart* out) {
-  if (part != KVS_TABLE_ALL && part != KVS_TABLE_PREFIX && part != KVS_TABLE_SUFFIX)
+// `part` is read as its bytes (capi::to_enum says why).
+Status to_part(const kvs_table_part& part, TablePart* out) {
+  std::underlying_type_t<kvs_table_part> raw;
+  std::memcpy(&raw, &part, sizeof raw);
+  if (raw != KVS_TABLE_ALL && raw != KVS_TABLE_PREFIX && raw != KVS_TABLE_SUFFIX)
     return Status::invalid_argument("C ABI: argument 'part': expected KVS_TABLE_ALL, KVS_TABLE_PREFIX or "
-                                    "KVS_TABLE_SUFFIX, got " + std::to_string(static_cast<int>(part)));
+                                    "KVS_TABLE_SUFFIX, got " + std::to_string(static_cast<long long>(raw)));
   *out = capi::to_enum<TablePart>(part);
   return Status::ok();
 }

@@ -25,7 +25,7 @@ Device to_device(kvs_device d) {
   return d.kind == KVS_DEVICE_CUDA ? Device::cuda(d.ordinal) : Device{DeviceKind::cpu, d.ordinal};
 }
 
-DType to_dtype(kvs_dtype t) { return to_enum<DType>(t); }
+DType to_dtype(const kvs_dtype& t) { return to_enum<DType>(t); }
 
 TensorView to_view(const kvs_tensor& t) {
   TensorView v;

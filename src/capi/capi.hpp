@@ -16,7 +16,7 @@
 namespace kvserve::capi {
 
 Device to_device(kvs_device d);
-DType to_dtype(kvs_dtype t);
+DType to_dtype(const kvs_dtype& t);
 TensorView to_view(const kvs_tensor& t);
 AttentionParams to_params(const kvs_attention_params& p);
 PagedKvDesc to_desc(const kvs_paged_kv_desc& d);
@@ -25,13 +25,18 @@ inline bool to_bool(std::int32_t v) { return v != 0; }
 // An optional positive value whose C sentinel for "not given" is <= 0.
 inline std::optional<float> positive_or_default(float v) { return v > 0 ? std::optional<float>(v) : std::nullopt; }
 
-// A C enum value as the C++ enum E (whose underlying type is std::uint8_t).
-// The C++ rules reject values outside the enum naming the field; a value that
-// would not fit the byte maps to 255, which no enum uses, rather than wrapping
-// onto a valid one.
-template <class E>
-E to_enum(int value) {
-  static_assert(std::is_same_v<std::underlying_type_t<E>, std::uint8_t>);
+// A C enum field as the C++ enum E (whose underlying type is std::uint8_t).
+// The field's bytes are read as its underlying integer: a caller may store
+// any int there, and loading a C enum object outside its enumerators' range
+// is undefined in C++ (UBSan flags it). The C++ rules reject values outside
+// E naming the field; a value that would not fit the byte maps to 255, which
+// no enum uses, rather than wrapping onto a valid one.
+template <class E, class C>
+E to_enum(const C& field) {
+  static_assert(std::is_same_v<std::underlying_type_t<E>, std::uint8_t> && std::is_enum_v<C>);
+  std::underlying_type_t<C> raw;
+  std::memcpy(&raw, &field, sizeof raw);
+  const auto value = static_cast<long long>(raw);
   return static_cast<E>(value >= 0 && value <= 255 ? value : 255);
 }
 
