@@ -10,6 +10,7 @@ KVS_NEEDS_CUDA_BACKEND(CudaDecode)
 #else
 #include <cmath>
 
+#include "cuda/registry/registry.hpp"
 #include "harness/cuda.hpp"
 #include "reference/oracle.hpp"
 #include "reference/paged_cache.hpp"
@@ -72,6 +73,27 @@ void expect_matches_oracle(DecodeSetup& s, std::int64_t b) {
   oracle::attention(spec, qb, s.cache.keys(b), s.cache.values(b), 1, s.cache.lens[b], &ref, &ref_lse);
   expect_close(got, ref, s.q.dtype(), "out of request " + std::to_string(b));
   expect_close(got_lse, ref_lse, DType::f32, "lse of request " + std::to_string(b));
+}
+
+// The plan selects once: create() looks its kernel row up, supports() does
+// too, and prepare() and run() never do (they use what create kept).
+TEST(CudaDecode, LooksItsRowUpOncePerPlan) {
+  namespace cuda = ::kvserve::detail::cuda;
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  const std::uint64_t before_create = cuda::row_lookups();
+  auto s = make_setup(rng, {300, 17, 1024}, /*hkv=*/4, /*group=*/4);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(cuda::row_lookups() - before_create, 1u);
+  const std::uint64_t before_steps = cuda::row_lookups();
+  for (int step = 0; step < 3; ++step) {
+    ASSERT_TRUE(s->plan->prepare(s->cache.lengths(), s->workspace(), {}));
+    ASSERT_TRUE(s->plan->run(s->args(), s->workspace(), {}));
+  }
+  KVS_CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(cuda::row_lookups(), before_steps) << "prepare() or run() looked the kernel row up again";
+  EXPECT_TRUE(BatchPagedDecodePlan::supports(s->desc, kGpu));
+  EXPECT_EQ(cuda::row_lookups() - before_steps, 1u);
 }
 
 TEST(CudaDecode, GraphReplayEqualsEagerBitForBit) {

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/common/device_types.cuh"
+#include "cuda/common/kv_tiles.cuh"
 #include "cuda/common/mma.cuh"
 #include "cuda/multi_query/multi_query_params.hpp"
 #include "cuda/registry/instantiate.hpp"
@@ -32,13 +33,12 @@ struct MultiQueryTraits {
   static constexpr int kStages = kShape.stages;
   static constexpr int kChunks = HeadDim / 8;  // 16-byte chunks of a row
   static constexpr int kTileElems = kTile * HeadDim;
-  static constexpr int kCopies = kTile * kChunks / kThreads;  // per thread per tile, each of K and V
+  using Tiles = KvTiles<kTile, HeadDim, kThreads>;
   static constexpr int kKSteps = HeadDim / 16;  // k-steps of S = Q K^T
   static constexpr int kSTiles = kTile / 8;     // n-tiles of S (8 keys each)
   static constexpr int kDTiles = HeadDim / 8;   // n-tiles of O
   static_assert(kRows == kWarps * kWarpRows, "each warp owns kMTiles MMA tiles of rows");
   static_assert(kChunks >= 8, "the swizzle spreads 8 rows over 8 chunks");
-  static_assert(kCopies * kThreads == kTile * kChunks, "copies divide evenly");
 };
 
 // The page holding key `key` of an item's sequence (loaded a tile ahead of
@@ -153,26 +153,15 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
   const t* const k_head = static_cast<const t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
   const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kTile - 1) / Tr::kTile;
-  int next[Tr::kCopies];  // page ids; -1 past the end (the copy zero-fills)
+  using Tiles = typename Tr::Tiles;
+  typename Tiles::Pages next;  // page ids; -1 past the end (the copy zero-fills)
   auto fetch = [&](int tile) {
-    const int tile_begin = item.kv_begin + tile * Tr::kTile;
-#pragma unroll
-    for (int i = 0; i < Tr::kCopies; ++i) {
-      const int key = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
-      next[i] = key < item.kv_end ? page_of_key(p, indices, item.page_base, key) : -1;
-    }
+    Tiles::fetch(next, tid, item.kv_begin + tile * Tr::kTile, item.kv_end,
+                 [&](int key) { return page_of_key(p, indices, item.page_base, key); });
   };
   auto issue_with = [&](int tile, auto slot_of) {
-    const int stage = tile % Tr::kStages, tile_begin = item.kv_begin + tile * Tr::kTile;
-#pragma unroll
-    for (int i = 0; i < Tr::kCopies; ++i) {
-      const int copy = tid + i * Tr::kThreads, token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
-      const bool valid = next[i] >= 0;
-      const std::int64_t pg = valid ? next[i] : 0, slot = valid ? slot_of(tile_begin + token) : 0;
-      const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
-      cp_async16(k_tiles + at, k_head + pg * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8, valid);
-      cp_async16(v_tiles + at, v_head + pg * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8, valid);
-    }
+    Tiles::issue(k_tiles, v_tiles, tile % Tr::kStages, k_head, v_head, p.pool, next, tid,
+                 item.kv_begin + tile * Tr::kTile, slot_of);
   };
   // The slot rule is uniform: one branch per tile, none per copy.
   auto issue = [&](int tile) {

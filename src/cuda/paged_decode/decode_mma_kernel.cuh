@@ -12,6 +12,7 @@
 #include "cuda/paged_decode/decode_epilogue.cuh"
 #include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
+#include "cuda/common/kv_tiles.cuh"
 #include "cuda/common/mma.cuh"
 
 namespace kvserve::detail::cuda {
@@ -27,7 +28,7 @@ struct DecodeMmaTraits {
   static constexpr int kRows = 16;                   // MMA rows: query heads
   static constexpr int kChunks = HeadDim / 8;        // 16-byte chunks per row
   static constexpr int kTileElems = kTile * HeadDim;
-  static constexpr int kCopiesPerThread = kTile * kChunks / kThreads;
+  using Tiles = KvTiles<kTile, HeadDim, kThreads>;
   static constexpr int kDTiles = HeadDim / 8;        // n-tiles of O
   static constexpr int kKSteps = HeadDim / 16;       // k-steps of S
   static_assert(kTile == kWarps * 16, "each warp takes 16 tokens of a tile");
@@ -62,29 +63,16 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
   const std::int64_t page_base = item.page_base;
   const t* const k_head = static_cast<const t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
   const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
-  using PageSet = int[Tr::kCopiesPerThread];
-  PageSet pages_even, pages_odd;  // -1: past the end of the slice
-  auto fetch_pages = [&](int tile, PageSet& pages) {
-    const int tile_begin = item.begin + tile * Tr::kTile;
-#pragma unroll
-    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
-      const int pos = tile_begin + (tid + i * Tr::kThreads) / Tr::kChunks;
-      pages[i] = pos < item.end ? p.indices[page_base + p.pool.page_index(pos)] : -1;
-    }
+  using Tiles = typename Tr::Tiles;
+  typename Tiles::Pages pages_even, pages_odd;  // -1: past the end of the slice
+  auto fetch_pages = [&](int tile, typename Tiles::Pages& pages) {
+    Tiles::fetch(pages, tid, item.begin + tile * Tr::kTile, item.end,
+                 [&](int pos) { return p.indices[page_base + p.pool.page_index(pos)]; });
   };
   auto fetch = [&](int tile) { tile % 2 ? fetch_pages(tile, pages_odd) : fetch_pages(tile, pages_even); };
-  auto issue_pages = [&](int tile, const PageSet& pages) {
-    const int stage = tile % Tr::kStages, tile_begin = item.begin + tile * Tr::kTile;
-#pragma unroll
-    for (int i = 0; i < Tr::kCopiesPerThread; ++i) {
-      const int copy = tid + i * Tr::kThreads;
-      const int token = copy / Tr::kChunks, chunk = copy % Tr::kChunks;
-      const bool valid = pages[i] >= 0;
-      const std::int64_t pg = valid ? pages[i] : 0, slot = valid ? p.pool.slot(tile_begin + token) : 0;
-      const int at = stage * Tr::kTileElems + token * HeadDim + swizzle(token, chunk) * 8;
-      cp_async16(k_tiles + at, k_head + pg * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8, valid);
-      cp_async16(v_tiles + at, v_head + pg * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8, valid);
-    }
+  auto issue_pages = [&](int tile, const typename Tiles::Pages& pages) {
+    Tiles::issue(k_tiles, v_tiles, tile % Tr::kStages, k_head, v_head, p.pool, pages, tid,
+                 item.begin + tile * Tr::kTile, [&](int pos) { return p.pool.slot(pos); });
   };
   auto issue = [&](int tile) { tile % 2 ? issue_pages(tile, pages_odd) : issue_pages(tile, pages_even); };
 

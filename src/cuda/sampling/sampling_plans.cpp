@@ -8,7 +8,7 @@
 
 #include "cuda/common/cuda_plan.hpp"
 #include "cuda/cuda_kernels.hpp"
-#include "cuda/registry/registry.hpp"
+#include "cuda/registry/instantiate.hpp"
 #include "cuda/sampling/sampling_params.hpp"
 
 namespace kvserve::detail {
@@ -30,7 +30,7 @@ RandomParams random_params(const Args& a) {
   return {a.seed, a.offset, optional_ptr<std::int32_t>(a.seeds), optional_ptr<std::int32_t>(a.offsets)};
 }
 
-Status run_sampling(const RowLaunch& rows, const SamplingDesc& d, Device device, const SamplingArgs& a, Stream stream) {
+Status run_sampling(decltype(&launch_sampling) launch, const RowLaunch& rows, const SamplingDesc& d, Device device, const SamplingArgs& a, Stream stream) {
   SamplingParams p;
   p.input = a.input.ptr<const float>();
   p.input_stride = a.input.strides[0];
@@ -46,10 +46,10 @@ Status run_sampling(const RowLaunch& rows, const SamplingDesc& d, Device device,
   p.min_p = row_param(d.min_p, a.min_p);
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(device, Sampling::kName, [&] { return launch_sampling(p, rows, stream.handle); });
+  return launch_on(device, Sampling::kName, [&] { return launch(p, rows, stream.handle); });
 }
 
-Status run_renorm(const RowLaunch& rows, const SamplingRenormDesc& d, Device device, const SamplingRenormArgs& a,
+Status run_renorm(decltype(&launch_renorm) launch, const RowLaunch& rows, const SamplingRenormDesc& d, Device device, const SamplingRenormArgs& a,
                   Stream stream) {
   RenormParams p;
   p.input = a.input.ptr<const float>();
@@ -62,10 +62,10 @@ Status run_renorm(const RowLaunch& rows, const SamplingRenormDesc& d, Device dev
   p.top_k = row_param(std::int32_t{d.top_k}, a.top_k);
   p.top_p = row_param(d.top_p, a.top_p);
   if (p.batch == 0) return Status::ok();
-  return launch_on(device, SamplingRenorm::kName, [&] { return launch_renorm(p, rows, stream.handle); });
+  return launch_on(device, SamplingRenorm::kName, [&] { return launch(p, rows, stream.handle); });
 }
 
-Status run_speculative(const RowLaunch& rows, const ChainSpeculativeSamplingDesc& d, Device device,
+Status run_speculative(decltype(&launch_speculative) launch, const RowLaunch& rows, const ChainSpeculativeSamplingDesc& d, Device device,
                        const ChainSpeculativeSamplingArgs& a, Stream stream) {
   SpeculativeParams p;
   p.draft_ids = a.draft_token_ids.ptr<const std::int32_t>();
@@ -83,10 +83,11 @@ Status run_speculative(const RowLaunch& rows, const ChainSpeculativeSamplingDesc
   p.num_draft = d.num_draft_tokens;
   p.random = random_params(a);
   if (p.batch == 0) return Status::ok();
-  return launch_on(device, ChainSpeculativeSampling::kName, [&] { return launch_speculative(p, rows, stream.handle); });
+  return launch_on(device, ChainSpeculativeSampling::kName, [&] { return launch(p, rows, stream.handle); });
 }
 
-Status run_penalty(const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a, Stream stream) {
+Status run_penalty(decltype(&launch_penalty) launch, const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a,
+                   Stream stream) {
   PenaltyParams p;
   p.logits = a.logits.ptr<float>();
   p.logits_stride = a.logits.strides[0];
@@ -104,7 +105,7 @@ Status run_penalty(const TokenPenaltyDesc& d, Device device, const TokenPenaltyA
   p.frequency = row_param(d.frequency, a.frequency);
   p.presence = row_param(d.presence, a.presence);
   if (p.batch == 0 || (p.token_ids && p.history_len == 0)) return Status::ok();
-  return launch_on(device, TokenPenalty::kName, [&] { return launch_penalty(p, stream.handle); });
+  return launch_on(device, TokenPenalty::kName, [&] { return launch(p, stream.handle); });
 }
 
 // How a row is walked (sm_90 and later; older GPUs use clusters of one).
@@ -121,19 +122,33 @@ std::string text(std::string_view field, std::string_view value) {
 }
 
 
+// The family's rows are one per op; the row's launcher picks the kernel
+// instantiation (input kind x filter, renorm kind) at run time.
+template <auto kLaunch>
+struct LaunchOf {
+  template <KernelRow>
+  struct Row {
+    static constexpr auto launch = kLaunch;
+  };
+};
+template <auto kLaunch, Family F>
+const LaunchTable<decltype(kLaunch)> kFamilyLaunchers{
+    instantiate_shard<decltype(kLaunch), F, every_row, LaunchOf<kLaunch>::template Row>()};
+
 // What every op of the family shares: its row (f32 rows of any vocabulary),
 // and the promise: integer (fixed-point) decisions and IEEE f32 steps in a
 // fixed order, so deterministic, and one cluster per row, so batch invariant.
-template <class SamplingOp, Family F>
+template <class SamplingOp, Family F, auto kLaunch>
 struct SamplingTraitsBase {
   using Op = SamplingOp;
   struct Selected {
+    decltype(kLaunch) launch;
     RowLaunch rows;  // how the kernel walks a row, found by create()
   };
   static Result<Selected> select(const typename Op::Desc&, const DeviceFacts&) {
     auto row = find_row(Op::kName, F, {DType::f32, DType::f32, kAnyHeadDim});
     if (!row) return row.status();
-    return Selected{};
+    return Selected{kFamilyLaunchers<kLaunch, F>[*row], {}};
   }
   static Precision precision(const typename Op::Desc&) {
     return {DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/true};
@@ -149,7 +164,7 @@ Status describe_rows_on(Device device, std::string_view op, RowLaunch* rows, Des
   });
 }
 
-struct SamplingTraits : SamplingTraitsBase<Sampling, Family::sampling> {
+struct SamplingTraits : SamplingTraitsBase<Sampling, Family::sampling, &launch_sampling> {
   static std::string config(const SamplingDesc& d, const Selected&) {
     return text("input", name_of(d.input)) + " " + text("filter", name_of(d.filter)) + " " +
            text("params", name_of(d.params)) + " " + text("random", name_of(d.random)) + " " + row_text(d.vocab);
@@ -160,11 +175,11 @@ struct SamplingTraits : SamplingTraitsBase<Sampling, Family::sampling> {
   }
   static Status run(const Selected& s, const SamplingDesc& d, Device device, const SamplingArgs& a, Workspace,
                     Stream stream) {
-    return run_sampling(s.rows, d, device, a, stream);
+    return run_sampling(s.launch, s.rows, d, device, a, stream);
   }
 };
 
-struct SamplingRenormTraits : SamplingTraitsBase<SamplingRenorm, Family::renorm> {
+struct SamplingRenormTraits : SamplingTraitsBase<SamplingRenorm, Family::renorm, &launch_renorm> {
   static std::string config(const SamplingRenormDesc& d, const Selected&) {
     return text("kind", name_of(d.kind)) + " " + text("params", name_of(d.params)) + " " + row_text(d.vocab);
   }
@@ -174,11 +189,11 @@ struct SamplingRenormTraits : SamplingTraitsBase<SamplingRenorm, Family::renorm>
   }
   static Status run(const Selected& s, const SamplingRenormDesc& d, Device device, const SamplingRenormArgs& a,
                     Workspace, Stream stream) {
-    return run_renorm(s.rows, d, device, a, stream);
+    return run_renorm(s.launch, s.rows, d, device, a, stream);
   }
 };
 
-struct ChainSpeculativeSamplingTraits : SamplingTraitsBase<ChainSpeculativeSampling, Family::speculative> {
+struct ChainSpeculativeSamplingTraits : SamplingTraitsBase<ChainSpeculativeSampling, Family::speculative, &launch_speculative> {
   static std::string config(const ChainSpeculativeSamplingDesc& d, const Selected&) {
     return "n=" + std::to_string(d.num_draft_tokens) + " " + text("random", name_of(d.random)) + " " +
            row_text(d.vocab);
@@ -189,17 +204,17 @@ struct ChainSpeculativeSamplingTraits : SamplingTraitsBase<ChainSpeculativeSampl
   }
   static Status run(const Selected& s, const ChainSpeculativeSamplingDesc& d, Device device,
                     const ChainSpeculativeSamplingArgs& a, Workspace, Stream stream) {
-    return run_speculative(s.rows, d, device, a, stream);
+    return run_speculative(s.launch, s.rows, d, device, a, stream);
   }
 };
 
-struct TokenPenaltyTraits : SamplingTraitsBase<TokenPenalty, Family::penalty> {
+struct TokenPenaltyTraits : SamplingTraitsBase<TokenPenalty, Family::penalty, &launch_penalty> {
   static std::string config(const TokenPenaltyDesc& d, const Selected&) {
     return text("history", name_of(d.history)) + " " + text("params", name_of(d.params));
   }
-  static Status run(const Selected&, const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a, Workspace,
+  static Status run(const Selected& s, const TokenPenaltyDesc& d, Device device, const TokenPenaltyArgs& a, Workspace,
                     Stream stream) {
-    return run_penalty(d, device, a, stream);
+    return run_penalty(s.launch, d, device, a, stream);
   }
 };
 
