@@ -73,9 +73,6 @@ struct PagedKvAppendTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::PagedKvAppendTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(PagedKvAppend, PagedKvAppendTraits)
 
 }  // namespace kvserve::detail

@@ -95,14 +95,7 @@ struct MergeStateTraits : MergeTraitsBase<MergeState> {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<MergeStates>> cuda_kernel<MergeStates>(const MergeStatesDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::MergeStatesTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::MergeStateTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(MergeStates, MergeStatesTraits)
+KVSERVE_CUDA_KERNEL(MergeState, MergeStateTraits)
 
 }  // namespace kvserve::detail

@@ -92,9 +92,6 @@ struct CascadeAttentionTraits : ScheduledMultiQueryTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<CascadeAttention>> cuda_kernel<CascadeAttention>(const CascadeAttentionDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::CascadeAttentionTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(CascadeAttention, CascadeAttentionTraits)
 
 }  // namespace kvserve::detail

@@ -230,19 +230,8 @@ struct SinglePrefillTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<BatchPagedPrefill>> cuda_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::BatchPagedPrefillTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<BatchRaggedPrefill>> cuda_kernel<BatchRaggedPrefill>(const BatchRaggedPrefillDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::BatchRaggedPrefillTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<SinglePrefill>> cuda_kernel<SinglePrefill>(const SinglePrefillDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::SinglePrefillTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(BatchPagedPrefill, BatchPagedPrefillTraits)
+KVSERVE_CUDA_KERNEL(BatchRaggedPrefill, BatchRaggedPrefillTraits)
+KVSERVE_CUDA_KERNEL(SinglePrefill, SinglePrefillTraits)
 
 }  // namespace kvserve::detail

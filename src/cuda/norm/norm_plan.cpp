@@ -60,9 +60,6 @@ struct RmsNormTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<RmsNorm>> cuda_kernel<RmsNorm>(const RmsNormDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::RmsNormTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(RmsNorm, RmsNormTraits)
 
 }  // namespace kvserve::detail

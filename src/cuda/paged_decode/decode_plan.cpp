@@ -121,9 +121,6 @@ struct BatchPagedDecodeTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<BatchPagedDecode>> cuda_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::BatchPagedDecodeTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(BatchPagedDecode, BatchPagedDecodeTraits)
 
 }  // namespace kvserve::detail

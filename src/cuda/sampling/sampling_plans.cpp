@@ -221,25 +221,9 @@ struct TokenPenaltyTraits : SamplingTraitsBase<TokenPenalty, Family::penalty, &l
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<Sampling>> cuda_kernel<Sampling>(const SamplingDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::SamplingTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<SamplingRenorm>> cuda_kernel<SamplingRenorm>(const SamplingRenormDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::SamplingRenormTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<ChainSpeculativeSampling>> cuda_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc& d,
-                                                                              Device device) {
-  return cuda::CudaPlan<cuda::ChainSpeculativeSamplingTraits>::kernel(d, device);
-}
-
-template <>
-Result<Kernel<TokenPenalty>> cuda_kernel<TokenPenalty>(const TokenPenaltyDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::TokenPenaltyTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(Sampling, SamplingTraits)
+KVSERVE_CUDA_KERNEL(SamplingRenorm, SamplingRenormTraits)
+KVSERVE_CUDA_KERNEL(ChainSpeculativeSampling, ChainSpeculativeSamplingTraits)
+KVSERVE_CUDA_KERNEL(TokenPenalty, TokenPenaltyTraits)
 
 }  // namespace kvserve::detail

@@ -107,9 +107,6 @@ struct SingleDecodeTraits {
 }  // namespace
 }  // namespace cuda
 
-template <>
-Result<Kernel<SingleDecode>> cuda_kernel<SingleDecode>(const SingleDecodeDesc& d, Device device) {
-  return cuda::CudaPlan<cuda::SingleDecodeTraits>::kernel(d, device);
-}
+KVSERVE_CUDA_KERNEL(SingleDecode, SingleDecodeTraits)
 
 }  // namespace kvserve::detail
