@@ -2,6 +2,9 @@
 #include <cmath>
 
 #include "harness/harness.hpp"
+#if KVSERVE_TEST_CUDA
+#include "cuda/registry/kernel_rows.hpp"
+#endif
 #include "kvserve/attention.hpp"
 #include "reference/oracle.hpp"
 #include "reference/paged_cache.hpp"
@@ -77,6 +80,17 @@ TEST_P(BatchPagedDecodeTest, DtypesAndHeadDims) {
     for (int d : {64, 128, 256})
       run_case({t, t, d, 2, 4, 16, KvLayout::NHD, {1, 17, 100, 0, 16}}, GetParam());
 }
+
+#if KVSERVE_TEST_CUDA
+// Every paged-decode row the CUDA backend compiles (kernel_rows.hpp), on
+// every device: a row added there is tested without another edit.
+TEST_P(BatchPagedDecodeTest, EveryCompiledRow) {
+  namespace cuda = ::kvserve::detail::cuda;
+  for (const cuda::KernelRow& r : cuda::kKernelRows)
+    if (r.family == cuda::Family::paged_decode)
+      run_case({r.kv, r.q, r.head_dim, 2, 4, 16, KvLayout::NHD, {1, 17, 100, 0, 16}}, GetParam());
+}
+#endif
 
 TEST_P(BatchPagedDecodeTest, Fp8CacheWithScales) {
   run_case({DType::fp8_e4m3, DType::bf16, 128, 2, 4, 16, KvLayout::NHD, {33, 70, 5}, 0, -1, 0, {0.5f}, {2.0f}},
