@@ -65,14 +65,15 @@ struct CudaPlan {
   static const Selected& selected_of(const PlanState<Op>& p) {
     return *static_cast<const Selected*>(p.kernel.selected.get());
   }
+  static Selected& selected_of(PlanState<Op>& p) { return *static_cast<Selected*>(p.kernel.selected.get()); }
   static Status run(const PlanState<Op>& p, const typename Op::Args& args, Workspace ws, Stream stream) {
     return Traits::run(selected_of(p), p.desc, p.device, args, ws, stream);
   }
   static Status prepare(PlanState<Op>& p, const typename Op::PrepareArgs& host, Workspace ws, Stream stream) {
-    return Traits::prepare(const_cast<Selected&>(selected_of(p)), p.desc, p.device, host, ws, stream);
+    return Traits::prepare(selected_of(p), p.desc, p.device, host, ws, stream);
   }
   static Status create(PlanState<Op>& p) {
-    return Traits::create(const_cast<Selected&>(selected_of(p)), p.desc, p.device);
+    return Traits::create(selected_of(p), p.desc, p.device);
   }
 };
 
