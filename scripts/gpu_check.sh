@@ -7,7 +7,7 @@
 # Full logs go under $OUT (default ./gpu-check-out).
 #   scripts/gpu_check.sh            everything
 #   KVSERVE_GPU_CHECK_SKIP="memcheck profile" scripts/gpu_check.sh
-#       skips stages (build tests memcheck demo bench peers sampling norm profile)
+#       skips stages (build tests memcheck racecheck demo prefill bench peers sampling norm profile)
 #   KVSERVE_BASELINE_SRC=dir scripts/gpu_check.sh
 #       also builds the kvserve tree in dir (e.g. `git archive <commit>`
 #       unpacked under an ignored path carried to the GPU machine) beside this
@@ -103,8 +103,12 @@ invoke() {
   local side=$1 st=$2 id=$3 tmo=$4
   shift 4
   local cli=$build_dir/bench/kvserve json=$build_dir/bench-json log=$out/$st.log run=$out/runs/$id
+  local env_=()
   if [ "$side" = baseline ]; then
     cli=$baseline_build/bench/kvserve json=$baseline_build/bench-json log=$out/$st-baseline.log run=$run.baseline
+  elif [ "$side" = mma_sync ]; then
+    env_=(env KVSERVE_MULTI_QUERY_KERNEL=mma_sync)
+    json=$build_dir/bench-json-mma_sync log=$out/$st-mma_sync.log run=$run.mma_sync
   fi
   local argv=() a
   for a in "$@"; do
@@ -114,7 +118,7 @@ invoke() {
     fi
     argv+=("$a")
   done
-  local cmd=("$cli" bench "${argv[@]}")
+  local cmd=("${env_[@]}" "$cli" bench "${argv[@]}")
   [ "$tmo" = - ] || cmd=(timeout "$tmo" "${cmd[@]}")
   if dry; then echo "+ $(quoted "${cmd[@]}") >> $log 2>&1    # also $run.log"; return 0; fi
   "${cmd[@]}" < /dev/null 2>&1 | tee -a "$log" > "$run.log"
@@ -128,8 +132,8 @@ invoke() {
 # benchmarks STAGE: the invocations of STAGE in $list, in order; with a
 # baseline each runs with the main CLI and then at once with the baseline's.
 benchmarks() {
-  local want=$1 line st id tmo args argv with_baseline=0
-  baseline_ready && with_baseline=1
+  local want=$1 line st id tmo args argv with_baseline=0 side=${2:-main}
+  [ "$side" = main ] && baseline_ready && with_baseline=1
   while IFS= read -r -u 3 line || [ -n "$line" ]; do
     line=${line%%#*}
     IFS='|' read -r st id tmo args _ <<< "$line"
@@ -137,7 +141,7 @@ benchmarks() {
     [ "$st" = "$want" ] || continue
     id=${id//[[:space:]]/} tmo=${tmo//[[:space:]]/}
     read -ra argv <<< "$args"
-    invoke main "$st" "$id" "$tmo" "${argv[@]}"
+    invoke "$side" "$st" "$id" "$tmo" "${argv[@]}"
     [ "$with_baseline" = 1 ] && invoke baseline "$st" "$id" "$tmo" "${argv[@]}"
   done 3< "$list"
 }
@@ -200,6 +204,30 @@ peers() {
     { status=1; tail -5 "$out/bench.log"; }
 }
 
+# Issue 14: the GPU tests of every op on the multi-query kernels under
+# racecheck and synccheck (the mbarrier protocol of the wgmma kernel), the
+# prefill table on both kernels and its SDPA peers.
+racecheck() {
+  local tool filter='*Prefill*cuda0*:*Cascade*cuda0*:CudaCascade*'
+  for tool in racecheck synccheck; do
+    note "compute-sanitizer $tool on the prefill and cascade GPU tests"
+    logged '>' "$out/$tool.log" timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
+      "$tests_bin" --gtest_filter="$filter" || status=1
+    dry || grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests ran|FAILED" "$out/$tool.log" | tail -6
+  done
+}
+
+prefill() {
+  note "prefill table: wgmma, then mma.sync, then SDPA"
+  x mkdir -p "$build_dir/bench-json" "$build_dir/bench-json-mma_sync"
+  benchmarks prefill main
+  benchmarks prefill mma_sync
+  if stage peers; then
+    logged '>' "$out/prefill-peers.log" env PYTHONUNBUFFERED=1 timeout 300 python3 bench/peers/prefill_peers.py \
+      --issue14 --json "$out/prefill-peers-14.json" || status=1
+  fi
+}
+
 sampling() {
   note "sampling benchmarks and their PyTorch peers"
   benchmarks sampling
@@ -256,6 +284,14 @@ summary() {
     echo "=== norms: kvserve (op, shape, time us, TB/s, % copy, TFLOP/s, check)"
     grep -E '^(rmsnorm|fused|qk)' "$out/norm.log" 2>/dev/null | cut -c1-150
   fi
+  if ! dry && stage prefill; then
+    echo "=== prefill (issue 14): kvserve wgmma"
+    grep -hE '^(prefill|paged-prefill) ' "$out/prefill.log" 2>/dev/null | cut -c1-160
+    echo "=== prefill: kvserve mma.sync (KVSERVE_MULTI_QUERY_KERNEL=mma_sync)"
+    grep -hE '^(prefill|paged-prefill) ' "$out/prefill-mma_sync.log" 2>/dev/null | cut -c1-160
+    echo "=== prefill: SDPA peers"
+    tail -20 "$out/prefill-peers.log" 2>/dev/null
+  fi
   x python3 bench/peers/summarize.py "$build_dir/bench-json" "$out/peers.json" "$out/results.json" "$out/bench.log"
   if [ -n "$baseline_src" ]; then
     x python3 bench/peers/benchmarks.py ab "$out/runs" "$build_dir/bench-json" "$baseline_build/bench-json" \
@@ -280,7 +316,7 @@ x mkdir -p "$out/runs"
 logged '>' "$out/device.txt" nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 dry || cat "$out/device.txt"
 if [ -n "$baseline_src" ] && { stage bench || stage sampling || stage norm; }; then start_baseline_build; fi
-for s in build tests memcheck demo bench peers sampling norm profile; do
+for s in build tests memcheck racecheck demo prefill bench peers sampling norm profile; do
   stage "$s" && "$s"
 done
 summary

@@ -20,18 +20,28 @@ from torch.nn.attention.bias import causal_lower_right
 
 from peer_timing import time_us
 
-HQ, HKV, D = 32, 8, 128
-# (batch, q_len, kv_len): paged-prefill's default chunk, and whole prompts.
-SHAPES = [(8, 1024, 8192), (8, 4096, 4096), (1, 8192, 8192)]
+HQ, HKV = 32, 8
+# (batch, q_len, kv_len, head_dim, causal): paged-prefill's default chunk,
+# and whole prompts.
+SHAPES = [(8, 1024, 8192, 128, True), (8, 4096, 4096, 128, True), (1, 8192, 8192, 128, True)]
+# --issue14: the rows of issue 14's table (scripts/gpu_benchmarks.txt, stage prefill).
+ISSUE14 = [(8, 4096, 4096, 128, True), (8, 4096, 4096, 128, False), (1, 8192, 8192, 128, True),
+           (8, 2048, 2048, 128, True), (8, 4096, 4096, 64, True), (8, 4096, 4096, 256, True),
+           (8, 1024, 8192, 128, True)]
 BACKENDS = [("flash", SDPBackend.FLASH_ATTENTION), ("cuDNN", SDPBackend.CUDNN_ATTENTION)]
 
 
-def visible_pairs(q_len, kv_len):
+def visible_pairs(q_len, kv_len, causal):
+    if not causal:
+        return q_len * kv_len
     return q_len * (kv_len - q_len) + q_len * (q_len + 1) // 2
 
 
-def sdpa_call(q, k, v, q_len, kv_len):
-    mask = dict(is_causal=True) if q_len == kv_len else dict(attn_mask=causal_lower_right(q_len, kv_len))
+def sdpa_call(q, k, v, q_len, kv_len, causal):
+    if not causal:
+        mask = {}
+    else:
+        mask = dict(is_causal=True) if q_len == kv_len else dict(attn_mask=causal_lower_right(q_len, kv_len))
     expanded = (k.repeat_interleave(HQ // HKV, dim=1), v.repeat_interleave(HQ // HKV, dim=1))
 
     def gqa():
@@ -47,17 +57,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", required=True)
     parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--issue14", action="store_true", help="the shapes of issue 14's prefill table")
     args = parser.parse_args()
     results = []
-    for batch, q_len, kv_len in SHAPES:
+    for batch, q_len, kv_len, D, causal in ISSUE14 if args.issue14 else SHAPES:
         q = torch.randn(batch, HQ, q_len, D, device="cuda", dtype=torch.bfloat16)
         k = torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16)
         v = torch.randn(batch, HKV, kv_len, D, device="cuda", dtype=torch.bfloat16)
-        flops = 4.0 * D * HQ * batch * visible_pairs(q_len, kv_len)
-        shape = f"B={batch} q={q_len} L={kv_len}"
+        flops = 4.0 * D * HQ * batch * visible_pairs(q_len, kv_len, causal)
+        shape = f"B={batch} q={q_len} L={kv_len} D={D}" + ("" if causal else " non-causal")
         for name, backend in BACKENDS:
             t, how = None, None
-            for variant, fn in zip(("enable_gqa", "expanded KV"), sdpa_call(q, k, v, q_len, kv_len)):
+            for variant, fn in zip(("enable_gqa", "expanded KV"), sdpa_call(q, k, v, q_len, kv_len, causal)):
                 try:
                     with sdpa_kernel(backend):
                         t = time_us(lambda _: fn(), args.iters)

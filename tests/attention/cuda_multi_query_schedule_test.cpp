@@ -44,7 +44,7 @@ void check_cascade(const CascadeCase& c) {
   CascadeAttentionDesc d{.max_batch = batch, .max_groups = groups, .num_qo_heads = hkv * c.group,
                          .kv = {.page_size = 16, .num_pages = 1 << 20, .num_kv_heads = hkv, .head_dim = 128},
                          .attn = {.window_left = c.window}};
-  const auto z = detail::cuda::cascade_sizing(d, /*sm_count=*/132);
+  const auto z = detail::cuda::cascade_sizing(d, /*sm_count=*/132, detail::cuda::multi_query_shape(d.kv.head_dim));
   std::vector<std::int32_t> pi, pl, si, sl;
   table_of(c.prefix_lens, &pi, &pl);
   table_of(c.suffix_lens, &si, &sl);
@@ -108,7 +108,7 @@ TEST(CudaMultiQuerySchedule, CascadeSlotsAndPrefixKeys) {
 }
 
 TEST(CudaMultiQuerySchedule, PrefillRecordsNumberTheTiles) {
-  const auto z = detail::cuda::prefill_sizing(4, 32, 8, 256, 132);
+  const auto z = detail::cuda::prefill_sizing(4, 32, 8, 256, 132, detail::cuda::multi_query_shape(256));
   ASSERT_EQ(z.shape.rows, 64);
   std::vector<unsigned char> staging(z.staging_bytes);
   const std::vector<std::int32_t> qo_indptr{0, 5, 5, 130, 131};

@@ -20,9 +20,9 @@ struct CascadeAttentionTraits : ScheduledMultiQueryTraits {
   using Op = CascadeAttention;
 
   static Result<Selected> select(const CascadeAttentionDesc& d, const DeviceFacts& facts) {
-    auto launch = find_multi_query(Op::kName, d.q_dtype, d.kv.dtype, d.kv.head_dim);
+    auto launch = find_multi_query(Op::kName, d.q_dtype, d.kv.dtype, d.kv.head_dim, facts);
     if (!launch) return launch.status();
-    Selected s{*launch, cascade_sizing(d, facts.sm_count), nullptr};
+    Selected s{*launch, cascade_sizing(d, facts.sm_count, launch->shape), nullptr};
     if (s.sizing.max_items > 65535)  // grid.y
       return no_kernel(Op::kName,
                        "max_batch " + std::to_string(d.max_batch) + " and max_groups " + std::to_string(d.max_groups) +
@@ -31,9 +31,7 @@ struct CascadeAttentionTraits : ScheduledMultiQueryTraits {
     return s;
   }
   static std::string config(const CascadeAttentionDesc& d, const Selected& s) {
-    const MultiQueryShape& shape = s.sizing.shape;
-    return paged_config(d.q_dtype, d.kv) + " rows=" + std::to_string(shape.rows) +
-           " tile=" + std::to_string(shape.tile_tokens) + "x" + std::to_string(shape.stages) +
+    return paged_config(d.q_dtype, d.kv) + kernel_text(s.launch) +
            " prefix_split<=" + std::to_string(kCascadeMaxPrefixSplits);
   }
   // How finely a prefix is cut depends on the whole batch, so a row is not

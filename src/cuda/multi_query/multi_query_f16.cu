@@ -1,5 +1,5 @@
 // Multi-query attention and slot-merge kernels over f16 (its rows of src/cuda/registry/kernel_rows.hpp).
-#include "cuda/multi_query/multi_query_kernel.cuh"
+#include "cuda/multi_query/multi_query_rows.cuh"
 
 namespace kvserve::detail::cuda {
 

@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "core/check.hpp"
@@ -13,10 +14,22 @@ namespace {
 const LaunchTable<MultiQueryLaunch> kMultiQueryLaunchers{multi_query_launchers_f16(), multi_query_launchers_bf16()};
 }  // namespace
 
-Result<MultiQueryLaunch> find_multi_query(std::string_view op, DType q, DType kv, int head_dim) {
+Result<MultiQueryKernel> find_multi_query(std::string_view op, DType q, DType kv, int head_dim,
+                                          const DeviceFacts& facts) {
   auto row = find_row(op, Family::multi_query, {q, kv, head_dim});
   if (!row) return row.status();
-  return kMultiQueryLaunchers[*row];
+  const MultiQueryLaunch& launch = kMultiQueryLaunchers[*row];
+  static const bool sm90_built = multi_query_sm90_built();
+  const char* choice = std::getenv("KVSERVE_MULTI_QUERY_KERNEL");
+  const bool keep_mma_sync = choice != nullptr && std::string_view(choice) == "mma_sync";
+  if (facts.major == 9 && facts.minor == 0 && sm90_built && !keep_mma_sync)
+    return MultiQueryKernel{launch.attend_sm90, launch.merge, multi_query_shape_sm90(head_dim), true};
+  return MultiQueryKernel{launch.attend, launch.merge, multi_query_shape(head_dim), false};
+}
+
+std::string kernel_text(const MultiQueryKernel& k) {
+  return " rows=" + std::to_string(k.shape.rows) + " tile=" + std::to_string(k.shape.tile_tokens) + "x" +
+         std::to_string(k.shape.stages) + (k.sm90 ? " wgmma" : " mma_sync");
 }
 
 Status create_staging(ScheduledMultiQuery& s, Device device) {
@@ -69,7 +82,7 @@ Status use_prefill_requests(std::string_view op, MultiQueryParams* p, std::int64
   return Status::ok();
 }
 
-Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryLaunch& launch,
+Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryKernel& launch,
                                  const MultiQueryParams& attend, const SlotMergeParams* merge, Stream stream) {
   return on_device(device, op, [&]() -> Status {
     KVSERVE_TRY(cuda_status(static_cast<cudaError_t>(launch.attend(attend, stream.handle)), op, "attention launch"));

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "cuda/common/staging.hpp"
@@ -15,14 +16,30 @@
 
 namespace kvserve::detail::cuda {
 
-// The multi-query row for (q, kv, head_dim): the one lookup of a plan on
-// the multi-query kernel; `op` names the asking op.
-Result<MultiQueryLaunch> find_multi_query(std::string_view op, DType q, DType kv, int head_dim);
+// The kernel a plan on the multi-query family runs: its row's attention
+// launcher for this device (the sm_90a wgmma kernel on Hopper, mma.sync
+// elsewhere), the slot merge, and the block shape the schedule is cut by.
+struct MultiQueryKernel {
+  int (*attend)(const MultiQueryParams&, void* stream) = nullptr;
+  int (*merge)(const SlotMergeParams&, void* stream) = nullptr;
+  MultiQueryShape shape;
+  bool sm90 = false;
+};
+
+// The multi-query row for (q, kv, head_dim) and its kernel for `facts`'
+// device: the one lookup of a plan on the family; `op` names the asking op.
+// KVSERVE_MULTI_QUERY_KERNEL=mma_sync in the environment keeps Hopper on the
+// mma.sync kernel (to compare the two in one process).
+Result<MultiQueryKernel> find_multi_query(std::string_view op, DType q, DType kv, int head_dim,
+                                          const DeviceFacts& facts);
+
+// " rows=128 tile=128x2 wgmma": the shape and kernel of a plan's config().
+std::string kernel_text(const MultiQueryKernel& k);
 
 // What a plan with a schedule keeps (CascadeAttention, BatchPagedPrefill,
-// BatchRaggedPrefill): its launchers, the sizing, and pinned staging.
+// BatchRaggedPrefill): its kernel, the sizing, and pinned staging.
 struct ScheduledMultiQuery {
-  MultiQueryLaunch launch;
+  MultiQueryKernel launch;
   MultiQuerySizing sizing;
   std::unique_ptr<PinnedStaging> staging;  // made by create()
 };
@@ -58,7 +75,7 @@ Status use_prefill_requests(std::string_view op, MultiQueryParams* p, std::int64
 
 // Launches the attention pass, then (when `merge` is given) the slot merge
 // of `merge->rows` rows, on `stream` with the plan's device current.
-Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryLaunch& launch,
+Status launch_multi_query_passes(std::string_view op, Device device, const MultiQueryKernel& launch,
                                  const MultiQueryParams& attend, const SlotMergeParams* merge, Stream stream);
 
 }  // namespace kvserve::detail::cuda

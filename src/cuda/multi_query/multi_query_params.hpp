@@ -148,12 +148,36 @@ constexpr MultiQueryShape multi_query_shape(int head_dim) {
   return s;
 }
 
-// A multi-query row's launchers: the attention pass and the slot merge of
+// The sm_90a kernel (multi_query_sm90_kernel.cuh): 3 warpgroups, one
+// producer and two consumers of 64 rows each, so 128 rows a block at every
+// head_dim. K/V tiles of 128 keys (64 at d=256, where O alone takes 128
+// fp32 registers a thread and S of 128 keys would not fit beside it) in a
+// ring of `stages`: Q 32 KB + 2 x 64 KB at d=128, 64 + 2 x 64 KB at d=256,
+// 16 + 3 x 32 KB at d=64; one block an SM. 1 KB more for the alignment the
+// swizzled tiles need and the barriers.
+inline constexpr int kMultiQuerySm90Threads = 384;
+constexpr MultiQueryShape multi_query_shape_sm90(int head_dim) {
+  MultiQueryShape s;
+  s.m_tiles = 4;  // 16-row MMA tiles a consumer warpgroup (one per warp)
+  s.rows = 128;
+  s.tile_tokens = head_dim > 128 ? 64 : 128;
+  s.stages = head_dim == 64 ? 3 : 2;
+  s.smem_bytes = (2 * s.stages * s.tile_tokens + s.rows) * head_dim * 2 + 2048;
+  s.blocks_per_sm = 1;
+  return s;
+}
+
+// A multi-query row's launchers: the attention pass (mma.sync for sm_80 on,
+// and the warp-specialised wgmma kernel for sm_90a) and the slot merge of
 // its dtype; each returns the cudaError_t of the launch as an int.
 struct MultiQueryLaunch {
   int (*attend)(const MultiQueryParams&, void* stream);
+  int (*attend_sm90)(const MultiQueryParams&, void* stream);
   int (*merge)(const SlotMergeParams&, void* stream);
 };
+// Whether this build holds sm_90a code for the wgmma kernel (the kernels
+// compile to nothing for other targets).
+bool multi_query_sm90_built();
 // The launchers of the multi-query rows of one dtype (multi_query_<dtype>.cu).
 RowLaunchers<MultiQueryLaunch> multi_query_launchers_f16();
 RowLaunchers<MultiQueryLaunch> multi_query_launchers_bf16();

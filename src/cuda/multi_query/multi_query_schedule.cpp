@@ -24,9 +24,10 @@ void lay_out(MultiQuerySizing* z) {
   z->workspace_bytes = align256(z->partial_out_offset + sizeof(float) * slots * hq * z->head_dim);
 }
 
-MultiQuerySizing base_sizing(int num_qo_heads, int num_kv_heads, int head_dim, int sm_count) {
+MultiQuerySizing base_sizing(int num_qo_heads, int num_kv_heads, int head_dim, int sm_count,
+                             const MultiQueryShape& shape) {
   MultiQuerySizing z;
-  z.shape = multi_query_shape(head_dim);
+  z.shape = shape;
   z.num_qo_heads = num_qo_heads;
   z.num_kv_heads = num_kv_heads;
   z.group = num_qo_heads / num_kv_heads;
@@ -42,8 +43,8 @@ std::int64_t window_start(const AttentionParams& attn, std::int64_t pos) {
 
 }  // namespace
 
-MultiQuerySizing cascade_sizing(const CascadeAttentionDesc& d, int sm_count) {
-  MultiQuerySizing z = base_sizing(d.num_qo_heads, d.kv.num_kv_heads, d.kv.head_dim, sm_count);
+MultiQuerySizing cascade_sizing(const CascadeAttentionDesc& d, int sm_count, const MultiQueryShape& shape) {
+  MultiQuerySizing z = base_sizing(d.num_qo_heads, d.kv.num_kv_heads, d.kv.head_dim, sm_count, shape);
   // Prefix row tiles over all groups: sum_g ceil(B_g * group / 64), at most
   // ceil(max_batch * group / 64) + max_groups; each cut in up to
   // kCascadeMaxPrefixSplits slices. Suffixes: ceil(group / 64) tiles each.
@@ -151,8 +152,9 @@ int build_cascade_schedule(const MultiQuerySizing& z, const CascadeAttentionDesc
   return n;
 }
 
-MultiQuerySizing prefill_sizing(int max_batch, int num_qo_heads, int num_kv_heads, int head_dim, int sm_count) {
-  MultiQuerySizing z = base_sizing(num_qo_heads, num_kv_heads, head_dim, sm_count);
+MultiQuerySizing prefill_sizing(int max_batch, int num_qo_heads, int num_kv_heads, int head_dim, int sm_count,
+                                const MultiQueryShape& shape) {
+  MultiQuerySizing z = base_sizing(num_qo_heads, num_kv_heads, head_dim, sm_count, shape);
   // The request records take the items' place: (max_batch + 1) x 32 bytes
   // is (max_batch + 1) x 2/3 items.
   z.max_items = static_cast<int>(ceil_div((std::int64_t{max_batch} + 1) * sizeof(MultiQueryRequest),

@@ -33,7 +33,8 @@ struct MultiQuerySizing {
   std::size_t staging_bytes = 0;  // what prepare() copies at most
 };
 
-MultiQuerySizing cascade_sizing(const CascadeAttentionDesc& desc, int sm_count);
+// `shape`: the block shape of the kernel the plan runs (MultiQueryKernel).
+MultiQuerySizing cascade_sizing(const CascadeAttentionDesc& desc, int sm_count, const MultiQueryShape& shape);
 
 // Writes the cascade schedule for `host` into `staging` (laid out as the
 // workspace's first items_offset + n * sizeof(MultiQueryItem) bytes) and
@@ -46,7 +47,8 @@ int build_cascade_schedule(const MultiQuerySizing& sizing, const CascadeAttentio
 
 // Prefill: the workspace holds one MultiQueryRequest per request (and the
 // closing one) where cascade keeps its items; the kernel derives the tiles.
-MultiQuerySizing prefill_sizing(int max_batch, int num_qo_heads, int num_kv_heads, int head_dim, int sm_count);
+MultiQuerySizing prefill_sizing(int max_batch, int num_qo_heads, int num_kv_heads, int head_dim, int sm_count,
+                                const MultiQueryShape& shape);
 
 // Where request b's keys are: its first page id's offset in indices (or its
 // first row of contiguous K/V) and its key count.

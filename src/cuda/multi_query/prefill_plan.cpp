@@ -75,28 +75,26 @@ Status run_requests(std::string_view op, Device device, const ScheduledMultiQuer
 }
 
 // The row every prefill op looks up, with V rows as wide as K's (what the
-// kernel serves; head_dim_v 0 means head_dim).
-Result<MultiQueryLaunch> prefill_launch(std::string_view op, DType q, DType kv, int head_dim, int head_dim_v) {
-  auto launch = find_multi_query(op, q, kv, head_dim);
-  if (!launch) return launch.status();
+// kernels serve; head_dim_v 0 means head_dim).
+Result<MultiQueryKernel> prefill_kernel(std::string_view op, DType q, DType kv, int head_dim, int head_dim_v,
+                                        const DeviceFacts& facts) {
+  auto kernel = find_multi_query(op, q, kv, head_dim, facts);
+  if (!kernel) return kernel.status();
   if (head_dim_v != 0 && head_dim_v != head_dim)
     return no_kernel(op, "head_dim_v " + std::to_string(head_dim_v) + " != head_dim " + std::to_string(head_dim),
                      "head_dim_v = head_dim");
-  return launch;
+  return kernel;
 }
 
-// The batched ops: the row, and the sizing of the request records.
+// The batched ops: the kernel, and the sizing of the request records.
 Result<ScheduledMultiQuery> select_requests(std::string_view op, DType q, DType kv, int head_dim, int head_dim_v,
-                                            int max_batch, int num_qo_heads, int num_kv_heads, int sm_count) {
-  auto launch = prefill_launch(op, q, kv, head_dim, head_dim_v);
-  if (!launch) return launch.status();
-  return ScheduledMultiQuery{*launch, prefill_sizing(max_batch, num_qo_heads, num_kv_heads, head_dim, sm_count),
-                             nullptr};
-}
-
-std::string tile_text(const MultiQuerySizing& z) {
-  return " rows=" + std::to_string(z.shape.rows) + " tile=" + std::to_string(z.shape.tile_tokens) + "x" +
-         std::to_string(z.shape.stages);
+                                            int max_batch, int num_qo_heads, int num_kv_heads,
+                                            const DeviceFacts& facts) {
+  auto kernel = prefill_kernel(op, q, kv, head_dim, head_dim_v, facts);
+  if (!kernel) return kernel.status();
+  return ScheduledMultiQuery{
+      *kernel, prefill_sizing(max_batch, num_qo_heads, num_kv_heads, head_dim, facts.sm_count, kernel->shape),
+      nullptr};
 }
 
 // Rows never split across blocks, so every prefill row is batch invariant.
@@ -112,10 +110,10 @@ struct BatchPagedPrefillTraits : BatchedPrefillTraits {
 
   static Result<Selected> select(const BatchPagedPrefillDesc& d, const DeviceFacts& facts) {
     return select_requests(Op::kName, d.q_dtype, d.kv.dtype, d.kv.head_dim, 0, d.max_batch, d.num_qo_heads,
-                           d.kv.num_kv_heads, facts.sm_count);
+                           d.kv.num_kv_heads, facts);
   }
   static std::string config(const BatchPagedPrefillDesc& d, const Selected& s) {
-    return paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : "") + tile_text(s.sizing);
+    return paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : "") + kernel_text(s.launch);
   }
 
   static Status prepare(Selected& s, const BatchPagedPrefillDesc& d, Device device, const PagedPrefillLengths& host,
@@ -150,11 +148,11 @@ struct BatchRaggedPrefillTraits : BatchedPrefillTraits {
 
   static Result<Selected> select(const BatchRaggedPrefillDesc& d, const DeviceFacts& facts) {
     return select_requests(Op::kName, d.dtype, d.dtype, d.head_dim, d.head_dim_v, d.max_batch, d.num_qo_heads,
-                           d.num_kv_heads, facts.sm_count);
+                           d.num_kv_heads, facts);
   }
   static std::string config(const BatchRaggedPrefillDesc& d, const Selected& s) {
     return "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-           (d.causal ? " causal" : "") + tile_text(s.sizing);
+           (d.causal ? " causal" : "") + kernel_text(s.launch);
   }
 
   static Status prepare(Selected& s, const BatchRaggedPrefillDesc&, Device device, const RaggedLengths& host,
@@ -184,17 +182,17 @@ struct BatchRaggedPrefillTraits : BatchedPrefillTraits {
 struct SinglePrefillTraits {
   using Op = SinglePrefill;
   struct Selected {
-    MultiQueryLaunch launch;
+    MultiQueryKernel launch;
   };
 
-  static Result<Selected> select(const SinglePrefillDesc& d, const DeviceFacts&) {
-    auto launch = prefill_launch(Op::kName, d.dtype, d.dtype, d.head_dim, d.head_dim_v);
+  static Result<Selected> select(const SinglePrefillDesc& d, const DeviceFacts& facts) {
+    auto launch = prefill_kernel(Op::kName, d.dtype, d.dtype, d.head_dim, d.head_dim_v, facts);
     if (!launch) return launch.status();
     return Selected{*launch};
   }
-  static std::string config(const SinglePrefillDesc& d, const Selected&) {
+  static std::string config(const SinglePrefillDesc& d, const Selected& s) {
     return "dtype=" + std::string(name_of(d.dtype)) + " d=" + std::to_string(d.head_dim) +
-           " layout=" + std::string(name_of(d.layout)) + (d.causal ? " causal" : "");
+           " layout=" + std::string(name_of(d.layout)) + (d.causal ? " causal" : "") + kernel_text(s.launch);
   }
   static Precision precision(const SinglePrefillDesc&) {
     return ScheduledMultiQueryTraits::precision_of(/*batch_invariant=*/true);
@@ -207,7 +205,7 @@ struct SinglePrefillTraits {
     const std::int64_t q_len = a.q.shape[0], kv_len = nhd ? a.k.shape[0] : a.k.shape[1];
     if (q_len == 0) return Status::ok();
     const int group = d.num_qo_heads / d.num_kv_heads;
-    const int rows = multi_query_shape(d.head_dim).rows;
+    const int rows = s.launch.shape.rows;
     const std::int64_t tiles = (q_len * group + rows - 1) / rows;
     if (tiles > 65535 || kv_len > INT32_MAX)
       return no_kernel(op, "q_len " + std::to_string(q_len) + " and kv_len " + std::to_string(kv_len),
