@@ -153,7 +153,7 @@ constexpr MultiQueryShape multi_query_shape(int head_dim) {
 // head_dim. K/V tiles of 128 keys (64 at d=256, where O alone takes 128
 // fp32 registers a thread and S of 128 keys would not fit beside it) in a
 // ring of `stages`: Q 32 KB + 2 x 64 KB at d=128, 64 + 2 x 64 KB at d=256,
-// 16 + 3 x 32 KB at d=64; one block an SM. 1 KB more for the alignment the
+// 16 + 4 x 32 KB at d=64; one block an SM. 1 KB more for the alignment the
 // swizzled tiles need and the barriers.
 inline constexpr int kMultiQuerySm90Threads = 384;
 constexpr MultiQueryShape multi_query_shape_sm90(int head_dim) {
@@ -161,7 +161,7 @@ constexpr MultiQueryShape multi_query_shape_sm90(int head_dim) {
   s.m_tiles = 4;  // 16-row MMA tiles a consumer warpgroup (one per warp)
   s.rows = 128;
   s.tile_tokens = head_dim > 128 ? 64 : 128;
-  s.stages = head_dim == 64 ? 3 : 2;
+  s.stages = head_dim == 64 ? 4 : 2;
   s.smem_bytes = (2 * s.stages * s.tile_tokens + s.rows) * head_dim * 2 + 2048;
   s.blocks_per_sm = 1;
   return s;

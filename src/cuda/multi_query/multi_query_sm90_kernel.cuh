@@ -4,14 +4,14 @@
 // - the producer copies the item's Q rows (once) and its K/V tiles into a
 //   ring of `stages` shared-memory slots, each tile of K and of V
 //   128-byte-swizzled as wgmma reads it (hopper.cuh), with cp.async (which
-//   gathers pages of any size and layout); it announces a slot on that
-//   slot's `full` mbarrier once its copies have landed and waits on the
-//   slot's `empty` mbarrier before refilling it;
+//   gathers pages of any size and layout), one group of its threads a slot;
+//   a group announces its slot on the slot's `full` mbarrier once its copies
+//   have landed and waits on the slot's `empty` mbarrier before refilling it;
 // - two consumers own 64 query rows each: S = Q K^T with wgmma from shared
 //   memory (fp32 in registers), online softmax in base 2, P rounded to the
 //   input type in registers and O += P V with wgmma (P from registers, V
 //   transposed from shared memory); both arrive on `empty` when done.
-// The producer gives registers to the consumers (setmaxnreg): 40 for
+// The producer gives registers to the consumers (setmaxnreg): 48 for
 // address arithmetic, 232 a consumer thread for S, P and O. Each row sees
 // its own keys [lo, hi) (causal, window, split), as in the mma.sync kernel.
 #pragma once
@@ -36,45 +36,52 @@ struct MultiQuerySm90Traits {
   static constexpr int kQBytes = kRows * HeadDim * 2;
   static constexpr int kTileBytes = kKeys * HeadDim * 2;
   static constexpr int kBarrierOffset = kQBytes + 2 * kStages * kTileBytes;
-  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  static constexpr int kProducerThreads = 128 / kStages;  // a ring slot's group of producer threads
+  static constexpr int kProducerRegisters = 48, kConsumerRegisters = 232;
+  static_assert(kProducerThreads * kStages == 128 && kProducerThreads % kChunks == 0, "producer groups tile rows");
   static_assert(HeadDim % 64 == 0, "tiles are made of 64-column blocks");
   static_assert(kBarrierOffset + 1024 + 1024 <= kShape.smem_bytes, "alignment slack and barriers fit");
   static_assert(kProducerRegisters + 2 * kConsumerRegisters <= 512, "the register file holds 64K a block");
 };
 
 #if KVSERVE_SM90A
-// The producer warpgroup (thread w of 128): Q rows of the item into q_tile,
-// then every K/V tile into the ring. A thread copies one 16-byte chunk
-// column of every (128 / kChunks)-th row, so one tile's copies are
-// kKeys * kChunks / 128 per thread for each of K and V.
+// The producer warpgroup (thread w of 128) in kStages groups of
+// kProducerThreads, group g filling ring slot g with tiles g, g + kStages,
+// ...: a group waits for its own copies to land before announcing its slot,
+// and meanwhile the other groups' slots are being filled or consumed, so
+// the consumers never wait on a copy issued after the tile they are on.
+// Group 0 copies the item's Q rows too, with tile 0 (the first `full`
+// phase covers both). A thread copies one 16-byte chunk column of every
+// (kProducerThreads / kChunks)-th row.
 template <DType T, int HeadDim>
 __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head,
                                               int w, unsigned char* smem, std::uint64_t* full,
                                               std::uint64_t* empty, int num_tiles) {
   using Tr = MultiQuerySm90Traits<T, HeadDim>;
   using t = typename Tr::t;
-  const int chunk = w % Tr::kChunks, first_row = w / Tr::kChunks;
-  constexpr int kStep = 128 / Tr::kChunks;
-  const int segment_rows = item.num_tokens * p.group;
-  if (num_tiles == 0) return;  // the consumers write empty rows without Q
-  for (int row = first_row; row < Tr::kRows; row += kStep) {
-    const int x = item.row_begin + row;
-    const bool valid = x < segment_rows;
-    const t* src = static_cast<const t*>(p.q);
-    if (valid)
-      src += (item.q_row0 + std::int64_t{x / p.group}) * p.q_stride_t +
-             std::int64_t{kv_head * p.group + x % p.group} * p.q_stride_h + chunk * 8;
-    cp_async16(smem + swizzled_offset(Tr::kRows, row, chunk * 8), src, valid);
+  constexpr int kStep = Tr::kProducerThreads / Tr::kChunks;
+  const int group = w / Tr::kProducerThreads, gw = w % Tr::kProducerThreads;
+  const int chunk = gw % Tr::kChunks, first_row = gw / Tr::kChunks;
+  if (group >= num_tiles) return;  // no tile for this slot (nor Q, with no tile at all)
+  if (group == 0) {
+    const int segment_rows = item.num_tokens * p.group;
+    for (int row = first_row; row < Tr::kRows; row += kStep) {
+      const int x = item.row_begin + row;
+      const bool valid = x < segment_rows;
+      const t* src = static_cast<const t*>(p.q);
+      if (valid)
+        src += (item.q_row0 + std::int64_t{x / p.group}) * p.q_stride_t +
+               std::int64_t{kv_head * p.group + x % p.group} * p.q_stride_h + chunk * 8;
+      cp_async16(smem + swizzled_offset(Tr::kRows, row, chunk * 8), src, valid);
+    }
   }
-  // Q travels with tile 0: the first `full` phase covers both.
   const std::int32_t* const indices = p.indices[item.source];
   const t* const k_head = static_cast<const t*>(p.pool.k) + kv_head * p.pool.k_stride_head;
   const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
-  for (int tile = 0; tile < num_tiles; ++tile) {
-    const int stage = tile % Tr::kStages;
-    if (tile >= Tr::kStages) mbarrier_wait(&empty[stage], (tile / Tr::kStages + 1) & 1);
-    unsigned char* const k_tile = smem + Tr::kQBytes + stage * Tr::kTileBytes;
-    unsigned char* const v_tile = k_tile + Tr::kStages * Tr::kTileBytes;
+  unsigned char* const k_tile = smem + Tr::kQBytes + group * Tr::kTileBytes;
+  unsigned char* const v_tile = k_tile + Tr::kStages * Tr::kTileBytes;
+  for (int tile = group, round = 0; tile < num_tiles; tile += Tr::kStages, ++round) {
+    if (round > 0) mbarrier_wait(&empty[group], (round - 1) & 1);
     const int tile_begin = item.kv_begin + tile * Tr::kKeys;
     for (int row = first_row; row < Tr::kKeys; row += kStep) {
       const int key = tile_begin + row;
@@ -91,18 +98,10 @@ __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const M
       cp_async16(v_tile + at, v_head + v_at, valid);
     }
     cp_async_commit();
-    // The previous tile's copies have landed (this one's stay in flight):
-    // fence them into the async proxy wgmma reads, then announce its slot.
-    if (tile > 0) {
-      cp_async_wait<1>();
-      fence_async_shared();
-      mbarrier_arrive(&full[(tile - 1) % Tr::kStages]);
-    }
-  }
-  if (num_tiles > 0) {
+    // Landed: fence the copies into the async proxy wgmma reads, announce.
     cp_async_wait<0>();
     fence_async_shared();
-    mbarrier_arrive(&full[(num_tiles - 1) % Tr::kStages]);
+    mbarrier_arrive(&full[group]);
   }
 }
 
@@ -283,8 +282,8 @@ __global__ void __launch_bounds__(kMultiQuerySm90Threads, 1)
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kKeys - 1) / Tr::kKeys;
   if (threadIdx.x == 0) {
     for (int s = 0; s < Tr::kStages; ++s) {
-      mbarrier_init(&full[s], 128);   // every producer thread arrives
-      mbarrier_init(&empty[s], 256);  // every consumer thread arrives
+      mbarrier_init(&full[s], Tr::kProducerThreads);  // the slot's producer group arrives
+      mbarrier_init(&empty[s], 256);                  // every consumer thread arrives
     }
   }
   __syncthreads();
