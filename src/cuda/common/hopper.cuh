@@ -39,16 +39,22 @@ __device__ __forceinline__ void mbarrier_arrive(std::uint64_t* bar) {
                : "memory");
 }
 // Blocks until the barrier's phase of parity `parity` has completed (acquire).
+// A protocol bug must not hang the process: after ~10 s (2^34 cycles) of
+// waiting the kernel traps, and the launch's stream reports the error.
 __device__ __forceinline__ void mbarrier_wait(std::uint64_t* bar, int parity) {
   const std::uint32_t address = smem_address(bar);
   std::uint32_t done = 0;
-  do {
+  long long start = 0;
+  for (;;) {
     asm volatile(
         "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(address), "r"(parity)
         : "memory");
-  } while (done == 0);
+    if (done != 0) return;
+    if (start == 0) start = clock64();
+    else if (clock64() - start > (1ll << 34)) __trap();
+  }
 }
 
 // ------------------------------------------------------ other barriers ----

@@ -11,8 +11,8 @@
 //   memory (fp32 in registers), online softmax in base 2, P rounded to the
 //   input type in registers and O += P V with wgmma (P from registers, V
 //   transposed from shared memory); both arrive on `empty` when done.
-// The producer gives registers to the consumers (setmaxnreg): 48 for
-// address arithmetic, 232 a consumer thread for S, P and O. Each row sees
+// The producer gives registers to the consumers (setmaxnreg): 56 for
+// address arithmetic, 224 a consumer thread for S, P and O. Each row sees
 // its own keys [lo, hi) (causal, window, split), as in the mma.sync kernel.
 #pragma once
 
@@ -37,11 +37,14 @@ struct MultiQuerySm90Traits {
   static constexpr int kTileBytes = kKeys * HeadDim * 2;
   static constexpr int kBarrierOffset = kQBytes + 2 * kStages * kTileBytes;
   static constexpr int kProducerThreads = 128 / kStages;  // a ring slot's group of producer threads
-  static constexpr int kProducerRegisters = 48, kConsumerRegisters = 232;
+  // setmaxnreg moves registers within the block's launch allocation (168 a
+  // thread, __launch_bounds__(384, 1)): what the producer releases is all
+  // the consumers may claim, or a claim waits forever.
+  static constexpr int kLaunchRegisters = 168, kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kProducerThreads * kStages == 128 && kProducerThreads % kChunks == 0, "producer groups tile rows");
   static_assert(HeadDim % 64 == 0, "tiles are made of 64-column blocks");
   static_assert(kBarrierOffset + 1024 + 1024 <= kShape.smem_bytes, "alignment slack and barriers fit");
-  static_assert(kProducerRegisters + 2 * kConsumerRegisters <= 512, "the register file holds 64K a block");
+  static_assert(kProducerRegisters + 2 * kConsumerRegisters == 3 * kLaunchRegisters, "claims match releases");
 };
 
 #if KVSERVE_SM90A
