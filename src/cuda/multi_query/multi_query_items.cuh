@@ -1,11 +1,17 @@
 // The work items of the multi-query kernels (mma.sync and the sm_90a
 // warp-specialised one), as each block reads them: a block's item (given by
 // the schedule or derived from the prefill requests), the page of a key, and
-// the keys each query row of the item sees.
+// the keys each query row of the item sees, the warp's union and
+// intersection of those keys, the write of a finished row and the launch of
+// a grid of (KV head, item) blocks.
 #pragma once
+
+#include <cuda_runtime.h>
 
 #include <climits>
 
+#include "cuda/common/device_types.cuh"
+#include "cuda/common/mma.cuh"
 #include "cuda/multi_query/multi_query_params.hpp"
 
 namespace kvserve::detail::cuda {
@@ -66,6 +72,64 @@ __device__ __forceinline__ void row_key_range(const MultiQueryParams& p, const M
   *lo = max(bottom, item.kv_begin);
   *hi = min(top, item.kv_end);
   if (*hi <= *lo) *lo = 0, *hi = 0;
+}
+
+// The union [union_lo, union_hi) and intersection [inter_lo, inter_hi) of
+// the key ranges of a warp's rows, each lane's partial values in, the warp's
+// out: tiles outside the union are skipped, tiles inside the intersection
+// need no mask.
+__device__ __forceinline__ void reduce_ranges_over_warp(int* union_lo, int* union_hi, int* inter_lo, int* inter_hi) {
+#pragma unroll
+  for (int off = 1; off < 32; off *= 2) {
+    *union_lo = min(*union_lo, __shfl_xor_sync(0xffffffffu, *union_lo, off));
+    *union_hi = max(*union_hi, __shfl_xor_sync(0xffffffffu, *union_hi, off));
+    *inter_lo = max(*inter_lo, __shfl_xor_sync(0xffffffffu, *inter_lo, off));
+    *inter_hi = min(*inter_hi, __shfl_xor_sync(0xffffffffu, *inter_hi, off));
+  }
+}
+
+// Normalises and writes segment row x from this lane's part of its MMA
+// accumulator (the m16n8 layout both kernels share: columns col, col + 1 of
+// every 8-column block n at acc[4 n + e], acc[4 n + e + 1]; the quad of lanes
+// sharing the row sums its denominators here). A row that saw no key writes
+// 0 and lse -inf. Direct output or, for cascade items, a partial slot.
+template <DType T, int HeadDim>
+__device__ __forceinline__ void write_row(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head, int x,
+                                          int segment_rows, SoftmaxState st, const float* acc, int e, int lane) {
+  st.d += __shfl_xor_sync(0xffffffffu, st.d, 1);
+  st.d += __shfl_xor_sync(0xffffffffu, st.d, 2);
+  if (x >= segment_rows) return;
+  const int col = (lane % 4) * 2;
+  const std::int64_t q_row = item.q_row0 + x / p.group;
+  const int qo_head = kv_head * p.group + x % p.group;
+  const float inv = st.d > 0.f ? 1.f / st.d : 0.f;
+  const float lse = st.lse2() * kLn2;
+  if (p.out != nullptr) {
+    auto* const dst = static_cast<storage_t<T>*>(p.out) + q_row * p.out_stride_t + qo_head * p.out_stride_h + col;
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n)
+      *reinterpret_cast<unsigned*>(dst + n * 8) = pack2<T>(acc[4 * n + e] * inv, acc[4 * n + e + 1] * inv);
+    if (p.lse != nullptr && lane % 4 == 0) p.lse[q_row * p.lse_stride_t + qo_head * p.lse_stride_h] = lse;
+  } else {
+    const std::int64_t slot = p.row_info[q_row].slot_base + item.slot;
+    float* const dst = p.partial_out + (slot * p.num_qo_heads + qo_head) * HeadDim + col;
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n)
+      *reinterpret_cast<float2*>(dst + n * 8) = make_float2(acc[4 * n + e] * inv, acc[4 * n + e + 1] * inv);
+    if (lane % 4 == 0) p.partial_lse[slot * p.num_qo_heads + qo_head] = lse;
+  }
+}
+
+// Launches `kernel` over (KV heads, p.max_items) blocks of `threads` with
+// `smem_bytes` of dynamic shared memory; the cudaError_t as an int.
+template <class Kernel>
+int launch_item_grid(Kernel kernel, int threads, int smem_bytes, const MultiQueryParams& p, void* stream) {
+  if (p.max_items == 0) return static_cast<int>(cudaSuccess);
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (e != cudaSuccess) return static_cast<int>(e);
+  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.max_items));
+  kernel<<<grid, threads, smem_bytes, static_cast<cudaStream_t>(stream)>>>(p);
+  return static_cast<int>(cudaGetLastError());
 }
 
 }  // namespace kvserve::detail::cuda

@@ -88,13 +88,7 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
     inter_lo = max(inter_lo, lo[i]);
     inter_hi = min(inter_hi, hi[i]);
   }
-#pragma unroll
-  for (int off = 1; off < 32; off *= 2) {
-    union_lo = min(union_lo, __shfl_xor_sync(0xffffffffu, union_lo, off));
-    union_hi = max(union_hi, __shfl_xor_sync(0xffffffffu, union_hi, off));
-    inter_lo = max(inter_lo, __shfl_xor_sync(0xffffffffu, inter_lo, off));
-    inter_hi = min(inter_hi, __shfl_xor_sync(0xffffffffu, inter_hi, off));
-  }
+  reduce_ranges_over_warp(&union_lo, &union_hi, &inter_lo, &inter_hi);
 
   // Page ids of the next tile to issue are loaded a tile ahead into
   // registers, so copies never wait on the page table inside the loop.
@@ -257,48 +251,16 @@ __global__ void __launch_bounds__(kMultiQueryThreads)
   }
   cp_async_wait<0>();
 
-  // Each warp owns its rows: normalise and write them. A row that saw no
-  // key writes 0 and lse -inf.
+  // Each warp owns its rows: normalise and write them.
 #pragma unroll
-  for (int i = 0; i < kLaneRows; ++i) {
-    st[i].d += __shfl_xor_sync(0xffffffffu, st[i].d, 1);
-    st[i].d += __shfl_xor_sync(0xffffffffu, st[i].d, 2);
-    const int x = segment_row(i);
-    if (x >= segment_rows) continue;
-    const std::int64_t q_row = item.q_row0 + x / p.group;
-    const int qo_head = kv_head * p.group + x % p.group;
-    const float inv = st[i].d > 0.f ? 1.f / st[i].d : 0.f;
-    const float lse = st[i].lse2() * kLn2;
-    const float(&acc)[Tr::kDTiles][4] = o[i / 2];
-    const int e = 2 * (i % 2);
-    if (p.out != nullptr) {
-      t* const dst = static_cast<t*>(p.out) + q_row * p.out_stride_t + qo_head * p.out_stride_h + col;
-#pragma unroll
-      for (int n = 0; n < Tr::kDTiles; ++n)
-        *reinterpret_cast<unsigned*>(dst + n * 8) = pack2<T>(acc[n][e] * inv, acc[n][e + 1] * inv);
-      if (p.lse != nullptr && lane % 4 == 0) p.lse[q_row * p.lse_stride_t + qo_head * p.lse_stride_h] = lse;
-    } else {
-      const std::int64_t slot = p.row_info[q_row].slot_base + item.slot;
-      float* const dst = p.partial_out + (slot * p.num_qo_heads + qo_head) * HeadDim + col;
-#pragma unroll
-      for (int n = 0; n < Tr::kDTiles; ++n)
-        *reinterpret_cast<float2*>(dst + n * 8) = make_float2(acc[n][e] * inv, acc[n][e + 1] * inv);
-      if (lane % 4 == 0) p.partial_lse[slot * p.num_qo_heads + qo_head] = lse;
-    }
-  }
+  for (int i = 0; i < kLaneRows; ++i)
+    write_row<T, HeadDim>(p, item, kv_head, segment_row(i), segment_rows, st[i], &o[i / 2][0][0], 2 * (i % 2), lane);
 }
 
 template <DType T, int HeadDim>
 int launch_multi_query(const MultiQueryParams& p, void* stream) {
   using Tr = MultiQueryTraits<T, HeadDim>;
-  if (p.max_items == 0) return static_cast<int>(cudaSuccess);
-  const auto kernel = multi_query_kernel<T, HeadDim>;
-  const cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kShape.smem_bytes);
-  if (e != cudaSuccess) return static_cast<int>(e);
-  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.max_items));
-  kernel<<<grid, Tr::kThreads, Tr::kShape.smem_bytes, static_cast<cudaStream_t>(stream)>>>(p);
-  return static_cast<int>(cudaGetLastError());
+  return launch_item_grid(multi_query_kernel<T, HeadDim>, Tr::kThreads, Tr::kShape.smem_bytes, p, stream);
 }
 
 // One thread per 8 elements of a row (head_dim / 8 threads a row); the row's
