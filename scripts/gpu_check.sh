@@ -7,7 +7,8 @@
 # Full logs go under $OUT (default ./gpu-check-out).
 #   scripts/gpu_check.sh            everything
 #   KVSERVE_GPU_CHECK_SKIP="memcheck profile" scripts/gpu_check.sh
-#       skips stages (build tests memcheck racecheck demo prefill bench peers sampling norm profile)
+#       skips stages (build tests memcheck racecheck demo prefill bench peers sampling norm profile
+#       profile_prefill)
 #   KVSERVE_BASELINE_SRC=dir scripts/gpu_check.sh
 #       also builds the kvserve tree in dir (e.g. `git archive <commit>`
 #       unpacked under an ignored path carried to the GPU machine) beside this
@@ -264,6 +265,19 @@ profile() {
     --no-check || note "ncu stopped (see profile-sampling.txt)"
 }
 
+# Issue 14: where the wgmma prefill kernel's time goes, one launch at
+# (B 8, L 4096, D 128, causal): pipe utilisation, stalls, shared-memory banks.
+profile_prefill() {
+  note "Nsight Compute: one wgmma prefill launch at (B 8, L 4096, D 128)"
+  logged '>' "$out/profile-prefill.txt" timeout 240 ncu --kernel-name regex:multi_query_sm90 --launch-skip 1 \
+    --launch-count 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \
+    --section SchedulerStats --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis_Tables \
+    "$build_dir/bench/kvserve" bench prefill --batch 8 --seq-len 4096 --iters 1 --warmup 2 --no-check ||
+    note "ncu stopped (see profile-prefill.txt)"
+  dry || grep -E "Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Issued Ipc|No Eligible|Stall|Pipe|Bank" \
+    "$out/profile-prefill.txt" | head -40
+}
+
 # The tables, last: sampling and norm rows, issue 4's summary, the A/B table.
 summary() {
   if ! dry && stage sampling; then
@@ -314,7 +328,7 @@ x mkdir -p "$out/runs"
 logged '>' "$out/device.txt" nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 dry || cat "$out/device.txt"
 if [ -n "$baseline_src" ] && { stage bench || stage sampling || stage norm; }; then start_baseline_build; fi
-for s in build tests memcheck racecheck demo prefill bench peers sampling norm profile; do
+for s in build tests memcheck racecheck demo prefill bench peers sampling norm profile profile_prefill; do
   stage "$s" && "$s"
 done
 summary
