@@ -11,6 +11,7 @@
 
 #include "capi/capi.hpp"
 #include "kvserve/block_manager.hpp"
+#include "kvserve/norm.hpp"
 #include "kvserve/kvserve.h"
 
 extern "C" int kvs_capi_smoke(char* why, size_t why_size);
@@ -19,6 +20,11 @@ extern "C" int kvs_capi_block_manager_smoke(char* why, size_t why_size);
 namespace {
 
 using namespace kvserve;
+
+void expect_named_error(kvs_status_code rc, const kvs_error& err, kvs_status_code code, const std::string& name) {
+  EXPECT_EQ(rc, code) << err.message;
+  EXPECT_NE(std::strstr(err.message, name.c_str()), nullptr) << "expected " << name << " in: " << err.message;
+}
 
 TEST(CApi, PagedDecodeFromC) {
   char why[512] = "";
@@ -63,6 +69,54 @@ TEST(CApi, KernelKeyIsTruncatedToTheBuffer) {
   kvs_rms_norm_destroy(plan);
 }
 
+// can_implement runs run()'s argument checks and nothing else; precision
+// reports the selected kernel's promise, as the C++ plan does.
+TEST(CApi, CanImplementChecksArgumentsWithoutRunning) {
+  const kvs_rms_norm_desc desc{.hidden_size = 8, .dtype = KVS_F32, .eps = 1e-6f, .weight_offset = 0.f,
+                               .fused_add = 0};
+  kvs_rms_norm_plan* plan = nullptr;
+  kvs_error err{};
+  ASSERT_EQ(kvs_rms_norm_create(&desc, {KVS_DEVICE_CPU, 0}, &plan, &err), KVS_OK) << err.message;
+  std::vector<float> x(16, 1.f), w(8, 1.f), out(16, -7.f);
+  const auto view = [](float* data, std::initializer_list<std::int64_t> shape) {
+    kvs_tensor t{};
+    t.data = data;
+    t.dtype = KVS_F32;
+    t.rank = static_cast<std::int32_t>(shape.size());
+    std::int64_t stride = 1;
+    for (int i = t.rank - 1; i >= 0; --i) {
+      t.shape[i] = shape.begin()[i];
+      t.strides[i] = stride;
+      stride *= t.shape[i];
+    }
+    return t;
+  };
+  kvs_rms_norm_args args{.x = view(x.data(), {2, 8}), .weight = view(w.data(), {8}), .residual = {},
+                         .out = view(out.data(), {2, 8})};
+  EXPECT_EQ(kvs_rms_norm_can_implement(plan, &args, &err), KVS_OK) << err.message;
+  EXPECT_EQ(out, std::vector<float>(16, -7.f));  // nothing ran
+  args.out = view(out.data(), {2, 7});
+  expect_named_error(kvs_rms_norm_can_implement(plan, &args, &err), err, KVS_INVALID_ARGUMENT, "'out'");
+  expect_named_error(kvs_rms_norm_can_implement(plan, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'args'");
+  expect_named_error(kvs_rms_norm_can_implement(nullptr, &args, &err), err, KVS_INVALID_ARGUMENT, "'plan'");
+
+  auto cpp = RmsNormPlan::create(RmsNormDesc{.hidden_size = 8, .dtype = DType::f32}, Device::cpu());
+  ASSERT_TRUE(cpp);
+  const Precision& want = cpp->kernel().precision;
+  kvs_precision got{};
+  ASSERT_EQ(kvs_rms_norm_precision(plan, &got, &err), KVS_OK) << err.message;
+  EXPECT_EQ(got.math, static_cast<kvs_dtype>(want.math));
+  EXPECT_EQ(got.accumulator, static_cast<kvs_dtype>(want.accumulator));
+  EXPECT_EQ(got.deterministic, want.deterministic ? 1 : 0);
+  EXPECT_EQ(got.batch_invariant, want.batch_invariant ? 1 : 0);
+  expect_named_error(kvs_rms_norm_precision(plan, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'out'");
+  expect_named_error(kvs_rms_norm_precision(nullptr, &got, &err), err, KVS_INVALID_ARGUMENT, "'plan'");
+  kvs_rms_norm_destroy(plan);
+
+  EXPECT_EQ(kvs_cuda_backend_built(), cuda_backend_built() ? 1 : 0);
+  EXPECT_EQ(kvs_cuda_device_count(), cuda_device_count());
+}
+
 TEST(CApi, PlanOnAMissingDeviceIsAnError) {
   const kvs_rms_norm_desc desc{.hidden_size = 64, .dtype = KVS_F32, .eps = 1e-6f, .weight_offset = 0.f,
                                .fused_add = 0};
@@ -83,11 +137,6 @@ ManagerPtr make_manager(std::int64_t num_pages, int page_size) {
   kvs_error err{};
   EXPECT_EQ(kvs_block_manager_create(num_pages, page_size, &m, &err), KVS_OK) << err.message;
   return ManagerPtr(m, kvs_block_manager_destroy);
-}
-
-void expect_named_error(kvs_status_code rc, const kvs_error& err, kvs_status_code code, const std::string& name) {
-  EXPECT_EQ(rc, code) << err.message;
-  EXPECT_NE(std::strstr(err.message, name.c_str()), nullptr) << "expected " << name << " in: " << err.message;
 }
 
 // A kvs_page_table's two calls: the size query, then the copy into buffers of that size.
