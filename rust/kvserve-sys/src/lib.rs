@@ -111,16 +111,48 @@ extern "C" {
     pub fn kvs_cuda_device_count() -> i32;
 }
 
-/// Declares an opaque plan handle and the entry points every plan has
-/// (run, can_implement, workspace_bytes, kernel, precision, destroy).
+/// The C entry points of one plan kind, so that generic code (the safe
+/// crate's `Plan<Op>`) reaches them through one trait.
+pub trait RawPlan {
+    type Desc;
+    type Args;
+    /// The `X` of `kvs_X_create` (e.g. "batch_paged_decode").
+    const KIND: &'static str;
+    unsafe fn create(
+        desc: *const Self::Desc,
+        device: kvs_device,
+        plan: *mut *mut Self,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
+    unsafe fn run(
+        plan: *const Self,
+        args: *const Self::Args,
+        workspace: *mut c_void,
+        workspace_bytes: usize,
+        stream: *mut c_void,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
+    unsafe fn can_implement(plan: *const Self, args: *const Self::Args, err: *mut kvs_error) -> kvs_status_code;
+    unsafe fn workspace_bytes(plan: *const Self) -> usize;
+    unsafe fn kernel(plan: *const Self, buf: *mut c_char, size: usize) -> usize;
+    unsafe fn precision(plan: *const Self, out: *mut kvs_precision, err: *mut kvs_error) -> kvs_status_code;
+    unsafe fn destroy(plan: *mut Self);
+}
+
+/// Declares an opaque plan handle, the entry points every plan has (create,
+/// run, can_implement, workspace_bytes, kernel, precision, destroy) and its
+/// RawPlan impl.
 macro_rules! plan {
-    ($plan:ident, $args:ident: $run:ident, $can:ident, $ws:ident, $kernel:ident, $prec:ident, $destroy:ident) => {
+    ($kind:ident, $plan:ident, $desc:ident, $args:ident:
+     $create:ident, $run:ident, $can:ident, $ws:ident, $kernel:ident, $prec:ident, $destroy:ident) => {
         #[repr(C)]
         pub struct $plan {
             _opaque: [u8; 0],
             _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
         }
         extern "C" {
+            pub fn $create(desc: *const $desc, device: kvs_device, plan: *mut *mut $plan, err: *mut kvs_error)
+                -> kvs_status_code;
             pub fn $run(
                 plan: *const $plan,
                 args: *const $args,
@@ -134,6 +166,34 @@ macro_rules! plan {
             pub fn $kernel(plan: *const $plan, buf: *mut c_char, size: usize) -> usize;
             pub fn $prec(plan: *const $plan, out: *mut kvs_precision, err: *mut kvs_error) -> kvs_status_code;
             pub fn $destroy(plan: *mut $plan);
+        }
+        impl RawPlan for $plan {
+            type Desc = $desc;
+            type Args = $args;
+            const KIND: &'static str = stringify!($kind);
+            unsafe fn create(d: *const $desc, dev: kvs_device, p: *mut *mut $plan, e: *mut kvs_error)
+                -> kvs_status_code {
+                $create(d, dev, p, e)
+            }
+            unsafe fn run(p: *const $plan, a: *const $args, w: *mut c_void, n: usize, s: *mut c_void,
+                          e: *mut kvs_error) -> kvs_status_code {
+                $run(p, a, w, n, s, e)
+            }
+            unsafe fn can_implement(p: *const $plan, a: *const $args, e: *mut kvs_error) -> kvs_status_code {
+                $can(p, a, e)
+            }
+            unsafe fn workspace_bytes(p: *const $plan) -> usize {
+                $ws(p)
+            }
+            unsafe fn kernel(p: *const $plan, b: *mut c_char, n: usize) -> usize {
+                $kernel(p, b, n)
+            }
+            unsafe fn precision(p: *const $plan, o: *mut kvs_precision, e: *mut kvs_error) -> kvs_status_code {
+                $prec(p, o, e)
+            }
+            unsafe fn destroy(p: *mut $plan) {
+                $destroy(p)
+            }
         }
     };
 }
@@ -297,12 +357,6 @@ extern "C" {
         err: *mut kvs_error,
     ) -> kvs_status_code;
 
-    pub fn kvs_batch_paged_decode_create(
-        desc: *const kvs_batch_paged_decode_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_batch_paged_decode_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
     pub fn kvs_batch_paged_decode_prepare(
         plan: *mut kvs_batch_paged_decode_plan,
         indptr: *const i32,
@@ -314,26 +368,8 @@ extern "C" {
         err: *mut kvs_error,
     ) -> kvs_status_code;
 
-    pub fn kvs_single_decode_create(
-        desc: *const kvs_single_decode_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_single_decode_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
 
-    pub fn kvs_single_prefill_create(
-        desc: *const kvs_single_prefill_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_single_prefill_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
 
-    pub fn kvs_batch_ragged_prefill_create(
-        desc: *const kvs_batch_ragged_prefill_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_batch_ragged_prefill_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
     pub fn kvs_batch_ragged_prefill_prepare(
         plan: *mut kvs_batch_ragged_prefill_plan,
         qo_indptr: *const i32,
@@ -345,12 +381,6 @@ extern "C" {
         err: *mut kvs_error,
     ) -> kvs_status_code;
 
-    pub fn kvs_batch_paged_prefill_create(
-        desc: *const kvs_batch_paged_prefill_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_batch_paged_prefill_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
     pub fn kvs_batch_paged_prefill_prepare(
         plan: *mut kvs_batch_paged_prefill_plan,
         qo_indptr: *const i32,
@@ -363,12 +393,6 @@ extern "C" {
         err: *mut kvs_error,
     ) -> kvs_status_code;
 
-    pub fn kvs_cascade_attention_create(
-        desc: *const kvs_cascade_attention_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_cascade_attention_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
     pub fn kvs_cascade_attention_prepare(
         plan: *mut kvs_cascade_attention_plan,
         group_indptr: *const i32,
@@ -385,24 +409,18 @@ extern "C" {
     ) -> kvs_status_code;
 }
 
-plan!(kvs_batch_paged_decode_plan, kvs_batch_paged_decode_args: kvs_batch_paged_decode_run,
-      kvs_batch_paged_decode_can_implement, kvs_batch_paged_decode_workspace_bytes, kvs_batch_paged_decode_kernel,
-      kvs_batch_paged_decode_precision, kvs_batch_paged_decode_destroy);
-plan!(kvs_single_decode_plan, kvs_single_decode_args: kvs_single_decode_run, kvs_single_decode_can_implement,
-      kvs_single_decode_workspace_bytes, kvs_single_decode_kernel, kvs_single_decode_precision,
-      kvs_single_decode_destroy);
-plan!(kvs_single_prefill_plan, kvs_single_prefill_args: kvs_single_prefill_run, kvs_single_prefill_can_implement,
-      kvs_single_prefill_workspace_bytes, kvs_single_prefill_kernel, kvs_single_prefill_precision,
-      kvs_single_prefill_destroy);
-plan!(kvs_batch_ragged_prefill_plan, kvs_batch_ragged_prefill_args: kvs_batch_ragged_prefill_run,
-      kvs_batch_ragged_prefill_can_implement, kvs_batch_ragged_prefill_workspace_bytes,
-      kvs_batch_ragged_prefill_kernel, kvs_batch_ragged_prefill_precision, kvs_batch_ragged_prefill_destroy);
-plan!(kvs_batch_paged_prefill_plan, kvs_batch_paged_prefill_args: kvs_batch_paged_prefill_run,
-      kvs_batch_paged_prefill_can_implement, kvs_batch_paged_prefill_workspace_bytes, kvs_batch_paged_prefill_kernel,
-      kvs_batch_paged_prefill_precision, kvs_batch_paged_prefill_destroy);
-plan!(kvs_cascade_attention_plan, kvs_cascade_attention_args: kvs_cascade_attention_run,
-      kvs_cascade_attention_can_implement, kvs_cascade_attention_workspace_bytes, kvs_cascade_attention_kernel,
-      kvs_cascade_attention_precision, kvs_cascade_attention_destroy);
+plan!(batch_paged_decode, kvs_batch_paged_decode_plan, kvs_batch_paged_decode_desc, kvs_batch_paged_decode_args:
+      kvs_batch_paged_decode_create, kvs_batch_paged_decode_run, kvs_batch_paged_decode_can_implement, kvs_batch_paged_decode_workspace_bytes, kvs_batch_paged_decode_kernel, kvs_batch_paged_decode_precision, kvs_batch_paged_decode_destroy);
+plan!(single_decode, kvs_single_decode_plan, kvs_single_decode_desc, kvs_single_decode_args:
+      kvs_single_decode_create, kvs_single_decode_run, kvs_single_decode_can_implement, kvs_single_decode_workspace_bytes, kvs_single_decode_kernel, kvs_single_decode_precision, kvs_single_decode_destroy);
+plan!(single_prefill, kvs_single_prefill_plan, kvs_single_prefill_desc, kvs_single_prefill_args:
+      kvs_single_prefill_create, kvs_single_prefill_run, kvs_single_prefill_can_implement, kvs_single_prefill_workspace_bytes, kvs_single_prefill_kernel, kvs_single_prefill_precision, kvs_single_prefill_destroy);
+plan!(batch_ragged_prefill, kvs_batch_ragged_prefill_plan, kvs_batch_ragged_prefill_desc, kvs_batch_ragged_prefill_args:
+      kvs_batch_ragged_prefill_create, kvs_batch_ragged_prefill_run, kvs_batch_ragged_prefill_can_implement, kvs_batch_ragged_prefill_workspace_bytes, kvs_batch_ragged_prefill_kernel, kvs_batch_ragged_prefill_precision, kvs_batch_ragged_prefill_destroy);
+plan!(batch_paged_prefill, kvs_batch_paged_prefill_plan, kvs_batch_paged_prefill_desc, kvs_batch_paged_prefill_args:
+      kvs_batch_paged_prefill_create, kvs_batch_paged_prefill_run, kvs_batch_paged_prefill_can_implement, kvs_batch_paged_prefill_workspace_bytes, kvs_batch_paged_prefill_kernel, kvs_batch_paged_prefill_precision, kvs_batch_paged_prefill_destroy);
+plan!(cascade_attention, kvs_cascade_attention_plan, kvs_cascade_attention_desc, kvs_cascade_attention_args:
+      kvs_cascade_attention_create, kvs_cascade_attention_run, kvs_cascade_attention_can_implement, kvs_cascade_attention_workspace_bytes, kvs_cascade_attention_kernel, kvs_cascade_attention_precision, kvs_cascade_attention_destroy);
 
 // --------------------------------------------------------------------- merge --
 
@@ -433,26 +451,10 @@ c_structs! {
     }
 }
 
-extern "C" {
-    pub fn kvs_merge_state_create(
-        desc: *const kvs_merge_state_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_merge_state_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_merge_states_create(
-        desc: *const kvs_merge_states_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_merge_states_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-}
-
-plan!(kvs_merge_state_plan, kvs_merge_state_args: kvs_merge_state_run, kvs_merge_state_can_implement,
-      kvs_merge_state_workspace_bytes, kvs_merge_state_kernel, kvs_merge_state_precision, kvs_merge_state_destroy);
-plan!(kvs_merge_states_plan, kvs_merge_states_args: kvs_merge_states_run, kvs_merge_states_can_implement,
-      kvs_merge_states_workspace_bytes, kvs_merge_states_kernel, kvs_merge_states_precision,
-      kvs_merge_states_destroy);
+plan!(merge_state, kvs_merge_state_plan, kvs_merge_state_desc, kvs_merge_state_args:
+      kvs_merge_state_create, kvs_merge_state_run, kvs_merge_state_can_implement, kvs_merge_state_workspace_bytes, kvs_merge_state_kernel, kvs_merge_state_precision, kvs_merge_state_destroy);
+plan!(merge_states, kvs_merge_states_plan, kvs_merge_states_desc, kvs_merge_states_args:
+      kvs_merge_states_create, kvs_merge_states_run, kvs_merge_states_can_implement, kvs_merge_states_workspace_bytes, kvs_merge_states_kernel, kvs_merge_states_precision, kvs_merge_states_destroy);
 
 // ------------------------------------------------------------------ KV cache --
 
@@ -509,36 +511,12 @@ c_structs! {
     }
 }
 
-extern "C" {
-    pub fn kvs_paged_kv_append_create(
-        desc: *const kvs_paged_kv_append_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_paged_kv_append_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_paged_mla_append_create(
-        desc: *const kvs_paged_mla_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_paged_mla_append_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_kv_cache_append_create(
-        desc: *const kvs_kv_cache_append_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_kv_cache_append_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-}
-
-plan!(kvs_paged_kv_append_plan, kvs_paged_kv_append_args: kvs_paged_kv_append_run,
-      kvs_paged_kv_append_can_implement, kvs_paged_kv_append_workspace_bytes, kvs_paged_kv_append_kernel,
-      kvs_paged_kv_append_precision, kvs_paged_kv_append_destroy);
-plan!(kvs_paged_mla_append_plan, kvs_paged_mla_append_args: kvs_paged_mla_append_run,
-      kvs_paged_mla_append_can_implement, kvs_paged_mla_append_workspace_bytes, kvs_paged_mla_append_kernel,
-      kvs_paged_mla_append_precision, kvs_paged_mla_append_destroy);
-plan!(kvs_kv_cache_append_plan, kvs_kv_cache_append_args: kvs_kv_cache_append_run,
-      kvs_kv_cache_append_can_implement, kvs_kv_cache_append_workspace_bytes, kvs_kv_cache_append_kernel,
-      kvs_kv_cache_append_precision, kvs_kv_cache_append_destroy);
+plan!(paged_kv_append, kvs_paged_kv_append_plan, kvs_paged_kv_append_desc, kvs_paged_kv_append_args:
+      kvs_paged_kv_append_create, kvs_paged_kv_append_run, kvs_paged_kv_append_can_implement, kvs_paged_kv_append_workspace_bytes, kvs_paged_kv_append_kernel, kvs_paged_kv_append_precision, kvs_paged_kv_append_destroy);
+plan!(paged_mla_append, kvs_paged_mla_append_plan, kvs_paged_mla_desc, kvs_paged_mla_append_args:
+      kvs_paged_mla_append_create, kvs_paged_mla_append_run, kvs_paged_mla_append_can_implement, kvs_paged_mla_append_workspace_bytes, kvs_paged_mla_append_kernel, kvs_paged_mla_append_precision, kvs_paged_mla_append_destroy);
+plan!(kv_cache_append, kvs_kv_cache_append_plan, kvs_kv_cache_append_desc, kvs_kv_cache_append_args:
+      kvs_kv_cache_append_create, kvs_kv_cache_append_run, kvs_kv_cache_append_can_implement, kvs_kv_cache_append_workspace_bytes, kvs_kv_cache_append_kernel, kvs_kv_cache_append_precision, kvs_kv_cache_append_destroy);
 
 // -------------------------------------------------------------- BlockManager --
 
@@ -742,45 +720,14 @@ c_structs! {
     }
 }
 
-extern "C" {
-    pub fn kvs_sampling_create(
-        desc: *const kvs_sampling_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_sampling_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_sampling_renorm_create(
-        desc: *const kvs_sampling_renorm_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_sampling_renorm_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_chain_speculative_sampling_create(
-        desc: *const kvs_chain_speculative_sampling_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_chain_speculative_sampling_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_token_penalty_create(
-        desc: *const kvs_token_penalty_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_token_penalty_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-}
-
-plan!(kvs_sampling_plan, kvs_sampling_args: kvs_sampling_run, kvs_sampling_can_implement,
-      kvs_sampling_workspace_bytes, kvs_sampling_kernel, kvs_sampling_precision, kvs_sampling_destroy);
-plan!(kvs_sampling_renorm_plan, kvs_sampling_renorm_args: kvs_sampling_renorm_run,
-      kvs_sampling_renorm_can_implement, kvs_sampling_renorm_workspace_bytes, kvs_sampling_renorm_kernel,
-      kvs_sampling_renorm_precision, kvs_sampling_renorm_destroy);
-plan!(kvs_chain_speculative_sampling_plan, kvs_chain_speculative_sampling_args: kvs_chain_speculative_sampling_run,
-      kvs_chain_speculative_sampling_can_implement, kvs_chain_speculative_sampling_workspace_bytes,
-      kvs_chain_speculative_sampling_kernel, kvs_chain_speculative_sampling_precision,
-      kvs_chain_speculative_sampling_destroy);
-plan!(kvs_token_penalty_plan, kvs_token_penalty_args: kvs_token_penalty_run, kvs_token_penalty_can_implement,
-      kvs_token_penalty_workspace_bytes, kvs_token_penalty_kernel, kvs_token_penalty_precision,
-      kvs_token_penalty_destroy);
+plan!(sampling, kvs_sampling_plan, kvs_sampling_desc, kvs_sampling_args:
+      kvs_sampling_create, kvs_sampling_run, kvs_sampling_can_implement, kvs_sampling_workspace_bytes, kvs_sampling_kernel, kvs_sampling_precision, kvs_sampling_destroy);
+plan!(sampling_renorm, kvs_sampling_renorm_plan, kvs_sampling_renorm_desc, kvs_sampling_renorm_args:
+      kvs_sampling_renorm_create, kvs_sampling_renorm_run, kvs_sampling_renorm_can_implement, kvs_sampling_renorm_workspace_bytes, kvs_sampling_renorm_kernel, kvs_sampling_renorm_precision, kvs_sampling_renorm_destroy);
+plan!(chain_speculative_sampling, kvs_chain_speculative_sampling_plan, kvs_chain_speculative_sampling_desc, kvs_chain_speculative_sampling_args:
+      kvs_chain_speculative_sampling_create, kvs_chain_speculative_sampling_run, kvs_chain_speculative_sampling_can_implement, kvs_chain_speculative_sampling_workspace_bytes, kvs_chain_speculative_sampling_kernel, kvs_chain_speculative_sampling_precision, kvs_chain_speculative_sampling_destroy);
+plan!(token_penalty, kvs_token_penalty_plan, kvs_token_penalty_desc, kvs_token_penalty_args:
+      kvs_token_penalty_create, kvs_token_penalty_run, kvs_token_penalty_can_implement, kvs_token_penalty_workspace_bytes, kvs_token_penalty_kernel, kvs_token_penalty_precision, kvs_token_penalty_destroy);
 
 // ----------------------------------------------------------- norm and GDN --
 
@@ -823,23 +770,7 @@ c_structs! {
     }
 }
 
-extern "C" {
-    pub fn kvs_rms_norm_create(
-        desc: *const kvs_rms_norm_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_rms_norm_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-    pub fn kvs_gdn_prefill_create(
-        desc: *const kvs_gdn_prefill_desc,
-        device: kvs_device,
-        plan: *mut *mut kvs_gdn_prefill_plan,
-        err: *mut kvs_error,
-    ) -> kvs_status_code;
-}
-
-plan!(kvs_rms_norm_plan, kvs_rms_norm_args: kvs_rms_norm_run, kvs_rms_norm_can_implement,
-      kvs_rms_norm_workspace_bytes, kvs_rms_norm_kernel, kvs_rms_norm_precision, kvs_rms_norm_destroy);
-plan!(kvs_gdn_prefill_plan, kvs_gdn_prefill_args: kvs_gdn_prefill_run, kvs_gdn_prefill_can_implement,
-      kvs_gdn_prefill_workspace_bytes, kvs_gdn_prefill_kernel, kvs_gdn_prefill_precision,
-      kvs_gdn_prefill_destroy);
+plan!(rms_norm, kvs_rms_norm_plan, kvs_rms_norm_desc, kvs_rms_norm_args:
+      kvs_rms_norm_create, kvs_rms_norm_run, kvs_rms_norm_can_implement, kvs_rms_norm_workspace_bytes, kvs_rms_norm_kernel, kvs_rms_norm_precision, kvs_rms_norm_destroy);
+plan!(gdn_prefill, kvs_gdn_prefill_plan, kvs_gdn_prefill_desc, kvs_gdn_prefill_args:
+      kvs_gdn_prefill_create, kvs_gdn_prefill_run, kvs_gdn_prefill_can_implement, kvs_gdn_prefill_workspace_bytes, kvs_gdn_prefill_kernel, kvs_gdn_prefill_precision, kvs_gdn_prefill_destroy);
