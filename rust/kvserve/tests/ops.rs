@@ -322,3 +322,318 @@ fn merge_state_and_merge_states() {
     }
     assert_close(&out, &want, 1e-5, "merge_states");
 }
+
+#[test]
+fn paged_kv_append_decode_and_ragged() {
+    let mut rng = Rng::new();
+    // The page tables already count the new tokens (the slots were reserved).
+    let lens = [5, 4, 1];
+    let mut p = Paged::new(&mut rng, &lens);
+    let (k0, v0) = (p.k.clone(), p.v.clone());
+    let (rows_k, rows_v) = (rng.vec(3 * HK * D), rng.vec(3 * HK * D));
+    let desc = PagedKvAppendDesc { kv: p.desc(), dtype: DType::F32, mode: AppendMode::Decode };
+    let plan = PagedKvAppendPlan::select(&desc, Device::Cpu).unwrap();
+    let shape = [p.pages, PAGE, HK, D];
+    plan.run(&Stream::default(), &mut Workspace::none(), PagedKvAppendArgs {
+        k: TensorRef::new(&rows_k, [3, HK, D]).unwrap().into(),
+        v: TensorRef::new(&rows_v, [3, HK, D]).unwrap().into(),
+        batch_indices: None,
+        positions: None,
+        kv: PagedKvCacheMut {
+            k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
+            v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
+            indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
+            indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
+            last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+        },
+    }).unwrap();
+    let (mut want_k, mut want_v) = (k0, v0);
+    for b in 0..3 {
+        let slot = *paged_slots(&p.indptr, &p.indices, &p.last, PAGE, b).last().unwrap();
+        for h in 0..HK {
+            want_k[Paged::row(slot, h)].copy_from_slice(&rows_k[(b * HK + h) * D..][..D]);
+            want_v[Paged::row(slot, h)].copy_from_slice(&rows_v[(b * HK + h) * D..][..D]);
+        }
+    }
+    assert_eq!(p.k, want_k, "decode append: k pool");
+    assert_eq!(p.v, want_v, "decode append: v pool");
+
+    // Ragged: two rows into request 0 at positions 0 and 3.
+    let (batch, pos) = ([0, 0], [0, 3]);
+    let plan = PagedKvAppendPlan::select(&PagedKvAppendDesc { mode: AppendMode::Ragged, ..desc }, Device::Cpu).unwrap();
+    plan.run(&Stream::default(), &mut Workspace::none(), PagedKvAppendArgs {
+        k: TensorRef::new(&rows_k[..2 * HK * D], [2, HK, D]).unwrap().into(),
+        v: TensorRef::new(&rows_v[..2 * HK * D], [2, HK, D]).unwrap().into(),
+        batch_indices: Some(TensorRef::new(&batch, [2]).unwrap()),
+        positions: Some(TensorRef::new(&pos, [2]).unwrap()),
+        kv: PagedKvCacheMut {
+            k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
+            v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
+            indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
+            indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
+            last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+        },
+    }).unwrap();
+    let slots = paged_slots(&p.indptr, &p.indices, &p.last, PAGE, 0);
+    for (i, &position) in pos.iter().enumerate() {
+        for h in 0..HK {
+            want_k[Paged::row(slots[position as usize], h)].copy_from_slice(&rows_k[(i * HK + h) * D..][..D]);
+        }
+    }
+    assert_eq!(p.k, want_k, "ragged append: k pool");
+}
+
+#[test]
+fn paged_mla_append_and_kv_cache_append() {
+    let mut rng = Rng::new();
+    let (page, pages, ckv_dim, kpe_dim) = (2usize, 3usize, 32usize, 16usize);
+    let (indptr, indices, last) = ([0, 2], [2, 0], [2]); // request 0: pages 2 then 0, 4 tokens
+    let (ckv, kpe) = (rng.vec(2 * ckv_dim), rng.vec(2 * kpe_dim));
+    let (mut ckv_pool, mut kpe_pool) = (rng.vec(pages * page * ckv_dim), rng.vec(pages * page * kpe_dim));
+    let (mut want_ckv, mut want_kpe) = (ckv_pool.clone(), kpe_pool.clone());
+    let (batch, pos) = ([0, 0], [1, 2]); // page 2 slot 1, page 0 slot 0
+    let desc = PagedMlaDesc { page_size: page as i32, num_pages: pages as i64, ckv_dim: ckv_dim as i32,
+                              kpe_dim: kpe_dim as i32, dtype: DType::F32 };
+    let plan = PagedMlaAppendPlan::select(&desc, Device::Cpu).unwrap();
+    plan.run(&Stream::default(), &mut Workspace::none(), PagedMlaAppendArgs {
+        ckv: TensorRef::new(&ckv, [2, ckv_dim]).unwrap().into(),
+        kpe: TensorRef::new(&kpe, [2, kpe_dim]).unwrap().into(),
+        batch_indices: TensorRef::new(&batch, [2]).unwrap(),
+        positions: TensorRef::new(&pos, [2]).unwrap(),
+        cache: PagedMlaCacheMut {
+            ckv_pages: TensorMut::new(&mut ckv_pool, [pages, page, ckv_dim]).unwrap().into(),
+            kpe_pages: TensorMut::new(&mut kpe_pool, [pages, page, kpe_dim]).unwrap().into(),
+            indptr: TensorRef::new(&indptr, [2]).unwrap(),
+            indices: TensorRef::new(&indices, [2]).unwrap(),
+            last_page_len: TensorRef::new(&last, [1]).unwrap(),
+        },
+    }).unwrap();
+    for (i, slot) in [(2 * page + 1), 0].into_iter().enumerate() {
+        want_ckv[slot * ckv_dim..][..ckv_dim].copy_from_slice(&ckv[i * ckv_dim..][..ckv_dim]);
+        want_kpe[slot * kpe_dim..][..kpe_dim].copy_from_slice(&kpe[i * kpe_dim..][..kpe_dim]);
+    }
+    assert_eq!(ckv_pool, want_ckv, "ckv pool");
+    assert_eq!(kpe_pool, want_kpe, "kpe pool");
+
+    let (b, l) = (2usize, 5usize);
+    let (k, v) = (rng.vec(b * HK * D), rng.vec(b * HK * D));
+    let (mut k_cache, mut v_cache) = (rng.vec(b * HK * l * D), rng.vec(b * HK * l * D));
+    let mut want_k = k_cache.clone();
+    let positions = [4, 1];
+    let plan = KvCacheAppendPlan::select(&KvCacheAppendDesc { num_kv_heads: HK as i32, head_dim: D as i32,
+                                                              dtype: DType::F32 }, Device::Cpu).unwrap();
+    plan.run(&Stream::default(), &mut Workspace::none(), KvCacheAppendArgs {
+        k: TensorRef::new(&k, [b, HK, D]).unwrap().into(),
+        v: TensorRef::new(&v, [b, HK, D]).unwrap().into(),
+        batch_indices: None,
+        positions: TensorRef::new(&positions, [2]).unwrap(),
+        k_cache: TensorMut::new(&mut k_cache, [b, HK, l, D]).unwrap().into(),
+        v_cache: TensorMut::new(&mut v_cache, [b, HK, l, D]).unwrap().into(),
+    }).unwrap();
+    for r in 0..b {
+        for h in 0..HK {
+            want_k[((r * HK + h) * l + positions[r] as usize) * D..][..D].copy_from_slice(&k[(r * HK + h) * D..][..D]);
+        }
+    }
+    assert_eq!(k_cache, want_k, "contiguous k cache");
+}
+
+fn argmax(row: &[f32]) -> i32 {
+    let mut best = 0;
+    for (i, x) in row.iter().enumerate() {
+        if *x > row[best] {
+            best = i;
+        }
+    }
+    best as i32
+}
+
+#[test]
+fn sampling_greedy_top_k_one_and_renorm() {
+    let mut rng = Rng::new();
+    let (b, vocab) = (5usize, 37usize);
+    let probs = rng.probs(b, vocab);
+    let want: Vec<i32> = probs.chunks(vocab).map(argmax).collect();
+    for filter in [SamplingFilter::Greedy, SamplingFilter::TopK] {
+        let desc = SamplingDesc { vocab: vocab as i32, max_batch: b as i32, filter, top_k: 1, ..Default::default() };
+        let plan = SamplingPlan::select(&desc, Device::Cpu).unwrap();
+        let mut out = vec![-7i32; b];
+        plan.run(&Stream::default(), &mut plan.host_workspace(), SamplingArgs {
+            input: TensorRef::new(&probs, [b, vocab]).unwrap(),
+            out: TensorMut::new(&mut out, [b]).unwrap(),
+            temperature: None, top_k: None, top_p: None, min_p: None,
+            seed: rng.next(), offset: 0, seeds: None, offsets: None,
+        }).unwrap();
+        assert_eq!(out, want, "{filter:?}");
+    }
+
+    // Per-row top-k renormalisation: keep each row's k largest, renormalised.
+    let ks = [1, 3, 5, 37, 2];
+    let desc = SamplingRenormDesc { vocab: vocab as i32, max_batch: b as i32, kind: RenormKind::TopKRenormProbs,
+                                    params: ParamSource::PerRow, ..Default::default() };
+    let plan = SamplingRenormPlan::select(&desc, Device::Cpu).unwrap();
+    let mut out = poisoned(b * vocab);
+    plan.run(&Stream::default(), &mut plan.host_workspace(), SamplingRenormArgs {
+        input: TensorRef::new(&probs, [b, vocab]).unwrap(),
+        out: TensorMut::new(&mut out, [b, vocab]).unwrap(),
+        top_k: Some(TensorRef::new(&ks, [b]).unwrap()),
+        top_p: None,
+    }).unwrap();
+    let mut want = vec![];
+    for (row, &k) in probs.chunks(vocab).zip(&ks) {
+        let mut sorted = row.to_vec();
+        sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let threshold = sorted[k as usize - 1];
+        let kept: f64 = row.iter().filter(|x| **x >= threshold).map(|x| *x as f64).sum();
+        want.extend(row.iter().map(|x| if *x >= threshold { *x as f64 / kept } else { 0.0 }));
+    }
+    assert_close(&out, &want, 1e-5, "top_k_renorm_probs");
+}
+
+#[test]
+fn chain_speculative_sampling_accepts_the_target_and_rejects_to_the_residual() {
+    let mut rng = Rng::new();
+    let (vocab, n) = (11usize, 3usize);
+    // Row 0: drafts drawn from q = p, so every test passes; the bonus row is one-hot.
+    // Row 1: the target gives draft 1 no mass and is one-hot at `x` there, so
+    // position 1 fails and the residual max(0, p - q) draws x.
+    let q = rng.probs(2 * n, vocab);
+    let mut p = vec![0f32; 2 * (n + 1) * vocab];
+    let drafts: Vec<i32> = (0..2 * n).map(|_| rng.below(vocab) as i32).collect();
+    let (bonus, x) = (rng.below(vocab), (drafts[n + 1] as usize + 1) % vocab);
+    for t in 0..n {
+        p[t * vocab..][..vocab].copy_from_slice(&q[t * vocab..][..vocab]);
+    }
+    p[n * vocab + bonus] = 1.0;
+    p[(n + 1) * vocab..][..vocab].copy_from_slice(&q[n * vocab..][..vocab]); // row 1, t = 0 passes
+    p[(n + 2) * vocab + x] = 1.0; // row 1, t = 1
+    p[(n + 3) * vocab] = 1.0;
+    p[(n + 4) * vocab] = 1.0;
+    let desc = ChainSpeculativeSamplingDesc { vocab: vocab as i32, max_batch: 2, num_draft_tokens: n as i32,
+                                              ..Default::default() };
+    let plan = ChainSpeculativeSamplingPlan::select(&desc, Device::Cpu).unwrap();
+    let (mut out, mut accepted, mut emitted) = (vec![-7i32; 2 * (n + 1)], vec![-7i32; 2], vec![-7i32; 2]);
+    plan.run(&Stream::default(), &mut plan.host_workspace(), ChainSpeculativeSamplingArgs {
+        draft_token_ids: TensorRef::new(&drafts, [2, n]).unwrap(),
+        draft_probs: TensorRef::new(&q, [2, n, vocab]).unwrap(),
+        target_probs: TensorRef::new(&p, [2, n + 1, vocab]).unwrap(),
+        out: TensorMut::new(&mut out, [2, n + 1]).unwrap(),
+        accepted: Some(TensorMut::new(&mut accepted, [2]).unwrap()),
+        emitted: Some(TensorMut::new(&mut emitted, [2]).unwrap()),
+        seed: rng.next(), offset: 0, seeds: None, offsets: None,
+    }).unwrap();
+    let mut want = drafts[..n].to_vec();
+    want.push(bonus as i32);
+    want.extend([drafts[n], x as i32, -1, -1]);
+    assert_eq!(out, want, "out");
+    assert_eq!(emitted, [n as i32, 1], "emitted");
+    assert_eq!(accepted[0], n as i32, "accepted");
+}
+
+#[test]
+fn token_penalty_from_counts() {
+    let mut rng = Rng::new();
+    let (b, vocab) = (3usize, 19usize);
+    let logits0 = rng.vec(b * vocab);
+    let counts: Vec<i32> = (0..b * vocab).map(|_| rng.below(3) as i32).collect();
+    let (rep, freq, pres) = (1.3f32, 0.25f32, 0.5f32);
+    let desc = TokenPenaltyDesc { vocab: vocab as i32, max_batch: b as i32, repetition: rep, frequency: freq,
+                                  presence: pres, ..Default::default() };
+    let plan = TokenPenaltyPlan::select(&desc, Device::Cpu).unwrap();
+    let mut logits = logits0.clone();
+    plan.run(&Stream::default(), &mut plan.host_workspace(), TokenPenaltyArgs {
+        logits: TensorMut::new(&mut logits, [b, vocab]).unwrap(),
+        counts: Some(TensorRef::new(&counts, [b, vocab]).unwrap()),
+        token_ids: None, repetition: None, frequency: None, presence: None,
+    }).unwrap();
+    let want: Vec<f64> = logits0.iter().zip(&counts).map(|(&l, &c)| {
+        let mut l = l as f64;
+        if c > 0 {
+            l = if l > 0.0 { l / rep as f64 } else { l * rep as f64 };
+            l -= freq as f64 * c as f64 + pres as f64;
+        }
+        l
+    }).collect();
+    assert_close(&logits, &want, 1e-5, "logits");
+}
+
+#[test]
+fn rms_norm_plain_and_fused_add() {
+    let mut rng = Rng::new();
+    let (rows, hidden) = (3usize, 24usize);
+    let (x, w, residual0) = (rng.vec(rows * hidden), rng.vec(hidden), rng.vec(rows * hidden));
+    let norm = |input: &[f32]| -> Vec<f64> {
+        input.chunks(hidden).flat_map(|r| {
+            let ms = r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / hidden as f64;
+            let inv = 1.0 / (ms + 1e-6).sqrt();
+            r.iter().zip(&w).map(move |(v, w)| *v as f64 * inv * *w as f64).collect::<Vec<_>>()
+        }).collect()
+    };
+    let desc = RmsNormDesc { hidden_size: hidden as i32, dtype: DType::F32, ..Default::default() };
+    let plan = RmsNormPlan::select(&desc, Device::Cpu).unwrap();
+    let mut out = poisoned(rows * hidden);
+    plan.run(&Stream::default(), &mut Workspace::none(), RmsNormArgs {
+        x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
+        weight: TensorRef::new(&w, [hidden]).unwrap().into(),
+        residual: None,
+        out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+    }).unwrap();
+    assert_close(&out, &norm(&x), 1e-5, "rms_norm");
+
+    let plan = RmsNormPlan::select(&RmsNormDesc { fused_add: true, ..desc }, Device::Cpu).unwrap();
+    let (mut residual, mut out) = (residual0.clone(), poisoned(rows * hidden));
+    plan.run(&Stream::default(), &mut Workspace::none(), RmsNormArgs {
+        x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
+        weight: TensorRef::new(&w, [hidden]).unwrap().into(),
+        residual: Some(TensorMut::new(&mut residual, [rows, hidden]).unwrap().into()),
+        out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+    }).unwrap();
+    let sum: Vec<f32> = x.iter().zip(&residual0).map(|(a, b)| a + b).collect();
+    assert_close(&residual, &sum.iter().map(|v| *v as f64).collect::<Vec<_>>(), 1e-6, "residual");
+    assert_close(&out, &norm(&sum), 1e-5, "fused rms_norm");
+}
+
+#[test]
+fn gdn_prefill_recurrence() {
+    let mut rng = Rng::new();
+    let (t, dk, dv) = (4usize, 16usize, 16usize);
+    let cu = [0, 3, 4]; // two sequences
+    let (q, k, v) = (rng.vec(t * dk), rng.vec(t * dk), rng.vec(t * dv));
+    let alpha: Vec<f32> = (0..t).map(|_| 0.5 + 0.25 * (rng.unit() + 1.0)).collect();
+    let beta: Vec<f32> = (0..t).map(|_| 0.1 * (rng.unit() + 1.0)).collect();
+    let desc = GdnPrefillDesc { max_batch: 2, max_tokens: t as i64, num_qk_heads: 1, num_v_heads: 1,
+                                head_dim_k: dk as i32, head_dim_v: dv as i32, dtype: DType::F32, ..Default::default() };
+    let plan = GdnPrefillPlan::select(&desc, Device::Cpu).unwrap();
+    let (mut out, mut state) = (poisoned(t * dv), poisoned(2 * dv * dk));
+    plan.run(&Stream::default(), &mut plan.host_workspace(), GdnPrefillArgs {
+        q: TensorRef::new(&q, [t, 1, dk]).unwrap().into(),
+        k: TensorRef::new(&k, [t, 1, dk]).unwrap().into(),
+        v: TensorRef::new(&v, [t, 1, dv]).unwrap().into(),
+        alpha: TensorRef::new(&alpha, [t, 1]).unwrap(),
+        beta: TensorRef::new(&beta, [t, 1]).unwrap(),
+        cu_seqlens: TensorRef::new(&cu, [3]).unwrap(),
+        initial_state: None,
+        out: TensorMut::new(&mut out, [t, 1, dv]).unwrap().into(),
+        final_state: Some(TensorMut::new(&mut state, [2, 1, dv, dk]).unwrap()),
+    }).unwrap();
+    let scale = 1.0 / (dk as f64).sqrt();
+    let (mut want, mut want_state) = (vec![], vec![]);
+    for s in 0..2 {
+        let mut st = vec![0f64; dv * dk];
+        for tok in cu[s] as usize..cu[s + 1] as usize {
+            let (kt, vt, qt) = (&k[tok * dk..][..dk], &v[tok * dv..][..dv], &q[tok * dk..][..dk]);
+            let (a, b) = (alpha[tok] as f64, beta[tok] as f64);
+            for i in 0..dv {
+                let sk: f64 = (0..dk).map(|j| st[i * dk + j] * kt[j] as f64).sum();
+                let delta = b * (a * sk - vt[i] as f64);
+                for j in 0..dk {
+                    st[i * dk + j] = a * st[i * dk + j] - delta * kt[j] as f64;
+                }
+            }
+            want.extend((0..dv).map(|i| scale * (0..dk).map(|j| st[i * dk + j] * qt[j] as f64).sum::<f64>()));
+        }
+        want_state.extend(st);
+    }
+    assert_close(&out, &want, 1e-4, "gdn out");
+    assert_close(&state, &want_state, 1e-4, "gdn final state");
+}
