@@ -99,3 +99,40 @@ pub(crate) fn check(call: impl FnOnce(*mut sys::kvs_error) -> sys::kvs_status_co
         code => Err(Error::from_c(code, &err)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(code: sys::kvs_status_code, message: &str) -> sys::kvs_error {
+        let mut err = sys::kvs_error { code, workspace_needed: 4096, workspace_got: 16, ..Default::default() };
+        for (dst, src) in err.message.iter_mut().zip(message.bytes()) {
+            *dst = src as std::ffi::c_char;
+        }
+        err
+    }
+
+    // Codes the CPU backend cannot produce from a bad descriptor (its plans
+    // need no workspace; no CUDA there): the record's parts still map.
+    #[test]
+    fn every_status_code_maps_to_its_variant() {
+        let cases = [
+            (sys::KVS_WORKSPACE_TOO_SMALL, "x", Error::WorkspaceTooSmall { needed: 4096, given: 16 }),
+            (sys::KVS_CUDA_ERROR, "out of memory", Error::Cuda { message: "out of memory".into() }),
+            (sys::KVS_INTERNAL, "boom", Error::Internal { message: "boom".into() }),
+            (sys::KVS_UNSUPPORTED, "Op: d=96 not built", Error::Unsupported { config: "Op: d=96 not built".into() }),
+            (sys::KVS_RESOURCE_EXHAUSTED, "full", Error::ResourceExhausted { message: "full".into() }),
+            (sys::KVS_INVALID_ARGUMENT, "Op: device: expected ordinal 0 for cpu, got 3",
+             Error::Invalid { message: "Op: device: expected ordinal 0 for cpu, got 3".into() }),
+            (sys::KVS_INVALID_ARGUMENT, "Op: descriptor field 'kv.page_size': expected in [1, 1024], got 0",
+             Error::InvalidProblem { op: "Op".into(), field: "kv.page_size".into(), expected: "in [1, 1024]".into(),
+                                     got: "0".into() }),
+            (sys::KVS_INVALID_ARGUMENT, "Op: argument 'q': expected rank 3, got rank 2 ([2, 8], strides [8, 1])",
+             Error::InvalidArgument { op: "Op".into(), argument: "q".into(), expected: "rank 3".into(),
+                                      got: "rank 2 ([2, 8], strides [8, 1])".into() }),
+        ];
+        for (code, message, want) in cases {
+            assert_eq!(Error::from_c(code, &record(code, message)), want, "{message}");
+        }
+    }
+}
