@@ -124,9 +124,19 @@ fn build_from_repo() -> PathBuf {
             Err(e) => fail(&format!("cmake not found ({e}); install it, or point KVSERVE_DIR at an installed kvserve")),
         }
     };
-    let (repo_s, build_s, prefix_s) = (repo.display().to_string(), build.display().to_string(), prefix.display().to_string());
-    run(&["-S", &repo_s, "-B", &build_s, "-DCMAKE_BUILD_TYPE=Release", "-DKVSERVE_ENABLE_CUDA=OFF",
-          "-DKVSERVE_ENABLE_TESTS=OFF", "-DKVSERVE_ENABLE_CLI=OFF", "-DCMAKE_INSTALL_LIBDIR=lib"]);
+    let (repo_s, build_s, prefix_s) =
+        (repo.display().to_string(), build.display().to_string(), prefix.display().to_string());
+    run(&[
+        "-S",
+        &repo_s,
+        "-B",
+        &build_s,
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DKVSERVE_ENABLE_CUDA=OFF",
+        "-DKVSERVE_ENABLE_TESTS=OFF",
+        "-DKVSERVE_ENABLE_CLI=OFF",
+        "-DCMAKE_INSTALL_LIBDIR=lib",
+    ]);
     run(&["--build", &build_s, "-j", &jobs]);
     run(&["--install", &build_s, "--prefix", &prefix_s]);
     prefix.join("lib/pkgconfig/kvserve.pc")

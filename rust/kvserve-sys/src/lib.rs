@@ -151,8 +151,12 @@ macro_rules! plan {
             _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
         }
         extern "C" {
-            pub fn $create(desc: *const $desc, device: kvs_device, plan: *mut *mut $plan, err: *mut kvs_error)
-                -> kvs_status_code;
+            pub fn $create(
+                desc: *const $desc,
+                device: kvs_device,
+                plan: *mut *mut $plan,
+                err: *mut kvs_error,
+            ) -> kvs_status_code;
             pub fn $run(
                 plan: *const $plan,
                 args: *const $args,
@@ -171,12 +175,22 @@ macro_rules! plan {
             type Desc = $desc;
             type Args = $args;
             const KIND: &'static str = stringify!($kind);
-            unsafe fn create(d: *const $desc, dev: kvs_device, p: *mut *mut $plan, e: *mut kvs_error)
-                -> kvs_status_code {
+            unsafe fn create(
+                d: *const $desc,
+                dev: kvs_device,
+                p: *mut *mut $plan,
+                e: *mut kvs_error,
+            ) -> kvs_status_code {
                 $create(d, dev, p, e)
             }
-            unsafe fn run(p: *const $plan, a: *const $args, w: *mut c_void, n: usize, s: *mut c_void,
-                          e: *mut kvs_error) -> kvs_status_code {
+            unsafe fn run(
+                p: *const $plan,
+                a: *const $args,
+                w: *mut c_void,
+                n: usize,
+                s: *mut c_void,
+                e: *mut kvs_error,
+            ) -> kvs_status_code {
                 $run(p, a, w, n, s, e)
             }
             unsafe fn can_implement(p: *const $plan, a: *const $args, e: *mut kvs_error) -> kvs_status_code {
@@ -367,8 +381,6 @@ extern "C" {
         stream: *mut c_void,
         err: *mut kvs_error,
     ) -> kvs_status_code;
-
-
 
     pub fn kvs_batch_ragged_prefill_prepare(
         plan: *mut kvs_batch_ragged_prefill_plan,

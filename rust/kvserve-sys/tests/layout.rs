@@ -88,22 +88,77 @@ fn rust_structs() -> Vec<Layout> {
 }
 
 fn rust_enums() -> Vec<(&'static str, usize)> {
-    enum_sizes!(kvs_status_code, kvs_dtype, kvs_device_kind, kvs_kv_layout, kvs_append_mode, kvs_table_part,
-                kvs_sampling_input, kvs_sampling_filter, kvs_top_k_top_p_order, kvs_param_source,
-                kvs_random_source, kvs_renorm_kind, kvs_penalty_history)
+    enum_sizes!(
+        kvs_status_code,
+        kvs_dtype,
+        kvs_device_kind,
+        kvs_kv_layout,
+        kvs_append_mode,
+        kvs_table_part,
+        kvs_sampling_input,
+        kvs_sampling_filter,
+        kvs_top_k_top_p_order,
+        kvs_param_source,
+        kvs_random_source,
+        kvs_renorm_kind,
+        kvs_penalty_history
+    )
 }
 
 fn rust_constants() -> Vec<(&'static str, i64)> {
     named!(
-        KVS_OK, KVS_INVALID_ARGUMENT, KVS_UNSUPPORTED, KVS_WORKSPACE_TOO_SMALL, KVS_CUDA_ERROR, KVS_INTERNAL,
-        KVS_RESOURCE_EXHAUSTED, KVS_F16, KVS_BF16, KVS_F32, KVS_FP8_E4M3, KVS_FP8_E5M2, KVS_INT32, KVS_DEVICE_CPU,
-        KVS_DEVICE_CUDA, KVS_MAX_BATCH, KVS_MAX_HEADS, KVS_MAX_HEAD_DIM, KVS_MAX_ROW_WIDTH, KVS_MAX_PAGE_SIZE,
-        KVS_MAX_PAGES, KVS_MAX_TOKENS, KVS_MAX_SEQUENCE_LENGTH, KVS_MAX_VOCAB, KVS_MAX_DRAFT_TOKENS, KVS_MAX_RANK,
-        KVS_NHD, KVS_HND, KVS_APPEND_DECODE, KVS_APPEND_RAGGED, KVS_TABLE_ALL, KVS_TABLE_PREFIX, KVS_TABLE_SUFFIX,
-        KVS_SAMPLING_INPUT_PROBS, KVS_SAMPLING_INPUT_LOGITS, KVS_FILTER_NONE, KVS_FILTER_TOP_K, KVS_FILTER_TOP_P,
-        KVS_FILTER_MIN_P, KVS_FILTER_TOP_K_TOP_P, KVS_FILTER_GREEDY, KVS_ORDER_K_THEN_P, KVS_ORDER_JOINT,
-        KVS_PARAMS_SCALAR, KVS_PARAMS_PER_ROW, KVS_RANDOM_HOST, KVS_RANDOM_PER_ROW, KVS_TOP_K_RENORM_PROBS,
-        KVS_TOP_P_RENORM_PROBS, KVS_TOP_K_MASK_LOGITS, KVS_HISTORY_TOKEN_COUNTS, KVS_HISTORY_TOKEN_IDS,
+        KVS_OK,
+        KVS_INVALID_ARGUMENT,
+        KVS_UNSUPPORTED,
+        KVS_WORKSPACE_TOO_SMALL,
+        KVS_CUDA_ERROR,
+        KVS_INTERNAL,
+        KVS_RESOURCE_EXHAUSTED,
+        KVS_F16,
+        KVS_BF16,
+        KVS_F32,
+        KVS_FP8_E4M3,
+        KVS_FP8_E5M2,
+        KVS_INT32,
+        KVS_DEVICE_CPU,
+        KVS_DEVICE_CUDA,
+        KVS_MAX_BATCH,
+        KVS_MAX_HEADS,
+        KVS_MAX_HEAD_DIM,
+        KVS_MAX_ROW_WIDTH,
+        KVS_MAX_PAGE_SIZE,
+        KVS_MAX_PAGES,
+        KVS_MAX_TOKENS,
+        KVS_MAX_SEQUENCE_LENGTH,
+        KVS_MAX_VOCAB,
+        KVS_MAX_DRAFT_TOKENS,
+        KVS_MAX_RANK,
+        KVS_NHD,
+        KVS_HND,
+        KVS_APPEND_DECODE,
+        KVS_APPEND_RAGGED,
+        KVS_TABLE_ALL,
+        KVS_TABLE_PREFIX,
+        KVS_TABLE_SUFFIX,
+        KVS_SAMPLING_INPUT_PROBS,
+        KVS_SAMPLING_INPUT_LOGITS,
+        KVS_FILTER_NONE,
+        KVS_FILTER_TOP_K,
+        KVS_FILTER_TOP_P,
+        KVS_FILTER_MIN_P,
+        KVS_FILTER_TOP_K_TOP_P,
+        KVS_FILTER_GREEDY,
+        KVS_ORDER_K_THEN_P,
+        KVS_ORDER_JOINT,
+        KVS_PARAMS_SCALAR,
+        KVS_PARAMS_PER_ROW,
+        KVS_RANDOM_HOST,
+        KVS_RANDOM_PER_ROW,
+        KVS_TOP_K_RENORM_PROBS,
+        KVS_TOP_P_RENORM_PROBS,
+        KVS_TOP_K_MASK_LOGITS,
+        KVS_HISTORY_TOKEN_COUNTS,
+        KVS_HISTORY_TOKEN_IDS,
     )
 }
 
@@ -201,7 +256,8 @@ fn lists_match_the_header_text() {
 
 #[test]
 fn layouts_and_values_match_the_c_compiler() {
-    let mut c = String::from("#include <stddef.h>\n#include <stdio.h>\n#include \"kvserve/kvserve.h\"\nint main(void) {\n");
+    let mut c =
+        String::from("#include <stddef.h>\n#include <stdio.h>\n#include \"kvserve/kvserve.h\"\nint main(void) {\n");
     for l in rust_structs() {
         c += &format!("  printf(\"{0} %zu %zu\\n\", sizeof({0}), _Alignof({0}));\n", l.name);
         for (f, _) in &l.fields {

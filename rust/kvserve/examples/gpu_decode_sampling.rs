@@ -76,8 +76,10 @@ mod gpu {
             // SAFETY: plain runtime calls with valid pointers and sizes.
             unsafe {
                 cuda(cudaMalloc(&mut ptr, bytes), "cudaMalloc")?;
-                cuda(cudaMemcpy(ptr, host.as_ptr() as *const c_void, std::mem::size_of_val(host), HOST_TO_DEVICE),
-                     "cudaMemcpy to the device")?;
+                cuda(
+                    cudaMemcpy(ptr, host.as_ptr() as *const c_void, std::mem::size_of_val(host), HOST_TO_DEVICE),
+                    "cudaMemcpy to the device",
+                )?;
             }
             Ok(DeviceBuf { ptr: ptr as *mut T, len: host.len() })
         }
@@ -85,8 +87,15 @@ mod gpu {
             let mut host = vec![T::default(); self.len];
             // SAFETY: self holds len elements.
             unsafe {
-                cuda(cudaMemcpy(host.as_mut_ptr() as *mut c_void, self.ptr as *const c_void,
-                                self.len * std::mem::size_of::<T>(), DEVICE_TO_HOST), "cudaMemcpy to the host")?;
+                cuda(
+                    cudaMemcpy(
+                        host.as_mut_ptr() as *mut c_void,
+                        self.ptr as *const c_void,
+                        self.len * std::mem::size_of::<T>(),
+                        DEVICE_TO_HOST,
+                    ),
+                    "cudaMemcpy to the host",
+                )?;
             }
             Ok(host)
         }
@@ -137,8 +146,14 @@ mod gpu {
         let desc = BatchPagedDecodeDesc {
             max_batch: b as i32,
             num_qo_heads: hq as i32,
-            kv: PagedKvDesc { page_size: page as i32, num_pages: pages as i64, num_kv_heads: hk as i32,
-                              head_dim: d as i32, dtype: DType::BF16, ..Default::default() },
+            kv: PagedKvDesc {
+                page_size: page as i32,
+                num_pages: pages as i64,
+                num_kv_heads: hk as i32,
+                head_dim: d as i32,
+                dtype: DType::BF16,
+                ..Default::default()
+            },
             q_dtype: DType::BF16,
             ..Default::default()
         };
@@ -149,40 +164,47 @@ mod gpu {
         let mut cpu_out = vec![BF16(0x7fc0); b * hq * d];
         let mut ws = cpu_plan.host_workspace();
         cpu_plan.prepare(&stream, &mut ws, &indptr, &last)?;
-        cpu_plan.run(&stream, &mut ws, BatchPagedDecodeArgs {
-            q: TensorRef::new(&q, [b, hq, d])?.into(),
-            kv: PagedKv {
-                k_pages: TensorRef::new(&k, pool)?.into(),
-                v_pages: TensorRef::new(&v, pool)?.into(),
-                indptr: TensorRef::new(&indptr, [b + 1])?,
-                indices: TensorRef::new(&indices, [pages])?,
-                last_page_len: TensorRef::new(&last, [b])?,
+        cpu_plan.run(
+            &stream,
+            &mut ws,
+            BatchPagedDecodeArgs {
+                q: TensorRef::new(&q, [b, hq, d])?.into(),
+                kv: PagedKv {
+                    k_pages: TensorRef::new(&k, pool)?.into(),
+                    v_pages: TensorRef::new(&v, pool)?.into(),
+                    indptr: TensorRef::new(&indptr, [b + 1])?,
+                    indices: TensorRef::new(&indices, [pages])?,
+                    last_page_len: TensorRef::new(&last, [b])?,
+                },
+                out: TensorMut::new(&mut cpu_out, [b, hq, d])?.into(),
+                lse: None,
             },
-            out: TensorMut::new(&mut cpu_out, [b, hq, d])?.into(),
-            lse: None,
-        })?;
+        )?;
 
         let mut plan = BatchPagedDecodePlan::select(&desc, Device::Cuda(0))?;
         println!("decode: {} ({:?})", plan.sku(), plan.precision());
-        let (dq, dk, dv) = (DeviceBuf::from_host(&q)?, DeviceBuf::from_host(&k)?,
-                            DeviceBuf::from_host(&v)?);
-        let (di, dx, dl) = (DeviceBuf::from_host(&indptr)?, DeviceBuf::from_host(&indices)?,
-                            DeviceBuf::from_host(&last)?);
+        let (dq, dk, dv) = (DeviceBuf::from_host(&q)?, DeviceBuf::from_host(&k)?, DeviceBuf::from_host(&v)?);
+        let (di, dx, dl) =
+            (DeviceBuf::from_host(&indptr)?, DeviceBuf::from_host(&indices)?, DeviceBuf::from_host(&last)?);
         let mut dout = DeviceBuf::from_host(&vec![BF16(0x7fc0); b * hq * d])?;
         let (_ws_buf, mut ws) = device_workspace(plan.workspace_size())?;
         plan.prepare(&stream, &mut ws, &indptr, &last)?;
-        plan.run(&stream, &mut ws, BatchPagedDecodeArgs {
-            q: dq.view([b, hq, d]).into(),
-            kv: PagedKv {
-                k_pages: dk.view(pool).into(),
-                v_pages: dv.view(pool).into(),
-                indptr: di.view([b + 1]),
-                indices: dx.view([pages]),
-                last_page_len: dl.view([b]),
+        plan.run(
+            &stream,
+            &mut ws,
+            BatchPagedDecodeArgs {
+                q: dq.view([b, hq, d]).into(),
+                kv: PagedKv {
+                    k_pages: dk.view(pool).into(),
+                    v_pages: dv.view(pool).into(),
+                    indptr: di.view([b + 1]),
+                    indices: dx.view([pages]),
+                    last_page_len: dl.view([b]),
+                },
+                out: dout.view_mut([b, hq, d]).into(),
+                lse: None,
             },
-            out: dout.view_mut([b, hq, d]).into(),
-            lse: None,
-        })?;
+        )?;
         // SAFETY: no arguments.
         cuda(unsafe { cudaDeviceSynchronize() }, "cudaDeviceSynchronize")?;
         let gpu_out = dout.to_host()?;
@@ -190,8 +212,11 @@ mod gpu {
         let finite = gpu_out.iter().all(|x| x.to_f32().is_finite());
         // Two bf16 roundings of values below 1 in magnitude: 2^-7 covers them.
         let ok = finite && worst <= 1.0 / 128.0;
-        println!("decode cuda vs cpu: max |diff| {worst:.2e} over {} values: {}", gpu_out.len(),
-                 if ok { "ok" } else { "MISMATCH" });
+        println!(
+            "decode cuda vs cpu: max |diff| {worst:.2e} over {} values: {}",
+            gpu_out.len(),
+            if ok { "ok" } else { "MISMATCH" }
+        );
         Ok(ok)
     }
 
@@ -204,34 +229,65 @@ mod gpu {
             row.iter_mut().for_each(|x| *x /= s);
         }
         let mut all_ok = true;
-        for (name, filter) in [("greedy", SamplingFilter::Greedy), ("top_p", SamplingFilter::TopP),
-                               ("top_k_top_p", SamplingFilter::TopKTopP)] {
-            let desc = SamplingDesc { vocab: vocab as i32, max_batch: b as i32, filter, top_k: 50, top_p: 0.9,
-                                      ..Default::default() };
-            let run = |device: Device, input: TensorRef<'_, f32, 2>, out: TensorMut<'_, i32, 1>,
-                       ws: &mut Workspace| -> Result<String> {
+        for (name, filter) in [
+            ("greedy", SamplingFilter::Greedy),
+            ("top_p", SamplingFilter::TopP),
+            ("top_k_top_p", SamplingFilter::TopKTopP),
+        ] {
+            let desc = SamplingDesc {
+                vocab: vocab as i32,
+                max_batch: b as i32,
+                filter,
+                top_k: 50,
+                top_p: 0.9,
+                ..Default::default()
+            };
+            let run = |device: Device,
+                       input: TensorRef<'_, f32, 2>,
+                       out: TensorMut<'_, i32, 1>,
+                       ws: &mut Workspace|
+             -> Result<String> {
                 let plan = SamplingPlan::select(&desc, device)?;
-                plan.run(&Stream::default(), ws, SamplingArgs {
-                    input, out, temperature: None, top_k: None, top_p: None, min_p: None,
-                    seed: 1234, offset: 7, seeds: None, offsets: None,
-                })?;
+                plan.run(
+                    &Stream::default(),
+                    ws,
+                    SamplingArgs {
+                        input,
+                        out,
+                        temperature: None,
+                        top_k: None,
+                        top_p: None,
+                        min_p: None,
+                        seed: 1234,
+                        offset: 7,
+                        seeds: None,
+                        offsets: None,
+                    },
+                )?;
                 Ok(plan.sku())
             };
             let mut cpu_tokens = vec![-7i32; b];
             let cpu_ws_size = SamplingPlan::select(&desc, Device::Cpu)?.workspace_size();
-            run(Device::Cpu, TensorRef::new(&probs, [b, vocab])?, TensorMut::new(&mut cpu_tokens, [b])?,
-                &mut Workspace::host(cpu_ws_size))?;
+            run(
+                Device::Cpu,
+                TensorRef::new(&probs, [b, vocab])?,
+                TensorMut::new(&mut cpu_tokens, [b])?,
+                &mut Workspace::host(cpu_ws_size),
+            )?;
             let dprobs = DeviceBuf::from_host(&probs)?;
             let mut dtokens = DeviceBuf::from_host(&vec![-7i32; b])?;
-            let (_ws_buf, mut ws) =
-                device_workspace(SamplingPlan::select(&desc, Device::Cuda(0))?.workspace_size())?;
+            let (_ws_buf, mut ws) = device_workspace(SamplingPlan::select(&desc, Device::Cuda(0))?.workspace_size())?;
             let sku = run(Device::Cuda(0), dprobs.view([b, vocab]), dtokens.view_mut([b]), &mut ws)?;
             // SAFETY: no arguments.
             cuda(unsafe { cudaDeviceSynchronize() }, "cudaDeviceSynchronize")?;
             let gpu_tokens = dtokens.to_host()?;
             let ok = gpu_tokens == cpu_tokens && cpu_tokens.iter().all(|t| (0..vocab as i32).contains(t));
-            println!("sampling {name} ({sku}): cuda {:?}... vs cpu {:?}...: {}", &gpu_tokens[..4], &cpu_tokens[..4],
-                     if ok { "ok" } else { "MISMATCH" });
+            println!(
+                "sampling {name} ({sku}): cuda {:?}... vs cpu {:?}...: {}",
+                &gpu_tokens[..4],
+                &cpu_tokens[..4],
+                if ok { "ok" } else { "MISMATCH" }
+            );
             all_ok &= ok;
         }
         Ok(all_ok)

@@ -154,8 +154,14 @@ impl BlockManager {
         read_table(seqs.len(), |table| {
             // SAFETY: seqs holds seqs.len() ids; the buffers in `table` are sized as the query said.
             check(|err| unsafe {
-                sys::kvs_block_manager_page_table(self.raw.as_ptr(), seqs.as_ptr(), seqs.len() as i64, part as i32,
-                                                  table, err)
+                sys::kvs_block_manager_page_table(
+                    self.raw.as_ptr(),
+                    seqs.as_ptr(),
+                    seqs.len() as i64,
+                    part as i32,
+                    table,
+                    err,
+                )
             })
         })
     }
@@ -168,8 +174,16 @@ impl BlockManager {
         let call = |prefix: &mut sys::kvs_page_table, suffix: &mut sys::kvs_page_table, indptr: *mut i32| {
             // SAFETY: members and sizes match; buffers are sized as the size query said (or NULL).
             check(|err| unsafe {
-                sys::kvs_block_manager_cascade_tables(self.raw.as_ptr(), members.as_ptr(), sizes.as_ptr(),
-                                                      sizes.len() as i64, indptr, prefix, suffix, err)
+                sys::kvs_block_manager_cascade_tables(
+                    self.raw.as_ptr(),
+                    members.as_ptr(),
+                    sizes.as_ptr(),
+                    sizes.len() as i64,
+                    indptr,
+                    prefix,
+                    suffix,
+                    err,
+                )
             })
         };
         let (mut prefix_query, mut suffix_query) = (sys::kvs_page_table::default(), sys::kvs_page_table::default());

@@ -6,18 +6,41 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// A descriptor field is out of its domain: `field` is its path ("kv.page_size").
-    InvalidProblem { op: String, field: String, expected: String, got: String },
+    InvalidProblem {
+        op: String,
+        field: String,
+        expected: String,
+        got: String,
+    },
     /// A run or prepare argument (tensor or host array) does not fit the plan.
-    InvalidArgument { op: String, argument: String, expected: String, got: String },
+    InvalidArgument {
+        op: String,
+        argument: String,
+        expected: String,
+        got: String,
+    },
     /// Any other invalid input (device, page-table entry), with the library's message.
-    Invalid { message: String },
+    Invalid {
+        message: String,
+    },
     /// A valid request this build cannot serve; `config` names the missing kernel.
-    Unsupported { config: String },
-    WorkspaceTooSmall { needed: usize, given: usize },
+    Unsupported {
+        config: String,
+    },
+    WorkspaceTooSmall {
+        needed: usize,
+        given: usize,
+    },
     /// A host-side pool (BlockManager pages) is used up.
-    ResourceExhausted { message: String },
-    Cuda { message: String },
-    Internal { message: String },
+    ResourceExhausted {
+        message: String,
+    },
+    Cuda {
+        message: String,
+    },
+    Internal {
+        message: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -122,14 +145,31 @@ mod tests {
             (sys::KVS_INTERNAL, "boom", Error::Internal { message: "boom".into() }),
             (sys::KVS_UNSUPPORTED, "Op: d=96 not built", Error::Unsupported { config: "Op: d=96 not built".into() }),
             (sys::KVS_RESOURCE_EXHAUSTED, "full", Error::ResourceExhausted { message: "full".into() }),
-            (sys::KVS_INVALID_ARGUMENT, "Op: device: expected ordinal 0 for cpu, got 3",
-             Error::Invalid { message: "Op: device: expected ordinal 0 for cpu, got 3".into() }),
-            (sys::KVS_INVALID_ARGUMENT, "Op: descriptor field 'kv.page_size': expected in [1, 1024], got 0",
-             Error::InvalidProblem { op: "Op".into(), field: "kv.page_size".into(), expected: "in [1, 1024]".into(),
-                                     got: "0".into() }),
-            (sys::KVS_INVALID_ARGUMENT, "Op: argument 'q': expected rank 3, got rank 2 ([2, 8], strides [8, 1])",
-             Error::InvalidArgument { op: "Op".into(), argument: "q".into(), expected: "rank 3".into(),
-                                      got: "rank 2 ([2, 8], strides [8, 1])".into() }),
+            (
+                sys::KVS_INVALID_ARGUMENT,
+                "Op: device: expected ordinal 0 for cpu, got 3",
+                Error::Invalid { message: "Op: device: expected ordinal 0 for cpu, got 3".into() },
+            ),
+            (
+                sys::KVS_INVALID_ARGUMENT,
+                "Op: descriptor field 'kv.page_size': expected in [1, 1024], got 0",
+                Error::InvalidProblem {
+                    op: "Op".into(),
+                    field: "kv.page_size".into(),
+                    expected: "in [1, 1024]".into(),
+                    got: "0".into(),
+                },
+            ),
+            (
+                sys::KVS_INVALID_ARGUMENT,
+                "Op: argument 'q': expected rank 3, got rank 2 ([2, 8], strides [8, 1])",
+                Error::InvalidArgument {
+                    op: "Op".into(),
+                    argument: "q".into(),
+                    expected: "rank 3".into(),
+                    got: "rank 2 ([2, 8], strides [8, 1])".into(),
+                },
+            ),
         ];
         for (code, message, want) in cases {
             assert_eq!(Error::from_c(code, &record(code, message)), want, "{message}");

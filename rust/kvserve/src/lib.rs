@@ -26,5 +26,6 @@ pub use dtype::{DType, Element, Fp8E4m3, Fp8E5m2, BF16, F16};
 pub use error::{Error, Result};
 pub use ops::*;
 pub use plan::{KernelInfo, Op, Plan, Precision};
-pub use tensor::{cuda_backend_built, cuda_device_count, AnyMut, AnyRef, Device, Stream, TensorMut, TensorRef, ToC,
-                 Workspace};
+pub use tensor::{
+    cuda_backend_built, cuda_device_count, AnyMut, AnyRef, Device, Stream, TensorMut, TensorRef, ToC, Workspace,
+};

@@ -12,8 +12,12 @@ use kvserve_sys as sys;
 
 /// Converts a field: through ToC, or the given function (sentinel encodings).
 macro_rules! conv {
-    ($v:expr) => { ToC::to_c(&$v) };
-    ($v:expr, $f:expr) => { ($f)(&$v) };
+    ($v:expr) => {
+        ToC::to_c(&$v)
+    };
+    ($v:expr, $f:expr) => {
+        ($f)(&$v)
+    };
 }
 
 /// A descriptor: a plain struct with Default (the C++ defaults) and its C form.
@@ -637,15 +641,29 @@ ops! {
 
 impl BatchPagedDecodePlan {
     /// indptr [B + 1] and last_page_len [B]: the host copy of the page table's lengths.
-    pub fn prepare(&mut self, stream: &Stream, ws: &mut Workspace, indptr: &[i32], last_page_len: &[i32]) -> Result<()> {
+    pub fn prepare(
+        &mut self,
+        stream: &Stream,
+        ws: &mut Workspace,
+        indptr: &[i32],
+        last_page_len: &[i32],
+    ) -> Result<()> {
         let batch = rows_of(indptr);
         check_len("last_page_len", last_page_len, batch)?;
         let (w, n) = ws.raw();
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold batch + 1 and batch entries.
         check(|err| unsafe {
-            sys::kvs_batch_paged_decode_prepare(plan, indptr.as_ptr(), last_page_len.as_ptr(), batch, w, n,
-                                                stream.as_raw(), err)
+            sys::kvs_batch_paged_decode_prepare(
+                plan,
+                indptr.as_ptr(),
+                last_page_len.as_ptr(),
+                batch,
+                w,
+                n,
+                stream.as_raw(),
+                err,
+            )
         })
     }
 }
@@ -659,8 +677,16 @@ impl BatchRaggedPrefillPlan {
         let plan = self.raw_mut();
         // SAFETY: live handle; both slices hold batch + 1 entries.
         check(|err| unsafe {
-            sys::kvs_batch_ragged_prefill_prepare(plan, qo_indptr.as_ptr(), kv_indptr.as_ptr(), batch, w, n,
-                                                  stream.as_raw(), err)
+            sys::kvs_batch_ragged_prefill_prepare(
+                plan,
+                qo_indptr.as_ptr(),
+                kv_indptr.as_ptr(),
+                batch,
+                w,
+                n,
+                stream.as_raw(),
+                err,
+            )
         })
     }
 }
@@ -682,8 +708,17 @@ impl BatchPagedPrefillPlan {
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold the lengths checked above.
         check(|err| unsafe {
-            sys::kvs_batch_paged_prefill_prepare(plan, qo_indptr.as_ptr(), kv_indptr.as_ptr(),
-                                                 kv_last_page_len.as_ptr(), batch, w, n, stream.as_raw(), err)
+            sys::kvs_batch_paged_prefill_prepare(
+                plan,
+                qo_indptr.as_ptr(),
+                kv_indptr.as_ptr(),
+                kv_last_page_len.as_ptr(),
+                batch,
+                w,
+                n,
+                stream.as_raw(),
+                err,
+            )
         })
     }
 }
@@ -711,10 +746,20 @@ impl CascadeAttentionPlan {
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold the lengths checked above.
         check(|err| unsafe {
-            sys::kvs_cascade_attention_prepare(plan, lengths.group_indptr.as_ptr(), groups,
-                                               lengths.prefix_indptr.as_ptr(), lengths.prefix_last_page_len.as_ptr(),
-                                               lengths.suffix_indptr.as_ptr(), lengths.suffix_last_page_len.as_ptr(),
-                                               batch, w, n, stream.as_raw(), err)
+            sys::kvs_cascade_attention_prepare(
+                plan,
+                lengths.group_indptr.as_ptr(),
+                groups,
+                lengths.prefix_indptr.as_ptr(),
+                lengths.prefix_last_page_len.as_ptr(),
+                lengths.suffix_indptr.as_ptr(),
+                lengths.suffix_last_page_len.as_ptr(),
+                batch,
+                w,
+                n,
+                stream.as_raw(),
+                err,
+            )
         })
     }
 }

@@ -131,7 +131,8 @@ fn raw_view<const N: usize>(
     device: Device,
 ) -> sys::kvs_tensor {
     assert!(N <= sys::KVS_MAX_RANK, "kvserve views have rank <= {}", sys::KVS_MAX_RANK);
-    let mut t = sys::kvs_tensor { data, dtype: dtype as i32, rank: N as i32, device: device.to_c(), ..Default::default() };
+    let mut t =
+        sys::kvs_tensor { data, dtype: dtype as i32, rank: N as i32, device: device.to_c(), ..Default::default() };
     for i in 0..N {
         t.shape[i] = shape[i] as i64;
         t.strides[i] = strides[i] as i64;

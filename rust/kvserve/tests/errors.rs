@@ -29,15 +29,27 @@ fn bad_descriptors_name_the_field_and_the_value() {
     expect_problem(select(BatchPagedDecodeDesc { max_batch: 0, ..d.clone() }), op, "max_batch", "0");
     expect_problem(select(BatchPagedDecodeDesc { max_batch: 1 << 21, ..d.clone() }), op, "max_batch", "2097152");
     expect_problem(select(BatchPagedDecodeDesc { num_qo_heads: 3, ..d.clone() }), op, "num_qo_heads", "3");
-    expect_problem(select(BatchPagedDecodeDesc { kv: PagedKvDesc { page_size: 0, ..paged_kv() }, ..d.clone() }),
-                   op, "kv.page_size", "0");
-    expect_problem(select(BatchPagedDecodeDesc { kv: PagedKvDesc { k_scale: vec![2.0], ..paged_kv() }, ..d.clone() }),
-                   op, "kv.k_scale", "1 scales");
+    expect_problem(
+        select(BatchPagedDecodeDesc { kv: PagedKvDesc { page_size: 0, ..paged_kv() }, ..d.clone() }),
+        op,
+        "kv.page_size",
+        "0",
+    );
+    expect_problem(
+        select(BatchPagedDecodeDesc { kv: PagedKvDesc { k_scale: vec![2.0], ..paged_kv() }, ..d.clone() }),
+        op,
+        "kv.k_scale",
+        "1 scales",
+    );
     let window = AttentionParams { window_left: Some(-5), ..Default::default() };
     expect_problem(select(BatchPagedDecodeDesc { attn: window, ..d.clone() }), op, "attn.window_left", "-5");
 
-    expect_problem(SamplingPlan::select(&SamplingDesc { vocab: 0, max_batch: 1, ..Default::default() }, Device::Cpu),
-                   "Sampling", "vocab", "0");
+    expect_problem(
+        SamplingPlan::select(&SamplingDesc { vocab: 0, max_batch: 1, ..Default::default() }, Device::Cpu),
+        "Sampling",
+        "vocab",
+        "0",
+    );
     let penalty = TokenPenaltyDesc { vocab: 8, max_batch: 1, repetition: -1.0, ..Default::default() };
     match TokenPenaltyPlan::select(&penalty, Device::Cpu) {
         Err(Error::InvalidProblem { field, .. }) => assert_eq!(field, "repetition"),
@@ -45,7 +57,9 @@ fn bad_descriptors_name_the_field_and_the_value() {
     }
     let spec = ChainSpeculativeSamplingDesc { vocab: 8, max_batch: 1, num_draft_tokens: 0, ..Default::default() };
     match ChainSpeculativeSamplingPlan::select(&spec, Device::Cpu) {
-        Err(Error::InvalidProblem { field, got, .. }) => assert_eq!((field.as_str(), got.as_str()), ("num_draft_tokens", "0")),
+        Err(Error::InvalidProblem { field, got, .. }) => {
+            assert_eq!((field.as_str(), got.as_str()), ("num_draft_tokens", "0"))
+        }
         other => panic!("expected InvalidProblem on num_draft_tokens, got {:?}", other.err()),
     }
     match RmsNormPlan::select(&RmsNormDesc { hidden_size: 8, eps: 0.0, ..Default::default() }, Device::Cpu) {
@@ -67,8 +81,9 @@ fn a_cuda_plan_without_the_backend_is_unsupported() {
 
 #[test]
 fn bad_arguments_name_the_argument_and_write_nothing() {
-    let plan = RmsNormPlan::select(&RmsNormDesc { hidden_size: 8, dtype: DType::F32, ..Default::default() },
-                                   Device::Cpu).unwrap();
+    let plan =
+        RmsNormPlan::select(&RmsNormDesc { hidden_size: 8, dtype: DType::F32, ..Default::default() }, Device::Cpu)
+            .unwrap();
     let (x, w) = (vec![1f32; 16], vec![1f32; 8]);
     let mut out = vec![-3f32; 16];
     fn norm_args<'a>(x: &'a [f32], w: &'a [f32], out: &'a mut [f32], rows: usize) -> RmsNormArgs<'a> {
@@ -155,7 +170,10 @@ fn errors_display_their_parts() {
 fn a_plan_reports_its_kernel_and_precision() {
     let plan = BatchPagedDecodePlan::select(&decode_desc(), Device::Cpu).unwrap();
     let kernel = plan.kernel();
-    assert_eq!((kernel.backend.as_str(), kernel.arch.as_str(), kernel.op.as_str()), ("cpu", "host", "BatchPagedDecode"));
+    assert_eq!(
+        (kernel.backend.as_str(), kernel.arch.as_str(), kernel.op.as_str()),
+        ("cpu", "host", "BatchPagedDecode")
+    );
     assert!(kernel.config.contains("d=16"), "{}", kernel.config);
     assert_eq!(plan.sku(), format!("cpu/host/BatchPagedDecode/{}", kernel.config));
     let p = plan.precision();
@@ -170,10 +188,8 @@ fn a_plan_reports_its_kernel_and_precision() {
 fn every_c_abi_plan_kind_is_wrapped() {
     let path = format!("{}/kvserve/kvserve.h", kvserve_sys::INCLUDE_DIR);
     let header = std::fs::read_to_string(&path).unwrap();
-    let kinds: Vec<&str> = header
-        .lines()
-        .filter_map(|l| l.strip_prefix("KVS_DECLARE_PLAN_COMMON(")?.strip_suffix(')'))
-        .collect();
+    let kinds: Vec<&str> =
+        header.lines().filter_map(|l| l.strip_prefix("KVS_DECLARE_PLAN_COMMON(")?.strip_suffix(')')).collect();
     assert!(kinds.len() >= 17, "found only {kinds:?} in {path}");
     let missing: Vec<&&str> = kinds.iter().filter(|k| !PLAN_KINDS.contains(k)).collect();
     assert!(missing.is_empty(), "C ABI plan kinds without a Rust plan: {missing:?}");

@@ -33,8 +33,14 @@ impl Paged {
         Paged { k: rng.vec(n), v: rng.vec(n), indptr, indices: ids[..counts.iter().sum()].to_vec(), last, pages }
     }
     fn desc(&self) -> PagedKvDesc {
-        PagedKvDesc { page_size: PAGE as i32, num_pages: self.pages as i64, num_kv_heads: HK as i32, head_dim: D as i32,
-                      dtype: DType::F32, ..Default::default() }
+        PagedKvDesc {
+            page_size: PAGE as i32,
+            num_pages: self.pages as i64,
+            num_kv_heads: HK as i32,
+            head_dim: D as i32,
+            dtype: DType::F32,
+            ..Default::default()
+        }
     }
     fn view(&self) -> PagedKv<'_> {
         let shape = [self.pages, PAGE, HK, D];
@@ -102,19 +108,29 @@ fn batch_paged_decode() {
     let lens = [5, 0, 8, 1];
     let p = Paged::new(&mut rng, &lens);
     let b = lens.len();
-    let desc = BatchPagedDecodeDesc { max_batch: 8, num_qo_heads: HQ as i32, kv: p.desc(), q_dtype: DType::F32,
-                                      ..Default::default() };
+    let desc = BatchPagedDecodeDesc {
+        max_batch: 8,
+        num_qo_heads: HQ as i32,
+        kv: p.desc(),
+        q_dtype: DType::F32,
+        ..Default::default()
+    };
     let mut plan = BatchPagedDecodePlan::select(&desc, Device::Cpu).unwrap();
     let q = rng.vec(b * HQ * D);
     let (mut out, mut lse) = (poisoned(b * HQ * D), poisoned(b * HQ));
     let mut ws = plan.host_workspace();
     plan.prepare(&Stream::default(), &mut ws, &p.indptr, &p.last).unwrap();
-    plan.run(&Stream::default(), &mut ws, BatchPagedDecodeArgs {
-        q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
-        kv: p.view(),
-        out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
-        lse: Some(TensorMut::new(&mut lse, [b, HQ]).unwrap()),
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut ws,
+        BatchPagedDecodeArgs {
+            q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
+            kv: p.view(),
+            out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
+            lse: Some(TensorMut::new(&mut lse, [b, HQ]).unwrap()),
+        },
+    )
+    .unwrap();
     let (want, want_lse) = reference_rows(&q, &[1; 4], owned(&p));
     assert_close(&out, &want, 1e-5, "out");
     assert_close(&lse, &want_lse, 1e-5, "lse");
@@ -127,21 +143,37 @@ fn batch_paged_prefill() {
     let q_lens = [2usize, 3, 4];
     let p = Paged::new(&mut rng, &lens);
     let total: usize = q_lens.iter().sum();
-    let qo: Vec<i32> = std::iter::once(0).chain(q_lens.iter().scan(0, |s, &n| { *s += n as i32; Some(*s) })).collect();
-    let desc = BatchPagedPrefillDesc { max_batch: 4, num_qo_heads: HQ as i32, kv: p.desc(), q_dtype: DType::F32,
-                                       causal: true, ..Default::default() };
+    let qo: Vec<i32> = std::iter::once(0)
+        .chain(q_lens.iter().scan(0, |s, &n| {
+            *s += n as i32;
+            Some(*s)
+        }))
+        .collect();
+    let desc = BatchPagedPrefillDesc {
+        max_batch: 4,
+        num_qo_heads: HQ as i32,
+        kv: p.desc(),
+        q_dtype: DType::F32,
+        causal: true,
+        ..Default::default()
+    };
     let mut plan = BatchPagedPrefillPlan::select(&desc, Device::Cpu).unwrap();
     let q = rng.vec(total * HQ * D);
     let mut out = poisoned(total * HQ * D);
     let mut ws = plan.host_workspace();
     plan.prepare(&Stream::default(), &mut ws, &qo, &p.indptr, &p.last).unwrap();
-    plan.run(&Stream::default(), &mut ws, BatchPagedPrefillArgs {
-        q: TensorRef::new(&q, [total, HQ, D]).unwrap().into(),
-        qo_indptr: TensorRef::new(&qo, [4]).unwrap(),
-        kv: p.view(),
-        out: TensorMut::new(&mut out, [total, HQ, D]).unwrap().into(),
-        lse: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut ws,
+        BatchPagedPrefillArgs {
+            q: TensorRef::new(&q, [total, HQ, D]).unwrap().into(),
+            qo_indptr: TensorRef::new(&qo, [4]).unwrap(),
+            kv: p.view(),
+            out: TensorMut::new(&mut out, [total, HQ, D]).unwrap().into(),
+            lse: None,
+        },
+    )
+    .unwrap();
     assert_close(&out, &reference_rows(&q, &q_lens, owned(&p)).0, 1e-5, "out");
 }
 
@@ -155,36 +187,59 @@ fn single_prefill_and_ragged_prefill() {
     let mut rng = Rng::new();
     let (lq, lkv) = (3, 5);
     let (q, k, v) = (rng.vec(lq * HQ * D), rng.vec(lkv * HK * D), rng.vec(lkv * HK * D));
-    let desc = SinglePrefillDesc { num_qo_heads: HQ as i32, num_kv_heads: HK as i32, head_dim: D as i32,
-                                   dtype: DType::F32, causal: true, ..Default::default() };
+    let desc = SinglePrefillDesc {
+        num_qo_heads: HQ as i32,
+        num_kv_heads: HK as i32,
+        head_dim: D as i32,
+        dtype: DType::F32,
+        causal: true,
+        ..Default::default()
+    };
     let plan = SinglePrefillPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(lq * HQ * D);
-    plan.run(&Stream::default(), &mut plan.host_workspace(), SinglePrefillArgs {
-        q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
-        k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
-        v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
-        out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
-        lse: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        SinglePrefillArgs {
+            q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
+            k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
+            v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
+            out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
+            lse: None,
+        },
+    )
+    .unwrap();
     assert_close(&out, &reference_rows(&q, &[lq], |_, h| contiguous_kv(&k, &v, 0..lkv, h)).0, 1e-5, "single");
 
     // Two requests packed: (q 1, kv 2) and (q 2, kv 3), sharing the K/V rows above.
     let (qo, kvp) = ([0, 1, 3], [0, 2, 5]);
-    let desc = BatchRaggedPrefillDesc { max_batch: 2, num_qo_heads: HQ as i32, num_kv_heads: HK as i32,
-                                        head_dim: D as i32, dtype: DType::F32, causal: true, ..Default::default() };
+    let desc = BatchRaggedPrefillDesc {
+        max_batch: 2,
+        num_qo_heads: HQ as i32,
+        num_kv_heads: HK as i32,
+        head_dim: D as i32,
+        dtype: DType::F32,
+        causal: true,
+        ..Default::default()
+    };
     let mut plan = BatchRaggedPrefillPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(lq * HQ * D);
     let mut ws = plan.host_workspace();
     plan.prepare(&Stream::default(), &mut ws, &qo, &kvp).unwrap();
-    plan.run(&Stream::default(), &mut ws, BatchRaggedPrefillArgs {
-        q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
-        k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
-        v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
-        qo_indptr: TensorRef::new(&qo, [3]).unwrap(),
-        kv_indptr: TensorRef::new(&kvp, [3]).unwrap(),
-        out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
-        lse: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut ws,
+        BatchRaggedPrefillArgs {
+            q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
+            k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
+            v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
+            qo_indptr: TensorRef::new(&qo, [3]).unwrap(),
+            kv_indptr: TensorRef::new(&kvp, [3]).unwrap(),
+            out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
+            lse: None,
+        },
+    )
+    .unwrap();
     let want = reference_rows(&q, &[1, 2], |b, h| contiguous_kv(&k, &v, kvp[b] as usize..kvp[b + 1] as usize, h)).0;
     assert_close(&out, &want, 1e-5, "ragged");
 }
@@ -195,22 +250,34 @@ fn single_decode() {
     let (b, l) = (2, 6);
     let (q, k, v) = (rng.vec(b * HQ * D), rng.vec(b * HK * l * D), rng.vec(b * HK * l * D));
     let kv_len = [6, 3];
-    let desc = SingleDecodeDesc { max_batch: 2, num_qo_heads: HQ as i32, num_kv_heads: HK as i32, head_dim: D as i32,
-                                  dtype: DType::F32, ..Default::default() };
+    let desc = SingleDecodeDesc {
+        max_batch: 2,
+        num_qo_heads: HQ as i32,
+        num_kv_heads: HK as i32,
+        head_dim: D as i32,
+        dtype: DType::F32,
+        ..Default::default()
+    };
     let plan = SingleDecodePlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(b * HQ * D);
-    plan.run(&Stream::default(), &mut plan.host_workspace(), SingleDecodeArgs {
-        q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
-        k: TensorRef::new(&k, [b, HK, l, D]).unwrap().into(),
-        v: TensorRef::new(&v, [b, HK, l, D]).unwrap().into(),
-        kv_len: Some(TensorRef::new(&kv_len, [2]).unwrap()),
-        out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
-        lse: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        SingleDecodeArgs {
+            q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
+            k: TensorRef::new(&k, [b, HK, l, D]).unwrap().into(),
+            v: TensorRef::new(&v, [b, HK, l, D]).unwrap().into(),
+            kv_len: Some(TensorRef::new(&kv_len, [2]).unwrap()),
+            out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
+            lse: None,
+        },
+    )
+    .unwrap();
     let row = |x: &[f32], r: usize, h: usize, t: usize| x[((r * HK + h) * l + t) * D..][..D].to_vec();
     let want = reference_rows(&q, &[1, 1], |r, h| {
         (0..kv_len[r] as usize).map(|t| (row(&k, r, h, t), row(&v, r, h, t))).unzip()
-    }).0;
+    })
+    .0;
     assert_close(&out, &want, 1e-5, "out");
 }
 
@@ -226,37 +293,56 @@ fn cascade_attention_equals_decode_over_prefix_and_suffix() {
     let suffix_indices: Vec<i32> = s0.iter().chain(s1).copied().collect();
     let (suffix_indptr, suffix_last) = ([0, 1, 3], [p.last[1], p.last[2]]);
     let group_indptr = [0, 2];
-    let desc = CascadeAttentionDesc { max_batch: 2, max_groups: 1, num_qo_heads: HQ as i32, kv: p.desc(),
-                                      q_dtype: DType::F32, ..Default::default() };
+    let desc = CascadeAttentionDesc {
+        max_batch: 2,
+        max_groups: 1,
+        num_qo_heads: HQ as i32,
+        kv: p.desc(),
+        q_dtype: DType::F32,
+        ..Default::default()
+    };
     let mut plan = CascadeAttentionPlan::select(&desc, Device::Cpu).unwrap();
     let q = rng.vec(2 * HQ * D);
     let mut out = poisoned(2 * HQ * D);
     let mut ws = plan.host_workspace();
-    plan.prepare(&Stream::default(), &mut ws, &CascadeLengths {
-        group_indptr: &group_indptr, prefix_indptr: &prefix_indptr, prefix_last_page_len: &prefix_last,
-        suffix_indptr: &suffix_indptr, suffix_last_page_len: &suffix_last,
-    }).unwrap();
+    plan.prepare(
+        &Stream::default(),
+        &mut ws,
+        &CascadeLengths {
+            group_indptr: &group_indptr,
+            prefix_indptr: &prefix_indptr,
+            prefix_last_page_len: &prefix_last,
+            suffix_indptr: &suffix_indptr,
+            suffix_last_page_len: &suffix_last,
+        },
+    )
+    .unwrap();
     let shape = [p.pages, PAGE, HK, D];
-    plan.run(&Stream::default(), &mut ws, CascadeAttentionArgs {
-        q: TensorRef::new(&q, [2, HQ, D]).unwrap().into(),
-        group_indptr: TensorRef::new(&group_indptr, [2]).unwrap(),
-        prefix: PagedKv {
-            k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
-            v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&prefix_indptr, [2]).unwrap(),
-            indices: TensorRef::new(pre, [2]).unwrap(),
-            last_page_len: TensorRef::new(&prefix_last, [1]).unwrap(),
+    plan.run(
+        &Stream::default(),
+        &mut ws,
+        CascadeAttentionArgs {
+            q: TensorRef::new(&q, [2, HQ, D]).unwrap().into(),
+            group_indptr: TensorRef::new(&group_indptr, [2]).unwrap(),
+            prefix: PagedKv {
+                k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
+                v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
+                indptr: TensorRef::new(&prefix_indptr, [2]).unwrap(),
+                indices: TensorRef::new(pre, [2]).unwrap(),
+                last_page_len: TensorRef::new(&prefix_last, [1]).unwrap(),
+            },
+            suffix: PagedKv {
+                k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
+                v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
+                indptr: TensorRef::new(&suffix_indptr, [3]).unwrap(),
+                indices: TensorRef::new(&suffix_indices, [3]).unwrap(),
+                last_page_len: TensorRef::new(&suffix_last, [2]).unwrap(),
+            },
+            out: TensorMut::new(&mut out, [2, HQ, D]).unwrap().into(),
+            lse: None,
         },
-        suffix: PagedKv {
-            k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
-            v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&suffix_indptr, [3]).unwrap(),
-            indices: TensorRef::new(&suffix_indices, [3]).unwrap(),
-            last_page_len: TensorRef::new(&suffix_last, [2]).unwrap(),
-        },
-        out: TensorMut::new(&mut out, [2, HQ, D]).unwrap().into(),
-        lse: None,
-    }).unwrap();
+    )
+    .unwrap();
     // Request r sees the prefix (request 0 of p) and then its own pages (request r + 1).
     let want = reference_rows(&q, &[1, 1], |r, h| {
         let (mut k, mut v) = owned(&p)(0, h);
@@ -264,7 +350,8 @@ fn cascade_attention_equals_decode_over_prefix_and_suffix() {
         k.extend(k2);
         v.extend(v2);
         (k, v)
-    }).0;
+    })
+    .0;
     assert_close(&out, &want, 1e-5, "out");
 }
 
@@ -272,7 +359,8 @@ fn merge_reference(states: &[(&[f32], f32)]) -> (Vec<f64>, f64) {
     let m = states.iter().map(|s| s.1 as f64).fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = states.iter().map(|s| (s.1 as f64 - m).exp()).collect();
     let total: f64 = w.iter().sum();
-    let out = (0..states[0].0.len()).map(|d| states.iter().zip(&w).map(|(s, w)| w * s.0[d] as f64).sum::<f64>() / total);
+    let out =
+        (0..states[0].0.len()).map(|d| states.iter().zip(&w).map(|(s, w)| w * s.0[d] as f64).sum::<f64>() / total);
     (out.collect(), m + total.ln())
 }
 
@@ -282,17 +370,25 @@ fn merge_state_and_merge_states() {
     let (t, h, n) = (3, 2, 3);
     let (va, vb) = (rng.vec(t * h * D), rng.vec(t * h * D));
     let (la, lb) = (rng.vec(t * h), rng.vec(t * h));
-    let plan = MergeStatePlan::select(&MergeStateDesc { num_heads: h as i32, head_dim: D as i32, dtype: DType::F32 },
-                                      Device::Cpu).unwrap();
+    let plan = MergeStatePlan::select(
+        &MergeStateDesc { num_heads: h as i32, head_dim: D as i32, dtype: DType::F32 },
+        Device::Cpu,
+    )
+    .unwrap();
     let (mut out, mut lse) = (poisoned(t * h * D), poisoned(t * h));
-    plan.run(&Stream::default(), &mut Workspace::none(), MergeStateArgs {
-        v_a: TensorRef::new(&va, [t, h, D]).unwrap().into(),
-        lse_a: TensorRef::new(&la, [t, h]).unwrap(),
-        v_b: TensorRef::new(&vb, [t, h, D]).unwrap().into(),
-        lse_b: TensorRef::new(&lb, [t, h]).unwrap(),
-        v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
-        lse_out: Some(TensorMut::new(&mut lse, [t, h]).unwrap()),
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        MergeStateArgs {
+            v_a: TensorRef::new(&va, [t, h, D]).unwrap().into(),
+            lse_a: TensorRef::new(&la, [t, h]).unwrap(),
+            v_b: TensorRef::new(&vb, [t, h, D]).unwrap().into(),
+            lse_b: TensorRef::new(&lb, [t, h]).unwrap(),
+            v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
+            lse_out: Some(TensorMut::new(&mut lse, [t, h]).unwrap()),
+        },
+    )
+    .unwrap();
     let (mut want, mut want_lse) = (vec![], vec![]);
     for r in 0..t * h {
         let (o, l) = merge_reference(&[(&va[r * D..][..D], la[r]), (&vb[r * D..][..D], lb[r])]);
@@ -303,15 +399,23 @@ fn merge_state_and_merge_states() {
     assert_close(&lse, &want_lse, 1e-5, "merge_state lse");
 
     let (v, l) = (rng.vec(t * n * h * D), rng.vec(t * n * h));
-    let plan = MergeStatesPlan::select(&MergeStatesDesc { num_heads: h as i32, head_dim: D as i32, dtype: DType::F32 },
-                                       Device::Cpu).unwrap();
+    let plan = MergeStatesPlan::select(
+        &MergeStatesDesc { num_heads: h as i32, head_dim: D as i32, dtype: DType::F32 },
+        Device::Cpu,
+    )
+    .unwrap();
     let mut out = poisoned(t * h * D);
-    plan.run(&Stream::default(), &mut Workspace::none(), MergeStatesArgs {
-        v: TensorRef::new(&v, [t, n, h, D]).unwrap().into(),
-        lse: TensorRef::new(&l, [t, n, h]).unwrap(),
-        v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
-        lse_out: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        MergeStatesArgs {
+            v: TensorRef::new(&v, [t, n, h, D]).unwrap().into(),
+            lse: TensorRef::new(&l, [t, n, h]).unwrap(),
+            v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
+            lse_out: None,
+        },
+    )
+    .unwrap();
     let mut want = vec![];
     for tok in 0..t {
         for head in 0..h {
@@ -334,19 +438,24 @@ fn paged_kv_append_decode_and_ragged() {
     let desc = PagedKvAppendDesc { kv: p.desc(), dtype: DType::F32, mode: AppendMode::Decode };
     let plan = PagedKvAppendPlan::select(&desc, Device::Cpu).unwrap();
     let shape = [p.pages, PAGE, HK, D];
-    plan.run(&Stream::default(), &mut Workspace::none(), PagedKvAppendArgs {
-        k: TensorRef::new(&rows_k, [3, HK, D]).unwrap().into(),
-        v: TensorRef::new(&rows_v, [3, HK, D]).unwrap().into(),
-        batch_indices: None,
-        positions: None,
-        kv: PagedKvCacheMut {
-            k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
-            v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
-            indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
-            last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        PagedKvAppendArgs {
+            k: TensorRef::new(&rows_k, [3, HK, D]).unwrap().into(),
+            v: TensorRef::new(&rows_v, [3, HK, D]).unwrap().into(),
+            batch_indices: None,
+            positions: None,
+            kv: PagedKvCacheMut {
+                k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
+                v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
+                indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
+                indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
+                last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+            },
         },
-    }).unwrap();
+    )
+    .unwrap();
     let (mut want_k, mut want_v) = (k0, v0);
     for b in 0..3 {
         let slot = *paged_slots(&p.indptr, &p.indices, &p.last, PAGE, b).last().unwrap();
@@ -361,19 +470,24 @@ fn paged_kv_append_decode_and_ragged() {
     // Ragged: two rows into request 0 at positions 0 and 3.
     let (batch, pos) = ([0, 0], [0, 3]);
     let plan = PagedKvAppendPlan::select(&PagedKvAppendDesc { mode: AppendMode::Ragged, ..desc }, Device::Cpu).unwrap();
-    plan.run(&Stream::default(), &mut Workspace::none(), PagedKvAppendArgs {
-        k: TensorRef::new(&rows_k[..2 * HK * D], [2, HK, D]).unwrap().into(),
-        v: TensorRef::new(&rows_v[..2 * HK * D], [2, HK, D]).unwrap().into(),
-        batch_indices: Some(TensorRef::new(&batch, [2]).unwrap()),
-        positions: Some(TensorRef::new(&pos, [2]).unwrap()),
-        kv: PagedKvCacheMut {
-            k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
-            v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
-            indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
-            last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        PagedKvAppendArgs {
+            k: TensorRef::new(&rows_k[..2 * HK * D], [2, HK, D]).unwrap().into(),
+            v: TensorRef::new(&rows_v[..2 * HK * D], [2, HK, D]).unwrap().into(),
+            batch_indices: Some(TensorRef::new(&batch, [2]).unwrap()),
+            positions: Some(TensorRef::new(&pos, [2]).unwrap()),
+            kv: PagedKvCacheMut {
+                k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
+                v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
+                indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
+                indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
+                last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
+            },
         },
-    }).unwrap();
+    )
+    .unwrap();
     let slots = paged_slots(&p.indptr, &p.indices, &p.last, PAGE, 0);
     for (i, &position) in pos.iter().enumerate() {
         for h in 0..HK {
@@ -392,22 +506,32 @@ fn paged_mla_append_and_kv_cache_append() {
     let (mut ckv_pool, mut kpe_pool) = (rng.vec(pages * page * ckv_dim), rng.vec(pages * page * kpe_dim));
     let (mut want_ckv, mut want_kpe) = (ckv_pool.clone(), kpe_pool.clone());
     let (batch, pos) = ([0, 0], [1, 2]); // page 2 slot 1, page 0 slot 0
-    let desc = PagedMlaDesc { page_size: page as i32, num_pages: pages as i64, ckv_dim: ckv_dim as i32,
-                              kpe_dim: kpe_dim as i32, dtype: DType::F32 };
+    let desc = PagedMlaDesc {
+        page_size: page as i32,
+        num_pages: pages as i64,
+        ckv_dim: ckv_dim as i32,
+        kpe_dim: kpe_dim as i32,
+        dtype: DType::F32,
+    };
     let plan = PagedMlaAppendPlan::select(&desc, Device::Cpu).unwrap();
-    plan.run(&Stream::default(), &mut Workspace::none(), PagedMlaAppendArgs {
-        ckv: TensorRef::new(&ckv, [2, ckv_dim]).unwrap().into(),
-        kpe: TensorRef::new(&kpe, [2, kpe_dim]).unwrap().into(),
-        batch_indices: TensorRef::new(&batch, [2]).unwrap(),
-        positions: TensorRef::new(&pos, [2]).unwrap(),
-        cache: PagedMlaCacheMut {
-            ckv_pages: TensorMut::new(&mut ckv_pool, [pages, page, ckv_dim]).unwrap().into(),
-            kpe_pages: TensorMut::new(&mut kpe_pool, [pages, page, kpe_dim]).unwrap().into(),
-            indptr: TensorRef::new(&indptr, [2]).unwrap(),
-            indices: TensorRef::new(&indices, [2]).unwrap(),
-            last_page_len: TensorRef::new(&last, [1]).unwrap(),
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        PagedMlaAppendArgs {
+            ckv: TensorRef::new(&ckv, [2, ckv_dim]).unwrap().into(),
+            kpe: TensorRef::new(&kpe, [2, kpe_dim]).unwrap().into(),
+            batch_indices: TensorRef::new(&batch, [2]).unwrap(),
+            positions: TensorRef::new(&pos, [2]).unwrap(),
+            cache: PagedMlaCacheMut {
+                ckv_pages: TensorMut::new(&mut ckv_pool, [pages, page, ckv_dim]).unwrap().into(),
+                kpe_pages: TensorMut::new(&mut kpe_pool, [pages, page, kpe_dim]).unwrap().into(),
+                indptr: TensorRef::new(&indptr, [2]).unwrap(),
+                indices: TensorRef::new(&indices, [2]).unwrap(),
+                last_page_len: TensorRef::new(&last, [1]).unwrap(),
+            },
         },
-    }).unwrap();
+    )
+    .unwrap();
     for (i, slot) in [(2 * page + 1), 0].into_iter().enumerate() {
         want_ckv[slot * ckv_dim..][..ckv_dim].copy_from_slice(&ckv[i * ckv_dim..][..ckv_dim]);
         want_kpe[slot * kpe_dim..][..kpe_dim].copy_from_slice(&kpe[i * kpe_dim..][..kpe_dim]);
@@ -420,16 +544,24 @@ fn paged_mla_append_and_kv_cache_append() {
     let (mut k_cache, mut v_cache) = (rng.vec(b * HK * l * D), rng.vec(b * HK * l * D));
     let mut want_k = k_cache.clone();
     let positions = [4, 1];
-    let plan = KvCacheAppendPlan::select(&KvCacheAppendDesc { num_kv_heads: HK as i32, head_dim: D as i32,
-                                                              dtype: DType::F32 }, Device::Cpu).unwrap();
-    plan.run(&Stream::default(), &mut Workspace::none(), KvCacheAppendArgs {
-        k: TensorRef::new(&k, [b, HK, D]).unwrap().into(),
-        v: TensorRef::new(&v, [b, HK, D]).unwrap().into(),
-        batch_indices: None,
-        positions: TensorRef::new(&positions, [2]).unwrap(),
-        k_cache: TensorMut::new(&mut k_cache, [b, HK, l, D]).unwrap().into(),
-        v_cache: TensorMut::new(&mut v_cache, [b, HK, l, D]).unwrap().into(),
-    }).unwrap();
+    let plan = KvCacheAppendPlan::select(
+        &KvCacheAppendDesc { num_kv_heads: HK as i32, head_dim: D as i32, dtype: DType::F32 },
+        Device::Cpu,
+    )
+    .unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        KvCacheAppendArgs {
+            k: TensorRef::new(&k, [b, HK, D]).unwrap().into(),
+            v: TensorRef::new(&v, [b, HK, D]).unwrap().into(),
+            batch_indices: None,
+            positions: TensorRef::new(&positions, [2]).unwrap(),
+            k_cache: TensorMut::new(&mut k_cache, [b, HK, l, D]).unwrap().into(),
+            v_cache: TensorMut::new(&mut v_cache, [b, HK, l, D]).unwrap().into(),
+        },
+    )
+    .unwrap();
     for r in 0..b {
         for h in 0..HK {
             want_k[((r * HK + h) * l + positions[r] as usize) * D..][..D].copy_from_slice(&k[(r * HK + h) * D..][..D]);
@@ -458,27 +590,48 @@ fn sampling_greedy_top_k_one_and_renorm() {
         let desc = SamplingDesc { vocab: vocab as i32, max_batch: b as i32, filter, top_k: 1, ..Default::default() };
         let plan = SamplingPlan::select(&desc, Device::Cpu).unwrap();
         let mut out = vec![-7i32; b];
-        plan.run(&Stream::default(), &mut plan.host_workspace(), SamplingArgs {
-            input: TensorRef::new(&probs, [b, vocab]).unwrap(),
-            out: TensorMut::new(&mut out, [b]).unwrap(),
-            temperature: None, top_k: None, top_p: None, min_p: None,
-            seed: rng.next(), offset: 0, seeds: None, offsets: None,
-        }).unwrap();
+        plan.run(
+            &Stream::default(),
+            &mut plan.host_workspace(),
+            SamplingArgs {
+                input: TensorRef::new(&probs, [b, vocab]).unwrap(),
+                out: TensorMut::new(&mut out, [b]).unwrap(),
+                temperature: None,
+                top_k: None,
+                top_p: None,
+                min_p: None,
+                seed: rng.next(),
+                offset: 0,
+                seeds: None,
+                offsets: None,
+            },
+        )
+        .unwrap();
         assert_eq!(out, want, "{filter:?}");
     }
 
     // Per-row top-k renormalisation: keep each row's k largest, renormalised.
     let ks = [1, 3, 5, 37, 2];
-    let desc = SamplingRenormDesc { vocab: vocab as i32, max_batch: b as i32, kind: RenormKind::TopKRenormProbs,
-                                    params: ParamSource::PerRow, ..Default::default() };
+    let desc = SamplingRenormDesc {
+        vocab: vocab as i32,
+        max_batch: b as i32,
+        kind: RenormKind::TopKRenormProbs,
+        params: ParamSource::PerRow,
+        ..Default::default()
+    };
     let plan = SamplingRenormPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(b * vocab);
-    plan.run(&Stream::default(), &mut plan.host_workspace(), SamplingRenormArgs {
-        input: TensorRef::new(&probs, [b, vocab]).unwrap(),
-        out: TensorMut::new(&mut out, [b, vocab]).unwrap(),
-        top_k: Some(TensorRef::new(&ks, [b]).unwrap()),
-        top_p: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        SamplingRenormArgs {
+            input: TensorRef::new(&probs, [b, vocab]).unwrap(),
+            out: TensorMut::new(&mut out, [b, vocab]).unwrap(),
+            top_k: Some(TensorRef::new(&ks, [b]).unwrap()),
+            top_p: None,
+        },
+    )
+    .unwrap();
     let mut want = vec![];
     for (row, &k) in probs.chunks(vocab).zip(&ks) {
         let mut sorted = row.to_vec();
@@ -509,19 +662,31 @@ fn chain_speculative_sampling_accepts_the_target_and_rejects_to_the_residual() {
     p[(n + 2) * vocab + x] = 1.0; // row 1, t = 1
     p[(n + 3) * vocab] = 1.0;
     p[(n + 4) * vocab] = 1.0;
-    let desc = ChainSpeculativeSamplingDesc { vocab: vocab as i32, max_batch: 2, num_draft_tokens: n as i32,
-                                              ..Default::default() };
+    let desc = ChainSpeculativeSamplingDesc {
+        vocab: vocab as i32,
+        max_batch: 2,
+        num_draft_tokens: n as i32,
+        ..Default::default()
+    };
     let plan = ChainSpeculativeSamplingPlan::select(&desc, Device::Cpu).unwrap();
     let (mut out, mut accepted, mut emitted) = (vec![-7i32; 2 * (n + 1)], vec![-7i32; 2], vec![-7i32; 2]);
-    plan.run(&Stream::default(), &mut plan.host_workspace(), ChainSpeculativeSamplingArgs {
-        draft_token_ids: TensorRef::new(&drafts, [2, n]).unwrap(),
-        draft_probs: TensorRef::new(&q, [2, n, vocab]).unwrap(),
-        target_probs: TensorRef::new(&p, [2, n + 1, vocab]).unwrap(),
-        out: TensorMut::new(&mut out, [2, n + 1]).unwrap(),
-        accepted: Some(TensorMut::new(&mut accepted, [2]).unwrap()),
-        emitted: Some(TensorMut::new(&mut emitted, [2]).unwrap()),
-        seed: rng.next(), offset: 0, seeds: None, offsets: None,
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        ChainSpeculativeSamplingArgs {
+            draft_token_ids: TensorRef::new(&drafts, [2, n]).unwrap(),
+            draft_probs: TensorRef::new(&q, [2, n, vocab]).unwrap(),
+            target_probs: TensorRef::new(&p, [2, n + 1, vocab]).unwrap(),
+            out: TensorMut::new(&mut out, [2, n + 1]).unwrap(),
+            accepted: Some(TensorMut::new(&mut accepted, [2]).unwrap()),
+            emitted: Some(TensorMut::new(&mut emitted, [2]).unwrap()),
+            seed: rng.next(),
+            offset: 0,
+            seeds: None,
+            offsets: None,
+        },
+    )
+    .unwrap();
     let mut want = drafts[..n].to_vec();
     want.push(bonus as i32);
     want.extend([drafts[n], x as i32, -1, -1]);
@@ -537,23 +702,41 @@ fn token_penalty_from_counts() {
     let logits0 = rng.vec(b * vocab);
     let counts: Vec<i32> = (0..b * vocab).map(|_| rng.below(3) as i32).collect();
     let (rep, freq, pres) = (1.3f32, 0.25f32, 0.5f32);
-    let desc = TokenPenaltyDesc { vocab: vocab as i32, max_batch: b as i32, repetition: rep, frequency: freq,
-                                  presence: pres, ..Default::default() };
+    let desc = TokenPenaltyDesc {
+        vocab: vocab as i32,
+        max_batch: b as i32,
+        repetition: rep,
+        frequency: freq,
+        presence: pres,
+        ..Default::default()
+    };
     let plan = TokenPenaltyPlan::select(&desc, Device::Cpu).unwrap();
     let mut logits = logits0.clone();
-    plan.run(&Stream::default(), &mut plan.host_workspace(), TokenPenaltyArgs {
-        logits: TensorMut::new(&mut logits, [b, vocab]).unwrap(),
-        counts: Some(TensorRef::new(&counts, [b, vocab]).unwrap()),
-        token_ids: None, repetition: None, frequency: None, presence: None,
-    }).unwrap();
-    let want: Vec<f64> = logits0.iter().zip(&counts).map(|(&l, &c)| {
-        let mut l = l as f64;
-        if c > 0 {
-            l = if l > 0.0 { l / rep as f64 } else { l * rep as f64 };
-            l -= freq as f64 * c as f64 + pres as f64;
-        }
-        l
-    }).collect();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        TokenPenaltyArgs {
+            logits: TensorMut::new(&mut logits, [b, vocab]).unwrap(),
+            counts: Some(TensorRef::new(&counts, [b, vocab]).unwrap()),
+            token_ids: None,
+            repetition: None,
+            frequency: None,
+            presence: None,
+        },
+    )
+    .unwrap();
+    let want: Vec<f64> = logits0
+        .iter()
+        .zip(&counts)
+        .map(|(&l, &c)| {
+            let mut l = l as f64;
+            if c > 0 {
+                l = if l > 0.0 { l / rep as f64 } else { l * rep as f64 };
+                l -= freq as f64 * c as f64 + pres as f64;
+            }
+            l
+        })
+        .collect();
     assert_close(&logits, &want, 1e-5, "logits");
 }
 
@@ -563,31 +746,44 @@ fn rms_norm_plain_and_fused_add() {
     let (rows, hidden) = (3usize, 24usize);
     let (x, w, residual0) = (rng.vec(rows * hidden), rng.vec(hidden), rng.vec(rows * hidden));
     let norm = |input: &[f32]| -> Vec<f64> {
-        input.chunks(hidden).flat_map(|r| {
-            let ms = r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / hidden as f64;
-            let inv = 1.0 / (ms + 1e-6).sqrt();
-            r.iter().zip(&w).map(move |(v, w)| *v as f64 * inv * *w as f64).collect::<Vec<_>>()
-        }).collect()
+        input
+            .chunks(hidden)
+            .flat_map(|r| {
+                let ms = r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / hidden as f64;
+                let inv = 1.0 / (ms + 1e-6).sqrt();
+                r.iter().zip(&w).map(move |(v, w)| *v as f64 * inv * *w as f64).collect::<Vec<_>>()
+            })
+            .collect()
     };
     let desc = RmsNormDesc { hidden_size: hidden as i32, dtype: DType::F32, ..Default::default() };
     let plan = RmsNormPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(rows * hidden);
-    plan.run(&Stream::default(), &mut Workspace::none(), RmsNormArgs {
-        x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
-        weight: TensorRef::new(&w, [hidden]).unwrap().into(),
-        residual: None,
-        out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        RmsNormArgs {
+            x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
+            weight: TensorRef::new(&w, [hidden]).unwrap().into(),
+            residual: None,
+            out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+        },
+    )
+    .unwrap();
     assert_close(&out, &norm(&x), 1e-5, "rms_norm");
 
     let plan = RmsNormPlan::select(&RmsNormDesc { fused_add: true, ..desc }, Device::Cpu).unwrap();
     let (mut residual, mut out) = (residual0.clone(), poisoned(rows * hidden));
-    plan.run(&Stream::default(), &mut Workspace::none(), RmsNormArgs {
-        x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
-        weight: TensorRef::new(&w, [hidden]).unwrap().into(),
-        residual: Some(TensorMut::new(&mut residual, [rows, hidden]).unwrap().into()),
-        out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut Workspace::none(),
+        RmsNormArgs {
+            x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
+            weight: TensorRef::new(&w, [hidden]).unwrap().into(),
+            residual: Some(TensorMut::new(&mut residual, [rows, hidden]).unwrap().into()),
+            out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+        },
+    )
+    .unwrap();
     let sum: Vec<f32> = x.iter().zip(&residual0).map(|(a, b)| a + b).collect();
     assert_close(&residual, &sum.iter().map(|v| *v as f64).collect::<Vec<_>>(), 1e-6, "residual");
     assert_close(&out, &norm(&sum), 1e-5, "fused rms_norm");
@@ -601,21 +797,34 @@ fn gdn_prefill_recurrence() {
     let (q, k, v) = (rng.vec(t * dk), rng.vec(t * dk), rng.vec(t * dv));
     let alpha: Vec<f32> = (0..t).map(|_| 0.5 + 0.25 * (rng.unit() + 1.0)).collect();
     let beta: Vec<f32> = (0..t).map(|_| 0.1 * (rng.unit() + 1.0)).collect();
-    let desc = GdnPrefillDesc { max_batch: 2, max_tokens: t as i64, num_qk_heads: 1, num_v_heads: 1,
-                                head_dim_k: dk as i32, head_dim_v: dv as i32, dtype: DType::F32, ..Default::default() };
+    let desc = GdnPrefillDesc {
+        max_batch: 2,
+        max_tokens: t as i64,
+        num_qk_heads: 1,
+        num_v_heads: 1,
+        head_dim_k: dk as i32,
+        head_dim_v: dv as i32,
+        dtype: DType::F32,
+        ..Default::default()
+    };
     let plan = GdnPrefillPlan::select(&desc, Device::Cpu).unwrap();
     let (mut out, mut state) = (poisoned(t * dv), poisoned(2 * dv * dk));
-    plan.run(&Stream::default(), &mut plan.host_workspace(), GdnPrefillArgs {
-        q: TensorRef::new(&q, [t, 1, dk]).unwrap().into(),
-        k: TensorRef::new(&k, [t, 1, dk]).unwrap().into(),
-        v: TensorRef::new(&v, [t, 1, dv]).unwrap().into(),
-        alpha: TensorRef::new(&alpha, [t, 1]).unwrap(),
-        beta: TensorRef::new(&beta, [t, 1]).unwrap(),
-        cu_seqlens: TensorRef::new(&cu, [3]).unwrap(),
-        initial_state: None,
-        out: TensorMut::new(&mut out, [t, 1, dv]).unwrap().into(),
-        final_state: Some(TensorMut::new(&mut state, [2, 1, dv, dk]).unwrap()),
-    }).unwrap();
+    plan.run(
+        &Stream::default(),
+        &mut plan.host_workspace(),
+        GdnPrefillArgs {
+            q: TensorRef::new(&q, [t, 1, dk]).unwrap().into(),
+            k: TensorRef::new(&k, [t, 1, dk]).unwrap().into(),
+            v: TensorRef::new(&v, [t, 1, dv]).unwrap().into(),
+            alpha: TensorRef::new(&alpha, [t, 1]).unwrap(),
+            beta: TensorRef::new(&beta, [t, 1]).unwrap(),
+            cu_seqlens: TensorRef::new(&cu, [3]).unwrap(),
+            initial_state: None,
+            out: TensorMut::new(&mut out, [t, 1, dv]).unwrap().into(),
+            final_state: Some(TensorMut::new(&mut state, [2, 1, dv, dk]).unwrap()),
+        },
+    )
+    .unwrap();
     let scale = 1.0 / (dk as f64).sqrt();
     let (mut want, mut want_state) = (vec![], vec![]);
     for s in 0..2 {

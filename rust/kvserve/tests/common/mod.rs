@@ -68,7 +68,8 @@ pub fn attend(q: &[f32], keys: &[&[f32]], vals: &[&[f32]], scale: f64) -> (Vec<f
     if keys.is_empty() {
         return (vec![0.0; dv], f64::NEG_INFINITY);
     }
-    let s: Vec<f64> = keys.iter().map(|k| scale * k.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>()).collect();
+    let s: Vec<f64> =
+        keys.iter().map(|k| scale * k.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>()).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
     let total: f64 = w.iter().sum();
