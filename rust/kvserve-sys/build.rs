@@ -4,6 +4,7 @@
 //! 2. `pkg-config kvserve` (a system or `PKG_CONFIG_PATH` install);
 //! 3. otherwise builds the repository this crate sits in with CMake, CPU only
 //!    (`-DKVSERVE_ENABLE_CUDA=OFF`), and installs it under `OUT_DIR`.
+//!
 //! The .pc file's `Libs` become link directives and its include directory
 //! becomes `KVSERVE_INCLUDE_DIR` (the layout test compiles the header from there).
 use std::collections::HashMap;
