@@ -52,6 +52,17 @@ impl Paged {
             last_page_len: TensorRef::new(&self.last, [self.last.len()]).unwrap(),
         }
     }
+    /// The pools writable, for the append ops.
+    fn view_mut(&mut self) -> PagedKvCacheMut<'_> {
+        let shape = [self.pages, PAGE, HK, D];
+        PagedKvCacheMut {
+            k_pages: TensorMut::new(&mut self.k, shape).unwrap().into(),
+            v_pages: TensorMut::new(&mut self.v, shape).unwrap().into(),
+            indptr: TensorRef::new(&self.indptr, [self.indptr.len()]).unwrap(),
+            indices: TensorRef::new(&self.indices, [self.indices.len()]).unwrap(),
+            last_page_len: TensorRef::new(&self.last, [self.last.len()]).unwrap(),
+        }
+    }
     fn row((page, slot): (usize, usize), h: usize) -> std::ops::Range<usize> {
         let start = ((page * PAGE + slot) * HK + h) * D;
         start..start + D
@@ -437,7 +448,6 @@ fn paged_kv_append_decode_and_ragged() {
     let (rows_k, rows_v) = (rng.vec(3 * HK * D), rng.vec(3 * HK * D));
     let desc = PagedKvAppendDesc { kv: p.desc(), dtype: DType::F32, mode: AppendMode::Decode };
     let plan = PagedKvAppendPlan::select(&desc, Device::Cpu).unwrap();
-    let shape = [p.pages, PAGE, HK, D];
     plan.run(
         &Stream::default(),
         &mut Workspace::none(),
@@ -446,13 +456,7 @@ fn paged_kv_append_decode_and_ragged() {
             v: TensorRef::new(&rows_v, [3, HK, D]).unwrap().into(),
             batch_indices: None,
             positions: None,
-            kv: PagedKvCacheMut {
-                k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
-                v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
-                indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
-                indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
-                last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
-            },
+            kv: p.view_mut(),
         },
     )
     .unwrap();
@@ -478,13 +482,7 @@ fn paged_kv_append_decode_and_ragged() {
             v: TensorRef::new(&rows_v[..2 * HK * D], [2, HK, D]).unwrap().into(),
             batch_indices: Some(TensorRef::new(&batch, [2]).unwrap()),
             positions: Some(TensorRef::new(&pos, [2]).unwrap()),
-            kv: PagedKvCacheMut {
-                k_pages: TensorMut::new(&mut p.k, shape).unwrap().into(),
-                v_pages: TensorMut::new(&mut p.v, shape).unwrap().into(),
-                indptr: TensorRef::new(&p.indptr, [4]).unwrap(),
-                indices: TensorRef::new(&p.indices, [p.indices.len()]).unwrap(),
-                last_page_len: TensorRef::new(&p.last, [3]).unwrap(),
-            },
+            kv: p.view_mut(),
         },
     )
     .unwrap();
