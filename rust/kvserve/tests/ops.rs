@@ -45,22 +45,22 @@ impl Paged {
     fn view(&self) -> PagedKv<'_> {
         let shape = [self.pages, PAGE, HK, D];
         PagedKv {
-            k_pages: TensorRef::new(&self.k, shape).unwrap().into(),
-            v_pages: TensorRef::new(&self.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&self.indptr, [self.indptr.len()]).unwrap(),
-            indices: TensorRef::new(&self.indices, [self.indices.len()]).unwrap(),
-            last_page_len: TensorRef::new(&self.last, [self.last.len()]).unwrap(),
+            k_pages: any(&self.k, shape),
+            v_pages: any(&self.v, shape),
+            indptr: view(&self.indptr, [self.indptr.len()]),
+            indices: view(&self.indices, [self.indices.len()]),
+            last_page_len: view(&self.last, [self.last.len()]),
         }
     }
     /// The pools writable, for the append ops.
     fn view_mut(&mut self) -> PagedKvCacheMut<'_> {
         let shape = [self.pages, PAGE, HK, D];
         PagedKvCacheMut {
-            k_pages: TensorMut::new(&mut self.k, shape).unwrap().into(),
-            v_pages: TensorMut::new(&mut self.v, shape).unwrap().into(),
-            indptr: TensorRef::new(&self.indptr, [self.indptr.len()]).unwrap(),
-            indices: TensorRef::new(&self.indices, [self.indices.len()]).unwrap(),
-            last_page_len: TensorRef::new(&self.last, [self.last.len()]).unwrap(),
+            k_pages: any_mut(&mut self.k, shape),
+            v_pages: any_mut(&mut self.v, shape),
+            indptr: view(&self.indptr, [self.indptr.len()]),
+            indices: view(&self.indices, [self.indices.len()]),
+            last_page_len: view(&self.last, [self.last.len()]),
         }
     }
     fn row((page, slot): (usize, usize), h: usize) -> std::ops::Range<usize> {
@@ -135,10 +135,10 @@ fn batch_paged_decode() {
         &Stream::default(),
         &mut ws,
         BatchPagedDecodeArgs {
-            q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
+            q: any(&q, [b, HQ, D]),
             kv: p.view(),
-            out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
-            lse: Some(TensorMut::new(&mut lse, [b, HQ]).unwrap()),
+            out: any_mut(&mut out, [b, HQ, D]),
+            lse: Some(view_mut(&mut lse, [b, HQ])),
         },
     )
     .unwrap();
@@ -177,10 +177,10 @@ fn batch_paged_prefill() {
         &Stream::default(),
         &mut ws,
         BatchPagedPrefillArgs {
-            q: TensorRef::new(&q, [total, HQ, D]).unwrap().into(),
-            qo_indptr: TensorRef::new(&qo, [4]).unwrap(),
+            q: any(&q, [total, HQ, D]),
+            qo_indptr: view(&qo, [4]),
             kv: p.view(),
-            out: TensorMut::new(&mut out, [total, HQ, D]).unwrap().into(),
+            out: any_mut(&mut out, [total, HQ, D]),
             lse: None,
         },
     )
@@ -208,14 +208,13 @@ fn single_prefill_and_ragged_prefill() {
     };
     let plan = SinglePrefillPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(lq * HQ * D);
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         SinglePrefillArgs {
-            q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
-            k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
-            v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
-            out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
+            q: any(&q, [lq, HQ, D]),
+            k: any(&k, [lkv, HK, D]),
+            v: any(&v, [lkv, HK, D]),
+            out: any_mut(&mut out, [lq, HQ, D]),
             lse: None,
         },
     )
@@ -241,12 +240,12 @@ fn single_prefill_and_ragged_prefill() {
         &Stream::default(),
         &mut ws,
         BatchRaggedPrefillArgs {
-            q: TensorRef::new(&q, [lq, HQ, D]).unwrap().into(),
-            k: TensorRef::new(&k, [lkv, HK, D]).unwrap().into(),
-            v: TensorRef::new(&v, [lkv, HK, D]).unwrap().into(),
-            qo_indptr: TensorRef::new(&qo, [3]).unwrap(),
-            kv_indptr: TensorRef::new(&kvp, [3]).unwrap(),
-            out: TensorMut::new(&mut out, [lq, HQ, D]).unwrap().into(),
+            q: any(&q, [lq, HQ, D]),
+            k: any(&k, [lkv, HK, D]),
+            v: any(&v, [lkv, HK, D]),
+            qo_indptr: view(&qo, [3]),
+            kv_indptr: view(&kvp, [3]),
+            out: any_mut(&mut out, [lq, HQ, D]),
             lse: None,
         },
     )
@@ -271,15 +270,14 @@ fn single_decode() {
     };
     let plan = SingleDecodePlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(b * HQ * D);
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         SingleDecodeArgs {
-            q: TensorRef::new(&q, [b, HQ, D]).unwrap().into(),
-            k: TensorRef::new(&k, [b, HK, l, D]).unwrap().into(),
-            v: TensorRef::new(&v, [b, HK, l, D]).unwrap().into(),
-            kv_len: Some(TensorRef::new(&kv_len, [2]).unwrap()),
-            out: TensorMut::new(&mut out, [b, HQ, D]).unwrap().into(),
+            q: any(&q, [b, HQ, D]),
+            k: any(&k, [b, HK, l, D]),
+            v: any(&v, [b, HK, l, D]),
+            kv_len: Some(view(&kv_len, [2])),
+            out: any_mut(&mut out, [b, HQ, D]),
             lse: None,
         },
     )
@@ -333,23 +331,23 @@ fn cascade_attention_equals_decode_over_prefix_and_suffix() {
         &Stream::default(),
         &mut ws,
         CascadeAttentionArgs {
-            q: TensorRef::new(&q, [2, HQ, D]).unwrap().into(),
-            group_indptr: TensorRef::new(&group_indptr, [2]).unwrap(),
+            q: any(&q, [2, HQ, D]),
+            group_indptr: view(&group_indptr, [2]),
             prefix: PagedKv {
-                k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
-                v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
-                indptr: TensorRef::new(&prefix_indptr, [2]).unwrap(),
-                indices: TensorRef::new(pre, [2]).unwrap(),
-                last_page_len: TensorRef::new(&prefix_last, [1]).unwrap(),
+                k_pages: any(&p.k, shape),
+                v_pages: any(&p.v, shape),
+                indptr: view(&prefix_indptr, [2]),
+                indices: view(pre, [2]),
+                last_page_len: view(&prefix_last, [1]),
             },
             suffix: PagedKv {
-                k_pages: TensorRef::new(&p.k, shape).unwrap().into(),
-                v_pages: TensorRef::new(&p.v, shape).unwrap().into(),
-                indptr: TensorRef::new(&suffix_indptr, [3]).unwrap(),
-                indices: TensorRef::new(&suffix_indices, [3]).unwrap(),
-                last_page_len: TensorRef::new(&suffix_last, [2]).unwrap(),
+                k_pages: any(&p.k, shape),
+                v_pages: any(&p.v, shape),
+                indptr: view(&suffix_indptr, [3]),
+                indices: view(&suffix_indices, [3]),
+                last_page_len: view(&suffix_last, [2]),
             },
-            out: TensorMut::new(&mut out, [2, HQ, D]).unwrap().into(),
+            out: any_mut(&mut out, [2, HQ, D]),
             lse: None,
         },
     )
@@ -387,16 +385,15 @@ fn merge_state_and_merge_states() {
     )
     .unwrap();
     let (mut out, mut lse) = (poisoned(t * h * D), poisoned(t * h));
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         MergeStateArgs {
-            v_a: TensorRef::new(&va, [t, h, D]).unwrap().into(),
-            lse_a: TensorRef::new(&la, [t, h]).unwrap(),
-            v_b: TensorRef::new(&vb, [t, h, D]).unwrap().into(),
-            lse_b: TensorRef::new(&lb, [t, h]).unwrap(),
-            v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
-            lse_out: Some(TensorMut::new(&mut lse, [t, h]).unwrap()),
+            v_a: any(&va, [t, h, D]),
+            lse_a: view(&la, [t, h]),
+            v_b: any(&vb, [t, h, D]),
+            lse_b: view(&lb, [t, h]),
+            v_out: any_mut(&mut out, [t, h, D]),
+            lse_out: Some(view_mut(&mut lse, [t, h])),
         },
     )
     .unwrap();
@@ -416,13 +413,12 @@ fn merge_state_and_merge_states() {
     )
     .unwrap();
     let mut out = poisoned(t * h * D);
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         MergeStatesArgs {
-            v: TensorRef::new(&v, [t, n, h, D]).unwrap().into(),
-            lse: TensorRef::new(&l, [t, n, h]).unwrap(),
-            v_out: TensorMut::new(&mut out, [t, h, D]).unwrap().into(),
+            v: any(&v, [t, n, h, D]),
+            lse: view(&l, [t, n, h]),
+            v_out: any_mut(&mut out, [t, h, D]),
             lse_out: None,
         },
     )
@@ -448,12 +444,11 @@ fn paged_kv_append_decode_and_ragged() {
     let (rows_k, rows_v) = (rng.vec(3 * HK * D), rng.vec(3 * HK * D));
     let desc = PagedKvAppendDesc { kv: p.desc(), dtype: DType::F32, mode: AppendMode::Decode };
     let plan = PagedKvAppendPlan::select(&desc, Device::Cpu).unwrap();
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         PagedKvAppendArgs {
-            k: TensorRef::new(&rows_k, [3, HK, D]).unwrap().into(),
-            v: TensorRef::new(&rows_v, [3, HK, D]).unwrap().into(),
+            k: any(&rows_k, [3, HK, D]),
+            v: any(&rows_v, [3, HK, D]),
             batch_indices: None,
             positions: None,
             kv: p.view_mut(),
@@ -474,14 +469,13 @@ fn paged_kv_append_decode_and_ragged() {
     // Ragged: two rows into request 0 at positions 0 and 3.
     let (batch, pos) = ([0, 0], [0, 3]);
     let plan = PagedKvAppendPlan::select(&PagedKvAppendDesc { mode: AppendMode::Ragged, ..desc }, Device::Cpu).unwrap();
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         PagedKvAppendArgs {
-            k: TensorRef::new(&rows_k[..2 * HK * D], [2, HK, D]).unwrap().into(),
-            v: TensorRef::new(&rows_v[..2 * HK * D], [2, HK, D]).unwrap().into(),
-            batch_indices: Some(TensorRef::new(&batch, [2]).unwrap()),
-            positions: Some(TensorRef::new(&pos, [2]).unwrap()),
+            k: any(&rows_k[..2 * HK * D], [2, HK, D]),
+            v: any(&rows_v[..2 * HK * D], [2, HK, D]),
+            batch_indices: Some(view(&batch, [2])),
+            positions: Some(view(&pos, [2])),
             kv: p.view_mut(),
         },
     )
@@ -512,20 +506,19 @@ fn paged_mla_append_and_kv_cache_append() {
         dtype: DType::F32,
     };
     let plan = PagedMlaAppendPlan::select(&desc, Device::Cpu).unwrap();
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         PagedMlaAppendArgs {
-            ckv: TensorRef::new(&ckv, [2, ckv_dim]).unwrap().into(),
-            kpe: TensorRef::new(&kpe, [2, kpe_dim]).unwrap().into(),
-            batch_indices: TensorRef::new(&batch, [2]).unwrap(),
-            positions: TensorRef::new(&pos, [2]).unwrap(),
+            ckv: any(&ckv, [2, ckv_dim]),
+            kpe: any(&kpe, [2, kpe_dim]),
+            batch_indices: view(&batch, [2]),
+            positions: view(&pos, [2]),
             cache: PagedMlaCacheMut {
-                ckv_pages: TensorMut::new(&mut ckv_pool, [pages, page, ckv_dim]).unwrap().into(),
-                kpe_pages: TensorMut::new(&mut kpe_pool, [pages, page, kpe_dim]).unwrap().into(),
-                indptr: TensorRef::new(&indptr, [2]).unwrap(),
-                indices: TensorRef::new(&indices, [2]).unwrap(),
-                last_page_len: TensorRef::new(&last, [1]).unwrap(),
+                ckv_pages: any_mut(&mut ckv_pool, [pages, page, ckv_dim]),
+                kpe_pages: any_mut(&mut kpe_pool, [pages, page, kpe_dim]),
+                indptr: view(&indptr, [2]),
+                indices: view(&indices, [2]),
+                last_page_len: view(&last, [1]),
             },
         },
     )
@@ -547,16 +540,15 @@ fn paged_mla_append_and_kv_cache_append() {
         Device::Cpu,
     )
     .unwrap();
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         KvCacheAppendArgs {
-            k: TensorRef::new(&k, [b, HK, D]).unwrap().into(),
-            v: TensorRef::new(&v, [b, HK, D]).unwrap().into(),
+            k: any(&k, [b, HK, D]),
+            v: any(&v, [b, HK, D]),
             batch_indices: None,
-            positions: TensorRef::new(&positions, [2]).unwrap(),
-            k_cache: TensorMut::new(&mut k_cache, [b, HK, l, D]).unwrap().into(),
-            v_cache: TensorMut::new(&mut v_cache, [b, HK, l, D]).unwrap().into(),
+            positions: view(&positions, [2]),
+            k_cache: any_mut(&mut k_cache, [b, HK, l, D]),
+            v_cache: any_mut(&mut v_cache, [b, HK, l, D]),
         },
     )
     .unwrap();
@@ -588,12 +580,11 @@ fn sampling_greedy_top_k_one_and_renorm() {
         let desc = SamplingDesc { vocab: vocab as i32, max_batch: b as i32, filter, top_k: 1, ..Default::default() };
         let plan = SamplingPlan::select(&desc, Device::Cpu).unwrap();
         let mut out = vec![-7i32; b];
-        plan.run(
-            &Stream::default(),
-            &mut plan.host_workspace(),
+        run_cpu(
+            &plan,
             SamplingArgs {
-                input: TensorRef::new(&probs, [b, vocab]).unwrap(),
-                out: TensorMut::new(&mut out, [b]).unwrap(),
+                input: view(&probs, [b, vocab]),
+                out: view_mut(&mut out, [b]),
                 temperature: None,
                 top_k: None,
                 top_p: None,
@@ -619,13 +610,12 @@ fn sampling_greedy_top_k_one_and_renorm() {
     };
     let plan = SamplingRenormPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(b * vocab);
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         SamplingRenormArgs {
-            input: TensorRef::new(&probs, [b, vocab]).unwrap(),
-            out: TensorMut::new(&mut out, [b, vocab]).unwrap(),
-            top_k: Some(TensorRef::new(&ks, [b]).unwrap()),
+            input: view(&probs, [b, vocab]),
+            out: view_mut(&mut out, [b, vocab]),
+            top_k: Some(view(&ks, [b])),
             top_p: None,
         },
     )
@@ -668,16 +658,15 @@ fn chain_speculative_sampling_accepts_the_target_and_rejects_to_the_residual() {
     };
     let plan = ChainSpeculativeSamplingPlan::select(&desc, Device::Cpu).unwrap();
     let (mut out, mut accepted, mut emitted) = (vec![-7i32; 2 * (n + 1)], vec![-7i32; 2], vec![-7i32; 2]);
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         ChainSpeculativeSamplingArgs {
-            draft_token_ids: TensorRef::new(&drafts, [2, n]).unwrap(),
-            draft_probs: TensorRef::new(&q, [2, n, vocab]).unwrap(),
-            target_probs: TensorRef::new(&p, [2, n + 1, vocab]).unwrap(),
-            out: TensorMut::new(&mut out, [2, n + 1]).unwrap(),
-            accepted: Some(TensorMut::new(&mut accepted, [2]).unwrap()),
-            emitted: Some(TensorMut::new(&mut emitted, [2]).unwrap()),
+            draft_token_ids: view(&drafts, [2, n]),
+            draft_probs: view(&q, [2, n, vocab]),
+            target_probs: view(&p, [2, n + 1, vocab]),
+            out: view_mut(&mut out, [2, n + 1]),
+            accepted: Some(view_mut(&mut accepted, [2])),
+            emitted: Some(view_mut(&mut emitted, [2])),
             seed: rng.next(),
             offset: 0,
             seeds: None,
@@ -710,12 +699,11 @@ fn token_penalty_from_counts() {
     };
     let plan = TokenPenaltyPlan::select(&desc, Device::Cpu).unwrap();
     let mut logits = logits0.clone();
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         TokenPenaltyArgs {
-            logits: TensorMut::new(&mut logits, [b, vocab]).unwrap(),
-            counts: Some(TensorRef::new(&counts, [b, vocab]).unwrap()),
+            logits: view_mut(&mut logits, [b, vocab]),
+            counts: Some(view(&counts, [b, vocab])),
             token_ids: None,
             repetition: None,
             frequency: None,
@@ -756,14 +744,13 @@ fn rms_norm_plain_and_fused_add() {
     let desc = RmsNormDesc { hidden_size: hidden as i32, dtype: DType::F32, ..Default::default() };
     let plan = RmsNormPlan::select(&desc, Device::Cpu).unwrap();
     let mut out = poisoned(rows * hidden);
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         RmsNormArgs {
-            x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
-            weight: TensorRef::new(&w, [hidden]).unwrap().into(),
+            x: any(&x, [rows, hidden]),
+            weight: any(&w, [hidden]),
             residual: None,
-            out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+            out: any_mut(&mut out, [rows, hidden]),
         },
     )
     .unwrap();
@@ -771,14 +758,13 @@ fn rms_norm_plain_and_fused_add() {
 
     let plan = RmsNormPlan::select(&RmsNormDesc { fused_add: true, ..desc }, Device::Cpu).unwrap();
     let (mut residual, mut out) = (residual0.clone(), poisoned(rows * hidden));
-    plan.run(
-        &Stream::default(),
-        &mut Workspace::none(),
+    run_cpu(
+        &plan,
         RmsNormArgs {
-            x: TensorRef::new(&x, [rows, hidden]).unwrap().into(),
-            weight: TensorRef::new(&w, [hidden]).unwrap().into(),
-            residual: Some(TensorMut::new(&mut residual, [rows, hidden]).unwrap().into()),
-            out: TensorMut::new(&mut out, [rows, hidden]).unwrap().into(),
+            x: any(&x, [rows, hidden]),
+            weight: any(&w, [hidden]),
+            residual: Some(any_mut(&mut residual, [rows, hidden])),
+            out: any_mut(&mut out, [rows, hidden]),
         },
     )
     .unwrap();
@@ -807,19 +793,18 @@ fn gdn_prefill_recurrence() {
     };
     let plan = GdnPrefillPlan::select(&desc, Device::Cpu).unwrap();
     let (mut out, mut state) = (poisoned(t * dv), poisoned(2 * dv * dk));
-    plan.run(
-        &Stream::default(),
-        &mut plan.host_workspace(),
+    run_cpu(
+        &plan,
         GdnPrefillArgs {
-            q: TensorRef::new(&q, [t, 1, dk]).unwrap().into(),
-            k: TensorRef::new(&k, [t, 1, dk]).unwrap().into(),
-            v: TensorRef::new(&v, [t, 1, dv]).unwrap().into(),
-            alpha: TensorRef::new(&alpha, [t, 1]).unwrap(),
-            beta: TensorRef::new(&beta, [t, 1]).unwrap(),
-            cu_seqlens: TensorRef::new(&cu, [3]).unwrap(),
+            q: any(&q, [t, 1, dk]),
+            k: any(&k, [t, 1, dk]),
+            v: any(&v, [t, 1, dv]),
+            alpha: view(&alpha, [t, 1]),
+            beta: view(&beta, [t, 1]),
+            cu_seqlens: view(&cu, [3]),
             initial_state: None,
-            out: TensorMut::new(&mut out, [t, 1, dv]).unwrap().into(),
-            final_state: Some(TensorMut::new(&mut state, [2, 1, dv, dk]).unwrap()),
+            out: any_mut(&mut out, [t, 1, dv]),
+            final_state: Some(view_mut(&mut state, [2, 1, dv, dk])),
         },
     )
     .unwrap();

@@ -1,6 +1,26 @@
 //! What the op tests share: a small PRNG, poisoned outputs, closeness checks
 //! and the plain attention every attention op is compared against.
 #![allow(dead_code)]
+use kvserve::{AnyMut, AnyRef, Element, Op, Plan, Stream, TensorMut, TensorRef};
+
+/// One run of a CPU plan with a fresh host workspace.
+pub fn run_cpu<O: Op>(plan: &Plan<O>, args: O::Args<'_>) -> kvserve::Result<()> {
+    plan.run(&Stream::default(), &mut plan.host_workspace(), args)
+}
+
+/// Host views of test buffers (a bad shape is a bug in the test: it panics).
+pub fn view<T: Element, const N: usize>(data: &[T], shape: [usize; N]) -> TensorRef<'_, T, N> {
+    TensorRef::new(data, shape).unwrap()
+}
+pub fn view_mut<T: Element, const N: usize>(data: &mut [T], shape: [usize; N]) -> TensorMut<'_, T, N> {
+    TensorMut::new(data, shape).unwrap()
+}
+pub fn any<T: Element, const N: usize>(data: &[T], shape: [usize; N]) -> AnyRef<'_> {
+    view(data, shape).into()
+}
+pub fn any_mut<T: Element, const N: usize>(data: &mut [T], shape: [usize; N]) -> AnyMut<'_> {
+    view_mut(data, shape).into()
+}
 
 /// xorshift64*: fresh inputs per run from a seed printed on failure.
 pub struct Rng(u64);
