@@ -120,7 +120,7 @@ mod gpu {
     fn device_workspace(bytes: usize) -> Res<(DeviceBuf<i32>, Workspace)> {
         let buf = DeviceBuf::from_host(&vec![0i32; bytes.div_ceil(4)])?;
         // SAFETY: cudaMalloc memory is 256-byte aligned; the buffer outlives the runs below.
-        let ws = unsafe { Workspace::from_device_ptr(buf.ptr as *mut c_void, bytes) };
+        let ws = unsafe { Workspace::from_device_ptr(buf.ptr as *mut c_void, bytes, Device::Cuda(0)) };
         Ok((buf, ws))
     }
 

@@ -648,9 +648,9 @@ impl BatchPagedDecodePlan {
         indptr: &[i32],
         last_page_len: &[i32],
     ) -> Result<()> {
-        let batch = rows_of(indptr);
+        let batch = rows_of("indptr", indptr)?;
         check_len("last_page_len", last_page_len, batch)?;
-        let (w, n) = ws.raw();
+        let (w, n) = ws.raw_for(self.device())?;
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold batch + 1 and batch entries.
         check(|err| unsafe {
@@ -671,9 +671,9 @@ impl BatchPagedDecodePlan {
 impl BatchRaggedPrefillPlan {
     /// qo_indptr and kv_indptr: host arrays of B + 1 entries.
     pub fn prepare(&mut self, stream: &Stream, ws: &mut Workspace, qo_indptr: &[i32], kv_indptr: &[i32]) -> Result<()> {
-        let batch = rows_of(qo_indptr);
+        let batch = rows_of("qo_indptr", qo_indptr)?;
         check_len("kv_indptr", kv_indptr, batch + 1)?;
-        let (w, n) = ws.raw();
+        let (w, n) = ws.raw_for(self.device())?;
         let plan = self.raw_mut();
         // SAFETY: live handle; both slices hold batch + 1 entries.
         check(|err| unsafe {
@@ -701,10 +701,10 @@ impl BatchPagedPrefillPlan {
         kv_indptr: &[i32],
         kv_last_page_len: &[i32],
     ) -> Result<()> {
-        let batch = rows_of(qo_indptr);
+        let batch = rows_of("qo_indptr", qo_indptr)?;
         check_len("kv_indptr", kv_indptr, batch + 1)?;
         check_len("kv_last_page_len", kv_last_page_len, batch)?;
-        let (w, n) = ws.raw();
+        let (w, n) = ws.raw_for(self.device())?;
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold the lengths checked above.
         check(|err| unsafe {
@@ -737,12 +737,12 @@ pub struct CascadeLengths<'a> {
 
 impl CascadeAttentionPlan {
     pub fn prepare(&mut self, stream: &Stream, ws: &mut Workspace, lengths: &CascadeLengths<'_>) -> Result<()> {
-        let groups = rows_of(lengths.group_indptr);
-        let batch = rows_of(lengths.suffix_indptr);
+        let groups = rows_of("group_indptr", lengths.group_indptr)?;
+        let batch = rows_of("suffix_indptr", lengths.suffix_indptr)?;
         check_len("prefix_indptr", lengths.prefix_indptr, groups + 1)?;
         check_len("prefix_last_page_len", lengths.prefix_last_page_len, groups)?;
         check_len("suffix_last_page_len", lengths.suffix_last_page_len, batch)?;
-        let (w, n) = ws.raw();
+        let (w, n) = ws.raw_for(self.device())?;
         let plan = self.raw_mut();
         // SAFETY: live handle; the slices hold the lengths checked above.
         check(|err| unsafe {

@@ -2,7 +2,7 @@
 //! the C ABI (select, workspace_size, can_implement, run, sku, precision),
 //! and the Op trait each op's tag type implements (ops.rs).
 use crate::dtype::DType;
-use crate::error::{check, Result};
+use crate::error::{check, Error, Result};
 use crate::tensor::{Device, Stream, ToC, Workspace};
 use kvserve_sys::{self as sys, RawPlan};
 use std::ffi::c_char;
@@ -106,7 +106,7 @@ impl<O: Op> Plan<O> {
     /// the stream before touching the buffers again).
     pub fn run(&self, stream: &Stream, workspace: &mut Workspace, args: O::Args<'_>) -> Result<()> {
         let c_args = args.to_c();
-        let (ws, ws_bytes) = workspace.raw();
+        let (ws, ws_bytes) = workspace.raw_for(self.device)?;
         // SAFETY: live handle; views borrow from args; the workspace is exclusively ours.
         check(|err| unsafe { O::Raw::run(self.raw.as_ptr(), &c_args, ws, ws_bytes, stream.as_raw(), err) })
     }
@@ -145,15 +145,18 @@ impl<O: Op> Plan<O> {
     }
 }
 
-/// Host lengths handed to prepare: the slice's length, checked to be a valid
-/// `rows + 1` (indptr) or `rows` array against the first argument.
-pub(crate) fn rows_of(indptr: &[i32]) -> i64 {
-    indptr.len().saturating_sub(1) as i64
+/// The batch size of a host indptr array (B + 1 entries, so at least one).
+pub(crate) fn rows_of(name: &str, indptr: &[i32]) -> Result<i64> {
+    if indptr.is_empty() {
+        return Err(Error::argument(name, "B + 1 >= 1 entries".into(), "0".into()));
+    }
+    Ok(indptr.len() as i64 - 1)
 }
 
+/// A host array that must hold `rows` entries (the rows its indptr says).
 pub(crate) fn check_len(name: &str, got: &[i32], rows: i64) -> Result<()> {
     if got.len() as i64 == rows {
         return Ok(());
     }
-    Err(crate::error::Error::argument(name, format!("{rows} entries"), format!("{}", got.len())))
+    Err(Error::argument(name, format!("{rows} entries"), format!("{}", got.len())))
 }

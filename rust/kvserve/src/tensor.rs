@@ -67,6 +67,8 @@ pub struct Workspace {
     _host: Vec<u8>,
     ptr: *mut c_void,
     bytes: usize,
+    /// Where the memory lives (None: empty, usable anywhere).
+    device: Option<Device>,
 }
 
 impl Workspace {
@@ -76,23 +78,32 @@ impl Workspace {
         let offset = buf.as_ptr().align_offset(256);
         // SAFETY: offset < 256 <= buf.len() - bytes.
         let ptr = unsafe { buf.as_mut_ptr().add(offset) } as *mut c_void;
-        Workspace { _host: buf, ptr, bytes }
+        Workspace { _host: buf, ptr, bytes, device: Some(Device::Cpu) }
     }
     /// A workspace that is empty (for plans whose workspace_size() is 0).
     pub fn none() -> Workspace {
-        Workspace { _host: Vec::new(), ptr: std::ptr::null_mut(), bytes: 0 }
+        Workspace { _host: Vec::new(), ptr: std::ptr::null_mut(), bytes: 0, device: None }
     }
     /// # Safety
-    /// `ptr` points at `bytes` bytes of device memory on the plan's device,
-    /// 256-byte aligned, alive and unused by anything else while runs use it.
-    pub unsafe fn from_device_ptr(ptr: *mut c_void, bytes: usize) -> Workspace {
-        Workspace { _host: Vec::new(), ptr, bytes }
+    /// `ptr` points at `bytes` bytes of memory on `device`, 256-byte aligned,
+    /// alive and unused by anything else while runs use it.
+    pub unsafe fn from_device_ptr(ptr: *mut c_void, bytes: usize, device: Device) -> Workspace {
+        Workspace { _host: Vec::new(), ptr, bytes, device: Some(device) }
     }
     pub fn bytes(&self) -> usize {
         self.bytes
     }
-    pub(crate) fn raw(&mut self) -> (*mut c_void, usize) {
-        (self.ptr, self.bytes)
+    /// The pointer and size for a plan on `device`: memory elsewhere (a host
+    /// workspace for a CUDA plan) is refused, as the library cannot tell.
+    pub(crate) fn raw_for(&mut self, device: Device) -> Result<(*mut c_void, usize)> {
+        match self.device {
+            Some(d) if d != device => Err(Error::argument(
+                "workspace",
+                format!("memory on the plan's device ({device:?})"),
+                format!("memory on {d:?}"),
+            )),
+            _ => Ok((self.ptr, self.bytes)),
+        }
     }
 }
 

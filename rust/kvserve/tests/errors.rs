@@ -123,6 +123,26 @@ fn bad_arguments_name_the_argument_and_write_nothing() {
 }
 
 #[test]
+fn prepare_refuses_an_empty_indptr_and_a_workspace_elsewhere() {
+    let mut decode = BatchPagedDecodePlan::select(&decode_desc(), Device::Cpu).unwrap();
+    match decode.prepare(&Stream::default(), &mut Workspace::none(), &[], &[]) {
+        Err(Error::InvalidArgument { argument, got, .. }) => {
+            assert_eq!((argument.as_str(), got.as_str()), ("indptr", "0"))
+        }
+        other => panic!("expected InvalidArgument on indptr, got {other:?}"),
+    }
+    // SAFETY: never dereferenced: the plan refuses memory on another device first.
+    let mut elsewhere = unsafe { Workspace::from_device_ptr(std::ptr::null_mut(), 0, Device::Cuda(0)) };
+    match decode.prepare(&Stream::default(), &mut elsewhere, &[0, 1], &[1]) {
+        Err(Error::InvalidArgument { argument, expected, got, .. }) => {
+            assert_eq!(argument, "workspace");
+            assert!(expected.contains("Cpu") && got.contains("Cuda(0)"), "{expected} / {got}");
+        }
+        other => panic!("expected InvalidArgument on workspace, got {other:?}"),
+    }
+}
+
+#[test]
 fn page_table_validation_reports_the_entry() {
     let (indptr, indices, last) = ([0, 2], [0, 9], [1]);
     let pool = [0f32];
