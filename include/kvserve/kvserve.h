@@ -485,6 +485,24 @@ kvs_status_code kvs_block_manager_create(int64_t num_pages, int32_t page_size, k
                                          kvs_error* err);
 void kvs_block_manager_destroy(kvs_block_manager* manager); /* NULL is a no-op */
 int64_t kvs_block_manager_free_pages(const kvs_block_manager* manager); /* 0 for NULL */
+int64_t kvs_block_manager_num_pages(const kvs_block_manager* manager);     /* 0 for NULL */
+int32_t kvs_block_manager_page_size(const kvs_block_manager* manager);     /* 0 for NULL */
+int64_t kvs_block_manager_num_sequences(const kvs_block_manager* manager); /* 0 for NULL */
+/* How many sequences reference page `page` (0: free). */
+kvs_status_code kvs_block_manager_refcount(const kvs_block_manager* manager, int64_t page, int32_t* refcount,
+                                           kvs_error* err);
+/* Pages append_tokens(seq, tokens) would take. */
+kvs_status_code kvs_block_manager_pages_needed(const kvs_block_manager* manager, kvs_seq_id seq, int64_t tokens,
+                                               int64_t* pages, kvs_error* err);
+/* What seq holds: tokens reserved, leading pages from fork(), pages in all
+ * (their ids: kvs_block_manager_page_table with KVS_TABLE_ALL). */
+typedef struct kvs_sequence_info {
+  int64_t length;
+  int64_t prefix_pages;
+  int64_t num_pages;
+} kvs_sequence_info;
+kvs_status_code kvs_block_manager_sequence(const kvs_block_manager* manager, kvs_seq_id seq, kvs_sequence_info* info,
+                                           kvs_error* err);
 /* A new sequence with `tokens` slots reserved. */
 kvs_status_code kvs_block_manager_add_sequence(kvs_block_manager* manager, int64_t tokens, kvs_seq_id* seq,
                                                kvs_error* err);

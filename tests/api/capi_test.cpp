@@ -281,4 +281,48 @@ TEST(CApiBlockManager, ErrorsAreNamedAndChangeNothing) {
                      KVS_INVALID_ARGUMENT, "'group_sizes[0]'");
 }
 
+// The queries answer what the C++ manager answers.
+TEST(CApiBlockManager, QueriesMatchTheCppManager) {
+  auto cpp_made = BlockManager::create(10, 4);
+  ASSERT_TRUE(cpp_made);
+  BlockManager& cpp = *cpp_made;
+  const ManagerPtr c = make_manager(10, 4);
+  ASSERT_NE(c, nullptr);
+  kvs_error err{};
+  kvs_seq_id parent = -1, child = -1;
+  ASSERT_EQ(kvs_block_manager_add_sequence(c.get(), 9, &parent, &err), KVS_OK) << err.message;
+  ASSERT_EQ(kvs_block_manager_fork(c.get(), parent, 8, &child, &err), KVS_OK) << err.message;
+  ASSERT_EQ(kvs_block_manager_append_tokens(c.get(), child, 3, &err), KVS_OK) << err.message;
+  const SeqId cpp_parent = *cpp.add_sequence(9), cpp_child = *cpp.fork(cpp_parent, 8);
+  ASSERT_TRUE(cpp.append_tokens(cpp_child, 3));
+
+  EXPECT_EQ(kvs_block_manager_num_pages(c.get()), cpp.num_pages());
+  EXPECT_EQ(kvs_block_manager_page_size(c.get()), cpp.page_size());
+  EXPECT_EQ(kvs_block_manager_num_sequences(c.get()), cpp.num_sequences());
+  for (std::int64_t page = 0; page < cpp.num_pages(); ++page) {
+    std::int32_t count = -1;
+    ASSERT_EQ(kvs_block_manager_refcount(c.get(), page, &count, &err), KVS_OK) << err.message;
+    EXPECT_EQ(count, *cpp.refcount(page)) << "page " << page;
+  }
+  std::int64_t pages = -1;
+  ASSERT_EQ(kvs_block_manager_pages_needed(c.get(), child, 6, &pages, &err), KVS_OK) << err.message;
+  EXPECT_EQ(pages, *cpp.pages_needed(cpp_child, 6));
+  kvs_sequence_info info{};
+  ASSERT_EQ(kvs_block_manager_sequence(c.get(), child, &info, &err), KVS_OK) << err.message;
+  const auto want = *cpp.sequence(cpp_child);
+  EXPECT_EQ(info.length, want.length);
+  EXPECT_EQ(info.prefix_pages, want.prefix_pages);
+  EXPECT_EQ(info.num_pages, static_cast<std::int64_t>(want.pages.size()));
+
+  std::int32_t count = 0;
+  expect_named_error(kvs_block_manager_refcount(c.get(), 10, &count, &err), err, KVS_INVALID_ARGUMENT, "page");
+  expect_named_error(kvs_block_manager_refcount(c.get(), 0, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'refcount'");
+  expect_named_error(kvs_block_manager_pages_needed(c.get(), 99, 1, &pages, &err), err, KVS_INVALID_ARGUMENT, "seq");
+  expect_named_error(kvs_block_manager_sequence(c.get(), child, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'info'");
+  expect_named_error(kvs_block_manager_sequence(nullptr, child, &info, &err), err, KVS_INVALID_ARGUMENT, "'manager'");
+  EXPECT_EQ(kvs_block_manager_num_pages(nullptr), 0);
+  EXPECT_EQ(kvs_block_manager_page_size(nullptr), 0);
+  EXPECT_EQ(kvs_block_manager_num_sequences(nullptr), 0);
+}
+
 }  // namespace

@@ -545,6 +545,11 @@ pub const KVS_TABLE_PREFIX: kvs_table_part = 1;
 pub const KVS_TABLE_SUFFIX: kvs_table_part = 2;
 
 c_structs! {
+    pub struct kvs_sequence_info {
+        pub length: i64,
+        pub prefix_pages: i64,
+        pub num_pages: i64,
+    }
     pub struct kvs_page_table {
         pub indptr: *mut i32,
         pub indices: *mut i32,
@@ -563,6 +568,28 @@ extern "C" {
     ) -> kvs_status_code;
     pub fn kvs_block_manager_destroy(manager: *mut kvs_block_manager);
     pub fn kvs_block_manager_free_pages(manager: *const kvs_block_manager) -> i64;
+    pub fn kvs_block_manager_num_pages(manager: *const kvs_block_manager) -> i64;
+    pub fn kvs_block_manager_page_size(manager: *const kvs_block_manager) -> i32;
+    pub fn kvs_block_manager_num_sequences(manager: *const kvs_block_manager) -> i64;
+    pub fn kvs_block_manager_refcount(
+        manager: *const kvs_block_manager,
+        page: i64,
+        refcount: *mut i32,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
+    pub fn kvs_block_manager_pages_needed(
+        manager: *const kvs_block_manager,
+        seq: kvs_seq_id,
+        tokens: i64,
+        pages: *mut i64,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
+    pub fn kvs_block_manager_sequence(
+        manager: *const kvs_block_manager,
+        seq: kvs_seq_id,
+        info: *mut kvs_sequence_info,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
     pub fn kvs_block_manager_add_sequence(
         manager: *mut kvs_block_manager,
         tokens: i64,

@@ -69,6 +69,7 @@ fn rust_structs() -> Vec<Layout> {
         kvs_paged_mla_append_args { ckv, kpe, batch_indices, positions, cache }
         kvs_kv_cache_append_desc { num_kv_heads, head_dim, dtype }
         kvs_kv_cache_append_args { k, v, batch_indices, positions, k_cache, v_cache }
+        kvs_sequence_info { length, prefix_pages, num_pages }
         kvs_page_table { indptr, indices, indices_capacity, last_page_len, num_indices }
         kvs_sampling_desc { vocab, max_batch, input, filter, order, temperature, top_k, top_p, min_p, params, random }
         kvs_sampling_args { input, out, temperature, top_k, top_p, min_p, seed, offset, seeds, offsets }

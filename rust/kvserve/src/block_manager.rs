@@ -20,6 +20,16 @@ pub enum TablePart {
     Suffix = sys::KVS_TABLE_SUFFIX,
 }
 
+/// What a sequence holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceInfo {
+    /// Tokens reserved.
+    pub length: i64,
+    /// Leading pages obtained from fork().
+    pub prefix_pages: i64,
+    pub num_pages: i64,
+}
+
 /// A CSR page table over a list of sequences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageTable {
@@ -104,6 +114,45 @@ impl BlockManager {
     pub fn free_pages(&self) -> i64 {
         // SAFETY: live handle.
         unsafe { sys::kvs_block_manager_free_pages(self.raw.as_ptr()) }
+    }
+
+    pub fn num_pages(&self) -> i64 {
+        // SAFETY: live handle.
+        unsafe { sys::kvs_block_manager_num_pages(self.raw.as_ptr()) }
+    }
+
+    pub fn page_size(&self) -> i32 {
+        // SAFETY: live handle.
+        unsafe { sys::kvs_block_manager_page_size(self.raw.as_ptr()) }
+    }
+
+    pub fn num_sequences(&self) -> i64 {
+        // SAFETY: live handle.
+        unsafe { sys::kvs_block_manager_num_sequences(self.raw.as_ptr()) }
+    }
+
+    /// How many sequences reference `page` (0: free).
+    pub fn refcount(&self, page: i64) -> Result<i32> {
+        let mut count = 0;
+        // SAFETY: live handle, valid out pointer.
+        check(|err| unsafe { sys::kvs_block_manager_refcount(self.raw.as_ptr(), page, &mut count, err) })?;
+        Ok(count)
+    }
+
+    /// Pages `append_tokens(seq, tokens)` would take.
+    pub fn pages_needed(&self, seq: SeqId, tokens: i64) -> Result<i64> {
+        let mut pages = 0;
+        // SAFETY: as above.
+        check(|err| unsafe { sys::kvs_block_manager_pages_needed(self.raw.as_ptr(), seq, tokens, &mut pages, err) })?;
+        Ok(pages)
+    }
+
+    /// What `seq` holds (its page ids: `page_table(&[seq], TablePart::All)`).
+    pub fn sequence(&self, seq: SeqId) -> Result<SequenceInfo> {
+        let mut info = sys::kvs_sequence_info::default();
+        // SAFETY: as above.
+        check(|err| unsafe { sys::kvs_block_manager_sequence(self.raw.as_ptr(), seq, &mut info, err) })?;
+        Ok(SequenceInfo { length: info.length, prefix_pages: info.prefix_pages, num_pages: info.num_pages })
     }
 
     /// A new sequence with `tokens` slots reserved.

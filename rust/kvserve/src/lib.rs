@@ -21,7 +21,7 @@ mod ops;
 mod plan;
 mod tensor;
 
-pub use block_manager::{BlockManager, CascadeTables, PageTable, SeqId, TablePart};
+pub use block_manager::{BlockManager, CascadeTables, PageTable, SeqId, SequenceInfo, TablePart};
 pub use dtype::{DType, Element, Fp8E4m3, Fp8E5m2, BF16, F16};
 pub use error::{Error, Result};
 pub use ops::*;
