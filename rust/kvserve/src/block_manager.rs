@@ -33,16 +33,16 @@ pub struct SequenceInfo {
 /// A CSR page table over a list of sequences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageTable {
-    /// [B + 1]
+    /// `[B + 1]`
     pub indptr: Vec<i32>,
-    /// [indptr[B]] page ids
+    /// `[indptr[B]]` page ids
     pub indices: Vec<i32>,
-    /// [B]; 0 for a row without pages
+    /// `[B]`; 0 for a row without pages
     pub last_page_len: Vec<i32>,
 }
 
 /// CascadeAttention's tables: group g's members are rows
-/// group_indptr[g]..group_indptr[g+1] of suffix; prefix has one row per group.
+/// `group_indptr[g]..group_indptr[g+1]` of suffix; prefix has one row per group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CascadeTables {
     pub group_indptr: Vec<i32>,
@@ -103,7 +103,7 @@ impl PageTable {
 }
 
 impl BlockManager {
-    /// num_pages in [1, 2^31 - 1], page_size in [1, 1024].
+    /// num_pages in `[1, 2^31 - 1]`, page_size in `[1, 1024]`.
     pub fn new(num_pages: i64, page_size: i32) -> Result<BlockManager> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: out pointer and error record are valid.

@@ -169,7 +169,7 @@ impl ToC for PagedKvDesc {
 
 args! {
     /// A batch's page table over the pools: request b owns pages
-    /// indices[indptr[b]..indptr[b+1]], the last holding last_page_len[b] tokens.
+    /// `indices[indptr[b]..indptr[b+1]]`, the last holding `last_page_len[b]` tokens.
     pub struct PagedKv => kvs_paged_kv {
         pub k_pages: AnyRef<'a>,
         pub v_pages: AnyRef<'a>,
@@ -201,12 +201,12 @@ desc! {
 }
 args! {
     pub struct BatchPagedDecodeArgs => kvs_batch_paged_decode_args {
-        /// [B, num_qo_heads, head_dim]
+        /// `[B, num_qo_heads, head_dim]`
         pub q: AnyRef<'a>,
         pub kv: PagedKv<'a>,
-        /// [B, num_qo_heads, head_dim]
+        /// `[B, num_qo_heads, head_dim]`
         pub out: AnyMut<'a>,
-        /// [B, num_qo_heads]
+        /// `[B, num_qo_heads]`
         pub lse: Option<F32Mut<'a, 2>>,
     }
 }
@@ -224,12 +224,12 @@ desc! {
 }
 args! {
     pub struct SingleDecodeArgs => kvs_single_decode_args {
-        /// [B, num_qo_heads, head_dim]
+        /// `[B, num_qo_heads, head_dim]`
         pub q: AnyRef<'a>,
-        /// [B, num_kv_heads, L, head_dim]; a head stride of 0 broadcasts one head.
+        /// `[B, num_kv_heads, L, head_dim]`; a head stride of 0 broadcasts one head.
         pub k: AnyRef<'a>,
         pub v: AnyRef<'a>,
-        /// [B], each in [0, L]; None: L.
+        /// `[B]`, each in `[0, L]`; None: L.
         pub kv_len: Option<I32<'a, 1>>,
         pub out: AnyMut<'a>,
         pub lse: Option<F32Mut<'a, 2>>,
@@ -251,9 +251,9 @@ desc! {
 }
 args! {
     pub struct SinglePrefillArgs => kvs_single_prefill_args {
-        /// [L_q, num_qo_heads, head_dim]
+        /// `[L_q, num_qo_heads, head_dim]`
         pub q: AnyRef<'a>,
-        /// NHD [L_kv, num_kv_heads, head_dim] / HND [num_kv_heads, L_kv, head_dim]
+        /// NHD `[L_kv, num_kv_heads, head_dim]` / HND `[num_kv_heads, L_kv, head_dim]`
         pub k: AnyRef<'a>,
         pub v: AnyRef<'a>,
         pub out: AnyMut<'a>,
@@ -278,7 +278,7 @@ args! {
         pub q: AnyRef<'a>,
         pub k: AnyRef<'a>,
         pub v: AnyRef<'a>,
-        /// [B + 1], as given to the last prepare.
+        /// `[B + 1]`, as given to the last prepare.
         pub qo_indptr: I32<'a, 1>,
         pub kv_indptr: I32<'a, 1>,
         pub out: AnyMut<'a>,
@@ -319,7 +319,7 @@ desc! {
 args! {
     pub struct CascadeAttentionArgs => kvs_cascade_attention_args {
         pub q: AnyRef<'a>,
-        /// [G + 1], group_indptr[G] = B.
+        /// `[G + 1]`, `group_indptr[G]` = B.
         pub group_indptr: I32<'a, 1>,
         /// G groups.
         pub prefix: PagedKv<'a>,
@@ -358,7 +358,7 @@ desc! {
 }
 args! {
     pub struct MergeStatesArgs => kvs_merge_states_args {
-        /// [tokens, N, num_heads, head_dim]
+        /// `[tokens, N, num_heads, head_dim]`
         pub v: AnyRef<'a>,
         pub lse: F32<'a, 3>,
         pub v_out: AnyMut<'a>,
@@ -388,10 +388,10 @@ args! {
 }
 args! {
     pub struct PagedKvAppendArgs => kvs_paged_kv_append_args {
-        /// [N, num_kv_heads, head_dim]
+        /// `[N, num_kv_heads, head_dim]`
         pub k: AnyRef<'a>,
         pub v: AnyRef<'a>,
-        /// Ragged: [N]; decode: None.
+        /// Ragged: `[N]`; decode: None.
         pub batch_indices: Option<I32<'a, 1>>,
         pub positions: Option<I32<'a, 1>>,
         pub kv: PagedKvCacheMut<'a>,
@@ -440,7 +440,7 @@ args! {
         /// None: row i goes to batch row i.
         pub batch_indices: Option<I32<'a, 1>>,
         pub positions: I32<'a, 1>,
-        /// [B, num_kv_heads, L_max, head_dim]
+        /// `[B, num_kv_heads, L_max, head_dim]`
         pub k_cache: AnyMut<'a>,
         pub v_cache: AnyMut<'a>,
     }
@@ -465,9 +465,9 @@ desc! {
 }
 args! {
     pub struct SamplingArgs => kvs_sampling_args {
-        /// [B, vocab]
+        /// `[B, vocab]`
         pub input: F32<'a, 2>,
-        /// [B]; -1: no token of positive weight.
+        /// `[B]`; -1: no token of positive weight.
         pub out: TensorMut<'a, i32, 1>,
         /// Per-row parameters (params == PerRow), each only where the filter uses it.
         pub temperature: Option<F32<'a, 1>>,
@@ -512,13 +512,13 @@ desc! {
 }
 args! {
     pub struct ChainSpeculativeSamplingArgs => kvs_chain_speculative_sampling_args {
-        /// [B, n]
+        /// `[B, n]`
         pub draft_token_ids: I32<'a, 2>,
-        /// [B, n, vocab]
+        /// `[B, n, vocab]`
         pub draft_probs: F32<'a, 3>,
-        /// [B, n + 1, vocab]
+        /// `[B, n + 1, vocab]`
         pub target_probs: F32<'a, 3>,
-        /// [B, n + 1]: emitted drafts, the drawn token, then -1.
+        /// `[B, n + 1]`: emitted drafts, the drawn token, then -1.
         pub out: TensorMut<'a, i32, 2>,
         pub accepted: Option<TensorMut<'a, i32, 1>>,
         pub emitted: Option<TensorMut<'a, i32, 1>>,
@@ -542,11 +542,11 @@ desc! {
 }
 args! {
     pub struct TokenPenaltyArgs => kvs_token_penalty_args {
-        /// [B, vocab], updated in place.
+        /// `[B, vocab]`, updated in place.
         pub logits: F32Mut<'a, 2>,
-        /// history == TokenCounts: [B, vocab].
+        /// history == TokenCounts: `[B, vocab]`.
         pub counts: Option<I32<'a, 2>>,
-        /// history == TokenIds: [B, L].
+        /// history == TokenIds: `[B, L]`.
         pub token_ids: Option<I32<'a, 2>>,
         pub repetition: Option<F32<'a, 1>>,
         pub frequency: Option<F32<'a, 1>>,
@@ -569,7 +569,7 @@ desc! {
 }
 args! {
     pub struct RmsNormArgs => kvs_rms_norm_args {
-        /// [rows, hidden_size] or [tokens, heads, hidden_size]
+        /// `[rows, hidden_size]` or `[tokens, heads, hidden_size]`
         pub x: AnyRef<'a>,
         pub weight: AnyRef<'a>,
         pub residual: Option<AnyMut<'a>>,
@@ -594,17 +594,17 @@ desc! {
 }
 args! {
     pub struct GdnPrefillArgs => kvs_gdn_prefill_args {
-        /// [T, num_qk_heads, head_dim_k]
+        /// `[T, num_qk_heads, head_dim_k]`
         pub q: AnyRef<'a>,
         pub k: AnyRef<'a>,
-        /// [T, num_v_heads, head_dim_v]
+        /// `[T, num_v_heads, head_dim_v]`
         pub v: AnyRef<'a>,
-        /// [T, H], H = max(num_qk_heads, num_v_heads)
+        /// `[T, H]`, H = max(num_qk_heads, num_v_heads)
         pub alpha: F32<'a, 2>,
         pub beta: F32<'a, 2>,
-        /// [B + 1]
+        /// `[B + 1]`
         pub cu_seqlens: I32<'a, 1>,
-        /// [B, H, head_dim_v, head_dim_k]; None: zeros.
+        /// `[B, H, head_dim_v, head_dim_k]`; None: zeros.
         pub initial_state: Option<F32<'a, 4>>,
         pub out: AnyMut<'a>,
         pub final_state: Option<F32Mut<'a, 4>>,
@@ -640,7 +640,7 @@ ops! {
 // The ops scheduled from host-side lengths: once per step, before the runs.
 
 impl BatchPagedDecodePlan {
-    /// indptr [B + 1] and last_page_len [B]: the host copy of the page table's lengths.
+    /// indptr `[B + 1]` and last_page_len `[B]`: the host copy of the page table's lengths.
     pub fn prepare(
         &mut self,
         stream: &Stream,
@@ -692,7 +692,7 @@ impl BatchRaggedPrefillPlan {
 }
 
 impl BatchPagedPrefillPlan {
-    /// qo_indptr and kv_indptr [B + 1], kv_last_page_len [B]: host arrays.
+    /// qo_indptr and kv_indptr `[B + 1]`, kv_last_page_len `[B]`: host arrays.
     pub fn prepare(
         &mut self,
         stream: &Stream,
@@ -725,12 +725,12 @@ impl BatchPagedPrefillPlan {
 
 /// The host lengths of CascadeAttention's tables (BlockManager::cascade_tables gives them).
 pub struct CascadeLengths<'a> {
-    /// [G + 1]
+    /// `[G + 1]`
     pub group_indptr: &'a [i32],
-    /// [G + 1] and [G]
+    /// `[G + 1]` and `[G]`
     pub prefix_indptr: &'a [i32],
     pub prefix_last_page_len: &'a [i32],
-    /// [B + 1] and [B]
+    /// `[B + 1]` and `[B]`
     pub suffix_indptr: &'a [i32],
     pub suffix_last_page_len: &'a [i32],
 }
