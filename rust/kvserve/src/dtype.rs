@@ -67,8 +67,7 @@ impl F16 {
             return F16(sign | 0x7e00); // NaN
         }
         if abs >= 0x4780_0000 {
-            // >= 65536 before rounding can only round to infinity; 65520 and up rounds there too.
-            return F16(sign | if abs >= 0x477f_f000 { 0x7c00 } else { 0x7bff });
+            return F16(sign | 0x7c00); // >= 65536: infinity (65520 up to it rounds there below)
         }
         let exp = (abs >> 23) as i32 - 127;
         if exp >= -14 {
@@ -97,7 +96,10 @@ impl F16 {
         let mant = (self.0 & 0x3ff) as u32;
         let bits = match exp {
             0 if mant == 0 => sign,
-            0 => return f32::from_bits(sign) + (if sign != 0 { -1.0 } else { 1.0 }) * mant as f32 * 2f32.powi(-24),
+            0 => {
+                let magnitude = mant as f32 * 2f32.powi(-24); // subnormal
+                return if sign != 0 { -magnitude } else { magnitude };
+            }
             31 => sign | 0x7f80_0000 | (mant << 13),
             _ => sign | ((exp + 112) << 23) | (mant << 13),
         };
@@ -121,3 +123,45 @@ macro_rules! elements {
     )*};
 }
 elements!(f32 => F32, i32 => Int32, F16 => F16, BF16 => BF16, Fp8E4m3 => Fp8E4m3, Fp8E5m2 => Fp8E5m2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_rounds_to_nearest_even_and_saturates_to_infinity() {
+        let cases = [
+            (1.0f32, 0x3c00u16),
+            (-2.0, 0xc000),
+            (0.1, 0x2e66),
+            (65504.0, 0x7bff),
+            (65519.0, 0x7bff),
+            (65520.0, 0x7c00),
+            (1e9, 0x7c00),
+            (2f32.powi(-24), 0x0001),
+            (2f32.powi(-25), 0x0000),       // a tie: to even (0)
+            (1.5 * 2f32.powi(-24), 0x0002), // a tie: to even (2)
+            (1.0 + 2f32.powi(-11), 0x3c00), // a tie below: stays even
+            (1.0 + 3.0 * 2f32.powi(-11), 0x3c02),
+            (2f32.powi(-14), 0x0400),
+        ];
+        for (x, bits) in cases {
+            assert_eq!(F16::from_f32(x).0, bits, "{x}");
+        }
+        assert!(F16::from_f32(f32::NAN).to_f32().is_nan());
+        for bits in (0u16..0x7c00).step_by(7) {
+            assert_eq!(F16::from_f32(F16(bits).to_f32()).0, bits, "round trip of {bits:#x}");
+            assert_eq!(F16(bits | 0x8000).to_f32(), -F16(bits).to_f32());
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(BF16::from_f32(1.0).0, 0x3f80);
+        assert_eq!(BF16::from_f32(f32::from_bits(0x3f80_8000)).0, 0x3f80); // tie: even
+        assert_eq!(BF16::from_f32(f32::from_bits(0x3f81_8000)).0, 0x3f82); // tie: even
+        assert_eq!(BF16::from_f32(f32::from_bits(0x3f80_8001)).0, 0x3f81);
+        assert!(BF16::from_f32(f32::NAN).to_f32().is_nan());
+        assert_eq!(BF16(0xc040).to_f32(), -3.0);
+    }
+}

@@ -829,3 +829,43 @@ fn gdn_prefill_recurrence() {
     assert_close(&out, &want, 1e-4, "gdn out");
     assert_close(&state, &want_state, 1e-4, "gdn final state");
 }
+
+/// RMSNorm in a narrow type: the element type travels with the views.
+fn rms_norm_narrow<T: Element + Default>(dtype: DType, to: fn(f32) -> T, from: fn(T) -> f32) {
+    let mut rng = Rng::new();
+    let (rows, hidden) = (4usize, 64usize);
+    let x: Vec<T> = rng.vec(rows * hidden).into_iter().map(to).collect();
+    let w: Vec<T> = rng.vec(hidden).into_iter().map(to).collect();
+    let plan =
+        RmsNormPlan::select(&RmsNormDesc { hidden_size: hidden as i32, dtype, ..Default::default() }, Device::Cpu)
+            .unwrap();
+    let mut out = vec![to(f32::NAN); rows * hidden];
+    run_cpu(
+        &plan,
+        RmsNormArgs {
+            x: any(&x, [rows, hidden]),
+            weight: any(&w, [hidden]),
+            residual: None,
+            out: any_mut(&mut out, [rows, hidden]),
+        },
+    )
+    .unwrap();
+    let want: Vec<f64> = x
+        .chunks(hidden)
+        .flat_map(|r| {
+            let ms = r.iter().map(|v| (from(*v) as f64).powi(2)).sum::<f64>() / hidden as f64;
+            let inv = 1.0 / (ms + 1e-6).sqrt();
+            r.iter().zip(&w).map(move |(v, w)| from(*v) as f64 * inv * from(*w) as f64).collect::<Vec<_>>()
+        })
+        .collect();
+    let got: Vec<f32> = out.into_iter().map(from).collect();
+    // One rounding of the output to the narrow type (bf16: 2^-8 relative, f16: 2^-11).
+    let tol = if dtype == DType::BF16 { 1.0 / 256.0 } else { 1.0 / 2048.0 };
+    assert_close(&got, &want, tol, &format!("{dtype:?} rms_norm"));
+}
+
+#[test]
+fn rms_norm_in_bf16_and_f16() {
+    rms_norm_narrow(DType::BF16, BF16::from_f32, BF16::to_f32);
+    rms_norm_narrow(DType::F16, F16::from_f32, F16::to_f32);
+}
