@@ -15,16 +15,21 @@ use std::marker::{PhantomData, PhantomPinned};
 /// The directory holding `kvserve/kvserve.h` of the library this crate links.
 pub const INCLUDE_DIR: &str = env!("KVSERVE_INCLUDE_DIR");
 
+/// A C enum: an `i32` alias and its constants (a C caller may store any value
+/// in an enum field, so a Rust `enum` would be unsound here).
+macro_rules! c_enum {
+    ($name:ident { $($constant:ident = $value:expr),* $(,)? }) => {
+        pub type $name = i32;
+        $(pub const $constant: $name = $value;)*
+    };
+}
+
 // ------------------------------------------------------------------ status --
 
-pub type kvs_status_code = i32;
-pub const KVS_OK: kvs_status_code = 0;
-pub const KVS_INVALID_ARGUMENT: kvs_status_code = 1;
-pub const KVS_UNSUPPORTED: kvs_status_code = 2;
-pub const KVS_WORKSPACE_TOO_SMALL: kvs_status_code = 3;
-pub const KVS_CUDA_ERROR: kvs_status_code = 4;
-pub const KVS_INTERNAL: kvs_status_code = 5;
-pub const KVS_RESOURCE_EXHAUSTED: kvs_status_code = 6;
+c_enum!(kvs_status_code {
+    KVS_OK = 0, KVS_INVALID_ARGUMENT = 1, KVS_UNSUPPORTED = 2, KVS_WORKSPACE_TOO_SMALL = 3, KVS_CUDA_ERROR = 4,
+    KVS_INTERNAL = 5, KVS_RESOURCE_EXHAUSTED = 6,
+});
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -41,17 +46,9 @@ impl Default for kvs_error {
     }
 }
 
-pub type kvs_dtype = i32;
-pub const KVS_F16: kvs_dtype = 0;
-pub const KVS_BF16: kvs_dtype = 1;
-pub const KVS_F32: kvs_dtype = 2;
-pub const KVS_FP8_E4M3: kvs_dtype = 3;
-pub const KVS_FP8_E5M2: kvs_dtype = 4;
-pub const KVS_INT32: kvs_dtype = 5;
+c_enum!(kvs_dtype { KVS_F16 = 0, KVS_BF16 = 1, KVS_F32 = 2, KVS_FP8_E4M3 = 3, KVS_FP8_E5M2 = 4, KVS_INT32 = 5 });
 
-pub type kvs_device_kind = i32;
-pub const KVS_DEVICE_CPU: kvs_device_kind = 0;
-pub const KVS_DEVICE_CUDA: kvs_device_kind = 1;
+c_enum!(kvs_device_kind { KVS_DEVICE_CPU = 0, KVS_DEVICE_CUDA = 1 });
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -234,9 +231,7 @@ macro_rules! c_structs {
 
 // ----------------------------------------------------------------- attention --
 
-pub type kvs_kv_layout = i32;
-pub const KVS_NHD: kvs_kv_layout = 0;
-pub const KVS_HND: kvs_kv_layout = 1;
+c_enum!(kvs_kv_layout { KVS_NHD = 0, KVS_HND = 1 });
 
 c_structs! {
     pub struct kvs_attention_params {
@@ -470,9 +465,7 @@ plan!(merge_states, kvs_merge_states_plan, kvs_merge_states_desc, kvs_merge_stat
 
 // ------------------------------------------------------------------ KV cache --
 
-pub type kvs_append_mode = i32;
-pub const KVS_APPEND_DECODE: kvs_append_mode = 0;
-pub const KVS_APPEND_RAGGED: kvs_append_mode = 1;
+c_enum!(kvs_append_mode { KVS_APPEND_DECODE = 0, KVS_APPEND_RAGGED = 1 });
 
 c_structs! {
     pub struct kvs_paged_kv_append_desc {
@@ -539,10 +532,7 @@ pub struct kvs_block_manager {
 }
 pub type kvs_seq_id = i64;
 
-pub type kvs_table_part = i32;
-pub const KVS_TABLE_ALL: kvs_table_part = 0;
-pub const KVS_TABLE_PREFIX: kvs_table_part = 1;
-pub const KVS_TABLE_SUFFIX: kvs_table_part = 2;
+c_enum!(kvs_table_part { KVS_TABLE_ALL = 0, KVS_TABLE_PREFIX = 1, KVS_TABLE_SUFFIX = 2 });
 
 c_structs! {
     pub struct kvs_sequence_info {
@@ -649,38 +639,22 @@ extern "C" {
 
 // ------------------------------------------------------------------ sampling --
 
-pub type kvs_sampling_input = i32;
-pub const KVS_SAMPLING_INPUT_PROBS: kvs_sampling_input = 0;
-pub const KVS_SAMPLING_INPUT_LOGITS: kvs_sampling_input = 1;
+c_enum!(kvs_sampling_input { KVS_SAMPLING_INPUT_PROBS = 0, KVS_SAMPLING_INPUT_LOGITS = 1 });
 
-pub type kvs_sampling_filter = i32;
-pub const KVS_FILTER_NONE: kvs_sampling_filter = 0;
-pub const KVS_FILTER_TOP_K: kvs_sampling_filter = 1;
-pub const KVS_FILTER_TOP_P: kvs_sampling_filter = 2;
-pub const KVS_FILTER_MIN_P: kvs_sampling_filter = 3;
-pub const KVS_FILTER_TOP_K_TOP_P: kvs_sampling_filter = 4;
-pub const KVS_FILTER_GREEDY: kvs_sampling_filter = 5;
+c_enum!(kvs_sampling_filter {
+    KVS_FILTER_NONE = 0, KVS_FILTER_TOP_K = 1, KVS_FILTER_TOP_P = 2, KVS_FILTER_MIN_P = 3,
+    KVS_FILTER_TOP_K_TOP_P = 4, KVS_FILTER_GREEDY = 5,
+});
 
-pub type kvs_top_k_top_p_order = i32;
-pub const KVS_ORDER_K_THEN_P: kvs_top_k_top_p_order = 0;
-pub const KVS_ORDER_JOINT: kvs_top_k_top_p_order = 1;
+c_enum!(kvs_top_k_top_p_order { KVS_ORDER_K_THEN_P = 0, KVS_ORDER_JOINT = 1 });
 
-pub type kvs_param_source = i32;
-pub const KVS_PARAMS_SCALAR: kvs_param_source = 0;
-pub const KVS_PARAMS_PER_ROW: kvs_param_source = 1;
+c_enum!(kvs_param_source { KVS_PARAMS_SCALAR = 0, KVS_PARAMS_PER_ROW = 1 });
 
-pub type kvs_random_source = i32;
-pub const KVS_RANDOM_HOST: kvs_random_source = 0;
-pub const KVS_RANDOM_PER_ROW: kvs_random_source = 1;
+c_enum!(kvs_random_source { KVS_RANDOM_HOST = 0, KVS_RANDOM_PER_ROW = 1 });
 
-pub type kvs_renorm_kind = i32;
-pub const KVS_TOP_K_RENORM_PROBS: kvs_renorm_kind = 0;
-pub const KVS_TOP_P_RENORM_PROBS: kvs_renorm_kind = 1;
-pub const KVS_TOP_K_MASK_LOGITS: kvs_renorm_kind = 2;
+c_enum!(kvs_renorm_kind { KVS_TOP_K_RENORM_PROBS = 0, KVS_TOP_P_RENORM_PROBS = 1, KVS_TOP_K_MASK_LOGITS = 2 });
 
-pub type kvs_penalty_history = i32;
-pub const KVS_HISTORY_TOKEN_COUNTS: kvs_penalty_history = 0;
-pub const KVS_HISTORY_TOKEN_IDS: kvs_penalty_history = 1;
+c_enum!(kvs_penalty_history { KVS_HISTORY_TOKEN_COUNTS = 0, KVS_HISTORY_TOKEN_IDS = 1 });
 
 c_structs! {
     pub struct kvs_sampling_desc {
