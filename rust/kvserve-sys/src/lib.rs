@@ -417,17 +417,29 @@ extern "C" {
 }
 
 plan!(batch_paged_decode, kvs_batch_paged_decode_plan, kvs_batch_paged_decode_desc, kvs_batch_paged_decode_args:
-      kvs_batch_paged_decode_create, kvs_batch_paged_decode_run, kvs_batch_paged_decode_can_implement, kvs_batch_paged_decode_workspace_bytes, kvs_batch_paged_decode_kernel, kvs_batch_paged_decode_precision, kvs_batch_paged_decode_destroy);
+    kvs_batch_paged_decode_create, kvs_batch_paged_decode_run, kvs_batch_paged_decode_can_implement,
+    kvs_batch_paged_decode_workspace_bytes, kvs_batch_paged_decode_kernel, kvs_batch_paged_decode_precision,
+    kvs_batch_paged_decode_destroy);
 plan!(single_decode, kvs_single_decode_plan, kvs_single_decode_desc, kvs_single_decode_args:
-      kvs_single_decode_create, kvs_single_decode_run, kvs_single_decode_can_implement, kvs_single_decode_workspace_bytes, kvs_single_decode_kernel, kvs_single_decode_precision, kvs_single_decode_destroy);
+    kvs_single_decode_create, kvs_single_decode_run, kvs_single_decode_can_implement,
+    kvs_single_decode_workspace_bytes, kvs_single_decode_kernel, kvs_single_decode_precision,
+    kvs_single_decode_destroy);
 plan!(single_prefill, kvs_single_prefill_plan, kvs_single_prefill_desc, kvs_single_prefill_args:
-      kvs_single_prefill_create, kvs_single_prefill_run, kvs_single_prefill_can_implement, kvs_single_prefill_workspace_bytes, kvs_single_prefill_kernel, kvs_single_prefill_precision, kvs_single_prefill_destroy);
+    kvs_single_prefill_create, kvs_single_prefill_run, kvs_single_prefill_can_implement,
+    kvs_single_prefill_workspace_bytes, kvs_single_prefill_kernel, kvs_single_prefill_precision,
+    kvs_single_prefill_destroy);
 plan!(batch_ragged_prefill, kvs_batch_ragged_prefill_plan, kvs_batch_ragged_prefill_desc, kvs_batch_ragged_prefill_args:
-      kvs_batch_ragged_prefill_create, kvs_batch_ragged_prefill_run, kvs_batch_ragged_prefill_can_implement, kvs_batch_ragged_prefill_workspace_bytes, kvs_batch_ragged_prefill_kernel, kvs_batch_ragged_prefill_precision, kvs_batch_ragged_prefill_destroy);
+    kvs_batch_ragged_prefill_create, kvs_batch_ragged_prefill_run, kvs_batch_ragged_prefill_can_implement,
+    kvs_batch_ragged_prefill_workspace_bytes, kvs_batch_ragged_prefill_kernel, kvs_batch_ragged_prefill_precision,
+    kvs_batch_ragged_prefill_destroy);
 plan!(batch_paged_prefill, kvs_batch_paged_prefill_plan, kvs_batch_paged_prefill_desc, kvs_batch_paged_prefill_args:
-      kvs_batch_paged_prefill_create, kvs_batch_paged_prefill_run, kvs_batch_paged_prefill_can_implement, kvs_batch_paged_prefill_workspace_bytes, kvs_batch_paged_prefill_kernel, kvs_batch_paged_prefill_precision, kvs_batch_paged_prefill_destroy);
+    kvs_batch_paged_prefill_create, kvs_batch_paged_prefill_run, kvs_batch_paged_prefill_can_implement,
+    kvs_batch_paged_prefill_workspace_bytes, kvs_batch_paged_prefill_kernel, kvs_batch_paged_prefill_precision,
+    kvs_batch_paged_prefill_destroy);
 plan!(cascade_attention, kvs_cascade_attention_plan, kvs_cascade_attention_desc, kvs_cascade_attention_args:
-      kvs_cascade_attention_create, kvs_cascade_attention_run, kvs_cascade_attention_can_implement, kvs_cascade_attention_workspace_bytes, kvs_cascade_attention_kernel, kvs_cascade_attention_precision, kvs_cascade_attention_destroy);
+    kvs_cascade_attention_create, kvs_cascade_attention_run, kvs_cascade_attention_can_implement,
+    kvs_cascade_attention_workspace_bytes, kvs_cascade_attention_kernel, kvs_cascade_attention_precision,
+    kvs_cascade_attention_destroy);
 
 // --------------------------------------------------------------------- merge --
 
@@ -459,9 +471,12 @@ c_structs! {
 }
 
 plan!(merge_state, kvs_merge_state_plan, kvs_merge_state_desc, kvs_merge_state_args:
-      kvs_merge_state_create, kvs_merge_state_run, kvs_merge_state_can_implement, kvs_merge_state_workspace_bytes, kvs_merge_state_kernel, kvs_merge_state_precision, kvs_merge_state_destroy);
+    kvs_merge_state_create, kvs_merge_state_run, kvs_merge_state_can_implement, kvs_merge_state_workspace_bytes,
+    kvs_merge_state_kernel, kvs_merge_state_precision, kvs_merge_state_destroy);
 plan!(merge_states, kvs_merge_states_plan, kvs_merge_states_desc, kvs_merge_states_args:
-      kvs_merge_states_create, kvs_merge_states_run, kvs_merge_states_can_implement, kvs_merge_states_workspace_bytes, kvs_merge_states_kernel, kvs_merge_states_precision, kvs_merge_states_destroy);
+    kvs_merge_states_create, kvs_merge_states_run, kvs_merge_states_can_implement,
+    kvs_merge_states_workspace_bytes, kvs_merge_states_kernel, kvs_merge_states_precision,
+    kvs_merge_states_destroy);
 
 // ------------------------------------------------------------------ KV cache --
 
@@ -517,11 +532,17 @@ c_structs! {
 }
 
 plan!(paged_kv_append, kvs_paged_kv_append_plan, kvs_paged_kv_append_desc, kvs_paged_kv_append_args:
-      kvs_paged_kv_append_create, kvs_paged_kv_append_run, kvs_paged_kv_append_can_implement, kvs_paged_kv_append_workspace_bytes, kvs_paged_kv_append_kernel, kvs_paged_kv_append_precision, kvs_paged_kv_append_destroy);
+    kvs_paged_kv_append_create, kvs_paged_kv_append_run, kvs_paged_kv_append_can_implement,
+    kvs_paged_kv_append_workspace_bytes, kvs_paged_kv_append_kernel, kvs_paged_kv_append_precision,
+    kvs_paged_kv_append_destroy);
 plan!(paged_mla_append, kvs_paged_mla_append_plan, kvs_paged_mla_desc, kvs_paged_mla_append_args:
-      kvs_paged_mla_append_create, kvs_paged_mla_append_run, kvs_paged_mla_append_can_implement, kvs_paged_mla_append_workspace_bytes, kvs_paged_mla_append_kernel, kvs_paged_mla_append_precision, kvs_paged_mla_append_destroy);
+    kvs_paged_mla_append_create, kvs_paged_mla_append_run, kvs_paged_mla_append_can_implement,
+    kvs_paged_mla_append_workspace_bytes, kvs_paged_mla_append_kernel, kvs_paged_mla_append_precision,
+    kvs_paged_mla_append_destroy);
 plan!(kv_cache_append, kvs_kv_cache_append_plan, kvs_kv_cache_append_desc, kvs_kv_cache_append_args:
-      kvs_kv_cache_append_create, kvs_kv_cache_append_run, kvs_kv_cache_append_can_implement, kvs_kv_cache_append_workspace_bytes, kvs_kv_cache_append_kernel, kvs_kv_cache_append_precision, kvs_kv_cache_append_destroy);
+    kvs_kv_cache_append_create, kvs_kv_cache_append_run, kvs_kv_cache_append_can_implement,
+    kvs_kv_cache_append_workspace_bytes, kvs_kv_cache_append_kernel, kvs_kv_cache_append_precision,
+    kvs_kv_cache_append_destroy);
 
 // -------------------------------------------------------------- BlockManager --
 
@@ -734,13 +755,22 @@ c_structs! {
 }
 
 plan!(sampling, kvs_sampling_plan, kvs_sampling_desc, kvs_sampling_args:
-      kvs_sampling_create, kvs_sampling_run, kvs_sampling_can_implement, kvs_sampling_workspace_bytes, kvs_sampling_kernel, kvs_sampling_precision, kvs_sampling_destroy);
+    kvs_sampling_create, kvs_sampling_run, kvs_sampling_can_implement, kvs_sampling_workspace_bytes,
+    kvs_sampling_kernel, kvs_sampling_precision, kvs_sampling_destroy);
 plan!(sampling_renorm, kvs_sampling_renorm_plan, kvs_sampling_renorm_desc, kvs_sampling_renorm_args:
-      kvs_sampling_renorm_create, kvs_sampling_renorm_run, kvs_sampling_renorm_can_implement, kvs_sampling_renorm_workspace_bytes, kvs_sampling_renorm_kernel, kvs_sampling_renorm_precision, kvs_sampling_renorm_destroy);
-plan!(chain_speculative_sampling, kvs_chain_speculative_sampling_plan, kvs_chain_speculative_sampling_desc, kvs_chain_speculative_sampling_args:
-      kvs_chain_speculative_sampling_create, kvs_chain_speculative_sampling_run, kvs_chain_speculative_sampling_can_implement, kvs_chain_speculative_sampling_workspace_bytes, kvs_chain_speculative_sampling_kernel, kvs_chain_speculative_sampling_precision, kvs_chain_speculative_sampling_destroy);
+    kvs_sampling_renorm_create, kvs_sampling_renorm_run, kvs_sampling_renorm_can_implement,
+    kvs_sampling_renorm_workspace_bytes, kvs_sampling_renorm_kernel, kvs_sampling_renorm_precision,
+    kvs_sampling_renorm_destroy);
+plan!(chain_speculative_sampling, kvs_chain_speculative_sampling_plan, kvs_chain_speculative_sampling_desc,
+      kvs_chain_speculative_sampling_args:
+    kvs_chain_speculative_sampling_create, kvs_chain_speculative_sampling_run,
+    kvs_chain_speculative_sampling_can_implement, kvs_chain_speculative_sampling_workspace_bytes,
+    kvs_chain_speculative_sampling_kernel, kvs_chain_speculative_sampling_precision,
+    kvs_chain_speculative_sampling_destroy);
 plan!(token_penalty, kvs_token_penalty_plan, kvs_token_penalty_desc, kvs_token_penalty_args:
-      kvs_token_penalty_create, kvs_token_penalty_run, kvs_token_penalty_can_implement, kvs_token_penalty_workspace_bytes, kvs_token_penalty_kernel, kvs_token_penalty_precision, kvs_token_penalty_destroy);
+    kvs_token_penalty_create, kvs_token_penalty_run, kvs_token_penalty_can_implement,
+    kvs_token_penalty_workspace_bytes, kvs_token_penalty_kernel, kvs_token_penalty_precision,
+    kvs_token_penalty_destroy);
 
 // ----------------------------------------------------------- norm and GDN --
 
@@ -784,6 +814,8 @@ c_structs! {
 }
 
 plan!(rms_norm, kvs_rms_norm_plan, kvs_rms_norm_desc, kvs_rms_norm_args:
-      kvs_rms_norm_create, kvs_rms_norm_run, kvs_rms_norm_can_implement, kvs_rms_norm_workspace_bytes, kvs_rms_norm_kernel, kvs_rms_norm_precision, kvs_rms_norm_destroy);
+    kvs_rms_norm_create, kvs_rms_norm_run, kvs_rms_norm_can_implement, kvs_rms_norm_workspace_bytes,
+    kvs_rms_norm_kernel, kvs_rms_norm_precision, kvs_rms_norm_destroy);
 plan!(gdn_prefill, kvs_gdn_prefill_plan, kvs_gdn_prefill_desc, kvs_gdn_prefill_args:
-      kvs_gdn_prefill_create, kvs_gdn_prefill_run, kvs_gdn_prefill_can_implement, kvs_gdn_prefill_workspace_bytes, kvs_gdn_prefill_kernel, kvs_gdn_prefill_precision, kvs_gdn_prefill_destroy);
+    kvs_gdn_prefill_create, kvs_gdn_prefill_run, kvs_gdn_prefill_can_implement, kvs_gdn_prefill_workspace_bytes,
+    kvs_gdn_prefill_kernel, kvs_gdn_prefill_precision, kvs_gdn_prefill_destroy);
