@@ -860,3 +860,42 @@ fn rms_norm_in_f32_bf16_and_f16() {
     rms_norm_in(DType::BF16, BF16::from_f32, BF16::to_f32);
     rms_norm_in(DType::F16, F16::from_f32, F16::to_f32);
 }
+
+/// A plan is Sync: runs from several threads, each with its own workspace and
+/// output, give the same bits.
+#[test]
+fn one_plan_runs_from_several_threads() {
+    let mut rng = Rng::new();
+    let p = Paged::new(&mut rng, &[9, 4]);
+    let desc = BatchPagedDecodeDesc {
+        max_batch: 2,
+        num_qo_heads: HQ as i32,
+        kv: p.desc(),
+        q_dtype: DType::F32,
+        ..Default::default()
+    };
+    let mut plan = BatchPagedDecodePlan::select(&desc, Device::Cpu).unwrap();
+    plan.prepare(&Stream::default(), &mut plan.host_workspace(), &p.indptr, &p.last).unwrap();
+    let q = rng.vec(2 * HQ * D);
+    let outputs: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = poisoned(2 * HQ * D);
+                    let args = BatchPagedDecodeArgs {
+                        q: any(&q, [2, HQ, D]),
+                        kv: p.view(),
+                        out: any_mut(&mut out, [2, HQ, D]),
+                        lse: None,
+                    };
+                    run_cpu(&plan, args).unwrap();
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(outputs[0].iter().all(|x| x.is_finite()));
+    let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert!(outputs.iter().all(|o| bits(o) == bits(&outputs[0])));
+}
