@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a build needs on Debian/Ubuntu when it is missing: a C++20
-# compiler, CMake, Ninja, GoogleTest. The CUDA toolkit (nvcc) is optional and
-# not installed here; the CUDA backend is built when it is found.
+# compiler, CMake, Ninja, GoogleTest, cargo (Debian's, for rust/). The CUDA
+# toolkit (nvcc) is optional and not installed here; the CUDA backend is built
+# when it is found.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)
 command -v g++ >/dev/null || missing+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
+command -v cargo >/dev/null || missing+=(cargo)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -22,3 +22,14 @@ if [ "${KVSERVE_SANITIZE:-1}" != 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$san/tests/kvserve_tests" --gtest_brief=1 --gtest_filter="${KVSERVE_SANITIZE_FILTER:-*}"
 fi
+
+# The Rust crates (rust/) against the library built above: installed into a
+# scratch prefix whose kvserve.pc kvserve-sys reads, so nothing is rebuilt.
+# Offline: the crates use the standard library only. KVSERVE_RUST=0 skips.
+if [ "${KVSERVE_RUST:-1}" != 0 ]; then
+  abs_build=$(cd "$build" && pwd)
+  rm -rf "$abs_build/rust-prefix"
+  cmake --install "$build" --prefix "$abs_build/rust-prefix" >/dev/null
+  KVSERVE_DIR=$abs_build/rust-prefix CARGO_TARGET_DIR=$abs_build/rust-target \
+    cargo test --offline --manifest-path rust/Cargo.toml --workspace -j "$jobs"
+fi

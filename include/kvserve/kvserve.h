@@ -83,12 +83,33 @@ typedef struct kvs_tensor {
   kvs_device device;
 } kvs_tensor;
 
-/* Every op's plan also has these three (shown once, for a generic X):
+/* Whether this build has the CUDA backend, and how many devices it sees (0
+ * without the backend or a driver; never an error). */
+int32_t kvs_cuda_backend_built(void);
+int32_t kvs_cuda_device_count(void);
+
+/* What a plan promises about its numbers (kvserve::Precision). */
+typedef struct kvs_precision {
+  kvs_dtype math;          /* type the products are formed in */
+  kvs_dtype accumulator;   /* type sums and softmax state are kept in */
+  int32_t deterministic;   /* same inputs, same plan: same bits, run to run */
+  int32_t batch_invariant; /* a row's result ignores the rest of the batch */
+} kvs_precision;
+
+/* Every op's plan also has these (shown once, for a generic X):
+ *    *   kvs_status_code kvs_X_can_implement(const kvs_X_plan* plan, const kvs_X_args* args, kvs_error* err);
+ *       KVS_OK when run would accept args (run's checks of every tensor); launches nothing
  *   size_t kvs_X_workspace_bytes(const kvs_X_plan* plan);   0 for NULL
  *   size_t kvs_X_kernel(const kvs_X_plan* plan, char* buf, size_t size);
  *       copies the kernel key (NUL-terminated, truncated to size), returns its full length
+ *   kvs_status_code kvs_X_precision(const kvs_X_plan* plan, kvs_precision* out, kvs_error* err);
  *   void kvs_X_destroy(kvs_X_plan* plan);                   NULL is a no-op */
 #define KVS_DECLARE_PLAN_COMMON(name)                                                  \
+  kvs_status_code kvs_##name##_run(const kvs_##name##_plan* plan, const kvs_##name##_args* args, \
+                                   void* workspace, size_t workspace_bytes, void* stream, kvs_error* err); \
+  kvs_status_code kvs_##name##_can_implement(const kvs_##name##_plan* plan, const kvs_##name##_args* args, \
+                                             kvs_error* err);                          \
+  kvs_status_code kvs_##name##_precision(const kvs_##name##_plan* plan, kvs_precision* out, kvs_error* err); \
   size_t kvs_##name##_workspace_bytes(const kvs_##name##_plan* plan);                  \
   size_t kvs_##name##_kernel(const kvs_##name##_plan* plan, char* buf, size_t size);   \
   void kvs_##name##_destroy(kvs_##name##_plan* plan);
@@ -160,9 +181,6 @@ kvs_status_code kvs_batch_paged_decode_create(const kvs_batch_paged_decode_desc*
 kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan, const int32_t* indptr,
                                                const int32_t* last_page_len, int64_t batch, void* workspace,
                                                size_t workspace_bytes, void* stream, kvs_error* err);
-kvs_status_code kvs_batch_paged_decode_run(const kvs_batch_paged_decode_plan* plan,
-                                           const kvs_batch_paged_decode_args* args, void* workspace,
-                                           size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(batch_paged_decode)
 
 /* ---------------------------------------------------------- SingleDecode -- */
@@ -188,8 +206,6 @@ typedef struct kvs_single_decode_args {
 typedef struct kvs_single_decode_plan kvs_single_decode_plan;
 kvs_status_code kvs_single_decode_create(const kvs_single_decode_desc* desc, kvs_device device,
                                          kvs_single_decode_plan** plan, kvs_error* err);
-kvs_status_code kvs_single_decode_run(const kvs_single_decode_plan* plan, const kvs_single_decode_args* args,
-                                      void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(single_decode)
 
 /* --------------------------------------------------------- SinglePrefill -- */
@@ -216,8 +232,6 @@ typedef struct kvs_single_prefill_args {
 typedef struct kvs_single_prefill_plan kvs_single_prefill_plan;
 kvs_status_code kvs_single_prefill_create(const kvs_single_prefill_desc* desc, kvs_device device,
                                           kvs_single_prefill_plan** plan, kvs_error* err);
-kvs_status_code kvs_single_prefill_run(const kvs_single_prefill_plan* plan, const kvs_single_prefill_args* args,
-                                       void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(single_prefill)
 
 /* ---------------------------------------------------- BatchRaggedPrefill -- */
@@ -250,9 +264,6 @@ kvs_status_code kvs_batch_ragged_prefill_create(const kvs_batch_ragged_prefill_d
 kvs_status_code kvs_batch_ragged_prefill_prepare(kvs_batch_ragged_prefill_plan* plan, const int32_t* qo_indptr,
                                                  const int32_t* kv_indptr, int64_t batch, void* workspace,
                                                  size_t workspace_bytes, void* stream, kvs_error* err);
-kvs_status_code kvs_batch_ragged_prefill_run(const kvs_batch_ragged_prefill_plan* plan,
-                                             const kvs_batch_ragged_prefill_args* args, void* workspace,
-                                             size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(batch_ragged_prefill)
 
 /* ----------------------------------------------------- BatchPagedPrefill -- */
@@ -282,9 +293,6 @@ kvs_status_code kvs_batch_paged_prefill_prepare(kvs_batch_paged_prefill_plan* pl
                                                 const int32_t* kv_indptr, const int32_t* kv_last_page_len,
                                                 int64_t batch, void* workspace, size_t workspace_bytes,
                                                 void* stream, kvs_error* err);
-kvs_status_code kvs_batch_paged_prefill_run(const kvs_batch_paged_prefill_plan* plan,
-                                            const kvs_batch_paged_prefill_args* args, void* workspace,
-                                            size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(batch_paged_prefill)
 
 /* ------------------------------------------------------ CascadeAttention -- */
@@ -318,9 +326,6 @@ kvs_status_code kvs_cascade_attention_prepare(kvs_cascade_attention_plan* plan, 
                                               const int32_t* prefix_last_page_len, const int32_t* suffix_indptr,
                                               const int32_t* suffix_last_page_len, int64_t batch, void* workspace,
                                               size_t workspace_bytes, void* stream, kvs_error* err);
-kvs_status_code kvs_cascade_attention_run(const kvs_cascade_attention_plan* plan,
-                                          const kvs_cascade_attention_args* args, void* workspace,
-                                          size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(cascade_attention)
 
 /* ===================================================== Merge (merge.hpp) == */
@@ -346,8 +351,6 @@ typedef struct kvs_merge_state_args {
 typedef struct kvs_merge_state_plan kvs_merge_state_plan;
 kvs_status_code kvs_merge_state_create(const kvs_merge_state_desc* desc, kvs_device device,
                                        kvs_merge_state_plan** plan, kvs_error* err);
-kvs_status_code kvs_merge_state_run(const kvs_merge_state_plan* plan, const kvs_merge_state_args* args,
-                                    void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(merge_state)
 
 /* ----------------------------------------------------------- MergeStates -- */
@@ -368,8 +371,6 @@ typedef struct kvs_merge_states_args {
 typedef struct kvs_merge_states_plan kvs_merge_states_plan;
 kvs_status_code kvs_merge_states_create(const kvs_merge_states_desc* desc, kvs_device device,
                                         kvs_merge_states_plan** plan, kvs_error* err);
-kvs_status_code kvs_merge_states_run(const kvs_merge_states_plan* plan, const kvs_merge_states_args* args,
-                                     void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(merge_states)
 
 /* =============================================== KV cache (kv_cache.hpp) == */
@@ -398,8 +399,6 @@ typedef struct kvs_paged_kv_append_args {
 typedef struct kvs_paged_kv_append_plan kvs_paged_kv_append_plan;
 kvs_status_code kvs_paged_kv_append_create(const kvs_paged_kv_append_desc* desc, kvs_device device,
                                            kvs_paged_kv_append_plan** plan, kvs_error* err);
-kvs_status_code kvs_paged_kv_append_run(const kvs_paged_kv_append_plan* plan, const kvs_paged_kv_append_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(paged_kv_append)
 
 /* -------------------------------------------------------- PagedMlaAppend -- */
@@ -431,9 +430,6 @@ typedef struct kvs_paged_mla_append_args {
 typedef struct kvs_paged_mla_append_plan kvs_paged_mla_append_plan;
 kvs_status_code kvs_paged_mla_append_create(const kvs_paged_mla_desc* desc, kvs_device device,
                                             kvs_paged_mla_append_plan** plan, kvs_error* err);
-kvs_status_code kvs_paged_mla_append_run(const kvs_paged_mla_append_plan* plan,
-                                         const kvs_paged_mla_append_args* args, void* workspace,
-                                         size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(paged_mla_append)
 
 /* --------------------------------------------------------- KvCacheAppend -- */
@@ -456,8 +452,6 @@ typedef struct kvs_kv_cache_append_args {
 typedef struct kvs_kv_cache_append_plan kvs_kv_cache_append_plan;
 kvs_status_code kvs_kv_cache_append_create(const kvs_kv_cache_append_desc* desc, kvs_device device,
                                            kvs_kv_cache_append_plan** plan, kvs_error* err);
-kvs_status_code kvs_kv_cache_append_run(const kvs_kv_cache_append_plan* plan, const kvs_kv_cache_append_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(kv_cache_append)
 
 /* ====================================== BlockManager (block_manager.hpp) == */
@@ -491,6 +485,24 @@ kvs_status_code kvs_block_manager_create(int64_t num_pages, int32_t page_size, k
                                          kvs_error* err);
 void kvs_block_manager_destroy(kvs_block_manager* manager); /* NULL is a no-op */
 int64_t kvs_block_manager_free_pages(const kvs_block_manager* manager); /* 0 for NULL */
+int64_t kvs_block_manager_num_pages(const kvs_block_manager* manager);     /* 0 for NULL */
+int32_t kvs_block_manager_page_size(const kvs_block_manager* manager);     /* 0 for NULL */
+int64_t kvs_block_manager_num_sequences(const kvs_block_manager* manager); /* 0 for NULL */
+/* How many sequences reference page `page` (0: free). */
+kvs_status_code kvs_block_manager_refcount(const kvs_block_manager* manager, int64_t page, int32_t* refcount,
+                                           kvs_error* err);
+/* Pages append_tokens(seq, tokens) would take. */
+kvs_status_code kvs_block_manager_pages_needed(const kvs_block_manager* manager, kvs_seq_id seq, int64_t tokens,
+                                               int64_t* pages, kvs_error* err);
+/* What seq holds: tokens reserved, leading pages from fork(), pages in all
+ * (their ids: kvs_block_manager_page_table with KVS_TABLE_ALL). */
+typedef struct kvs_sequence_info {
+  int64_t length;
+  int64_t prefix_pages;
+  int64_t num_pages;
+} kvs_sequence_info;
+kvs_status_code kvs_block_manager_sequence(const kvs_block_manager* manager, kvs_seq_id seq, kvs_sequence_info* info,
+                                           kvs_error* err);
 /* A new sequence with `tokens` slots reserved. */
 kvs_status_code kvs_block_manager_add_sequence(kvs_block_manager* manager, int64_t tokens, kvs_seq_id* seq,
                                                kvs_error* err);
@@ -584,8 +596,6 @@ typedef struct kvs_sampling_args {
 typedef struct kvs_sampling_plan kvs_sampling_plan;
 kvs_status_code kvs_sampling_create(const kvs_sampling_desc* desc, kvs_device device, kvs_sampling_plan** plan,
                                     kvs_error* err);
-kvs_status_code kvs_sampling_run(const kvs_sampling_plan* plan, const kvs_sampling_args* args, void* workspace,
-                                 size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(sampling)
 
 /* -------------------------------------------------------- SamplingRenorm -- */
@@ -615,8 +625,6 @@ typedef struct kvs_sampling_renorm_args {
 typedef struct kvs_sampling_renorm_plan kvs_sampling_renorm_plan;
 kvs_status_code kvs_sampling_renorm_create(const kvs_sampling_renorm_desc* desc, kvs_device device,
                                            kvs_sampling_renorm_plan** plan, kvs_error* err);
-kvs_status_code kvs_sampling_renorm_run(const kvs_sampling_renorm_plan* plan, const kvs_sampling_renorm_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(sampling_renorm)
 
 /* ========================================= Speculative (speculative.hpp) == */
@@ -647,9 +655,6 @@ typedef struct kvs_chain_speculative_sampling_plan kvs_chain_speculative_samplin
 kvs_status_code kvs_chain_speculative_sampling_create(const kvs_chain_speculative_sampling_desc* desc,
                                                       kvs_device device, kvs_chain_speculative_sampling_plan** plan,
                                                       kvs_error* err);
-kvs_status_code kvs_chain_speculative_sampling_run(const kvs_chain_speculative_sampling_plan* plan,
-                                                   const kvs_chain_speculative_sampling_args* args, void* workspace,
-                                                   size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(chain_speculative_sampling)
 
 /* ================================================= Penalty (penalty.hpp) == */
@@ -684,8 +689,6 @@ typedef struct kvs_token_penalty_args {
 typedef struct kvs_token_penalty_plan kvs_token_penalty_plan;
 kvs_status_code kvs_token_penalty_create(const kvs_token_penalty_desc* desc, kvs_device device,
                                          kvs_token_penalty_plan** plan, kvs_error* err);
-kvs_status_code kvs_token_penalty_run(const kvs_token_penalty_plan* plan, const kvs_token_penalty_args* args,
-                                      void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(token_penalty)
 
 /* ======================================================= Norm (norm.hpp) == */
@@ -710,8 +713,6 @@ typedef struct kvs_rms_norm_args {
 typedef struct kvs_rms_norm_plan kvs_rms_norm_plan;
 kvs_status_code kvs_rms_norm_create(const kvs_rms_norm_desc* desc, kvs_device device, kvs_rms_norm_plan** plan,
                                     kvs_error* err);
-kvs_status_code kvs_rms_norm_run(const kvs_rms_norm_plan* plan, const kvs_rms_norm_args* args, void* workspace,
-                                 size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(rms_norm)
 
 /* ========================================================= GDN (gdn.hpp) == */
@@ -742,8 +743,6 @@ typedef struct kvs_gdn_prefill_args {
 typedef struct kvs_gdn_prefill_plan kvs_gdn_prefill_plan;
 kvs_status_code kvs_gdn_prefill_create(const kvs_gdn_prefill_desc* desc, kvs_device device,
                                        kvs_gdn_prefill_plan** plan, kvs_error* err);
-kvs_status_code kvs_gdn_prefill_run(const kvs_gdn_prefill_plan* plan, const kvs_gdn_prefill_args* args,
-                                    void* workspace, size_t workspace_bytes, void* stream, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(gdn_prefill)
 
 #ifdef __cplusplus

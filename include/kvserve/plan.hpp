@@ -51,6 +51,9 @@ class Plan {
     requires Op::kHasPrepare;
 
   Status run(const Args& args, Workspace workspace, Stream stream = {}) const;
+  // ok() when run() would accept `args` (every tensor against the descriptor,
+  // the device and the last prepare()); launches nothing, reads no tensor data.
+  Status can_implement(const Args& args) const;
 
   const Desc& desc() const;
   Device device() const;

@@ -10,6 +10,45 @@ struct kvs_batch_ragged_prefill_plan : capi::PlanHandle<BatchRaggedPrefill> {};
 struct kvs_batch_paged_prefill_plan : capi::PlanHandle<BatchPagedPrefill> {};
 struct kvs_cascade_attention_plan : capi::PlanHandle<CascadeAttention> {};
 
+// The C++ run arguments of each op (KVS_CAPI_PLAN_COMMON's run and can_implement).
+namespace {
+
+auto to_args(const kvs_batch_paged_decode_args& a) {
+  return BatchPagedDecodeArgs{.q = capi::to_view(a.q), .kv = capi::to_paged(a.kv), .out = capi::to_view(a.out),
+                              .lse = capi::to_view(a.lse)};
+}
+
+auto to_args(const kvs_single_decode_args& a) {
+  return SingleDecodeArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                          .kv_len = capi::to_view(a.kv_len), .out = capi::to_view(a.out),
+                          .lse = capi::to_view(a.lse)};
+}
+
+auto to_args(const kvs_single_prefill_args& a) {
+  return SinglePrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                           .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
+}
+
+auto to_args(const kvs_batch_ragged_prefill_args& a) {
+  return BatchRaggedPrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                                .qo_indptr = capi::to_view(a.qo_indptr), .kv_indptr = capi::to_view(a.kv_indptr),
+                                .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
+}
+
+auto to_args(const kvs_batch_paged_prefill_args& a) {
+  return BatchPagedPrefillArgs{.q = capi::to_view(a.q), .qo_indptr = capi::to_view(a.qo_indptr),
+                               .kv = capi::to_paged(a.kv), .out = capi::to_view(a.out),
+                               .lse = capi::to_view(a.lse)};
+}
+
+auto to_args(const kvs_cascade_attention_args& a) {
+  return CascadeAttentionArgs{.q = capi::to_view(a.q), .group_indptr = capi::to_view(a.group_indptr),
+                              .prefix = capi::to_paged(a.prefix), .suffix = capi::to_paged(a.suffix),
+                              .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
+}
+
+}  // namespace
+
 extern "C" {
 
 kvs_status_code kvs_validate_page_table(const kvs_paged_kv_desc* desc, const kvs_paged_kv* kv, void* stream,
@@ -41,15 +80,6 @@ kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan
   });
 }
 
-kvs_status_code kvs_batch_paged_decode_run(const kvs_batch_paged_decode_plan* plan,
-                                           const kvs_batch_paged_decode_args* args, void* workspace,
-                                           size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_batch_paged_decode_args& a) {
-    return BatchPagedDecodeArgs{.q = capi::to_view(a.q), .kv = capi::to_paged(a.kv), .out = capi::to_view(a.out),
-                                .lse = capi::to_view(a.lse)};
-  });
-}
-
 // ----------------------------------------------------------- SingleDecode --
 
 kvs_status_code kvs_single_decode_create(const kvs_single_decode_desc* desc, kvs_device device,
@@ -58,15 +88,6 @@ kvs_status_code kvs_single_decode_create(const kvs_single_decode_desc* desc, kvs
     return SingleDecodeDesc{.max_batch = d.max_batch, .num_qo_heads = d.num_qo_heads, .num_kv_heads = d.num_kv_heads,
                             .head_dim = d.head_dim, .dtype = capi::to_dtype(d.dtype), .attn = capi::to_params(d.attn),
                             .kv_split_tokens = d.kv_split_tokens};
-  });
-}
-
-kvs_status_code kvs_single_decode_run(const kvs_single_decode_plan* plan, const kvs_single_decode_args* args,
-                                      void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_single_decode_args& a) {
-    return SingleDecodeArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                            .kv_len = capi::to_view(a.kv_len), .out = capi::to_view(a.out),
-                            .lse = capi::to_view(a.lse)};
   });
 }
 
@@ -79,14 +100,6 @@ kvs_status_code kvs_single_prefill_create(const kvs_single_prefill_desc* desc, k
                              .head_dim_v = d.head_dim_v, .dtype = capi::to_dtype(d.dtype),
                              .layout = capi::to_enum<KvLayout>(d.layout), .causal = capi::to_bool(d.causal),
                              .attn = capi::to_params(d.attn)};
-  });
-}
-
-kvs_status_code kvs_single_prefill_run(const kvs_single_prefill_plan* plan, const kvs_single_prefill_args* args,
-                                       void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_single_prefill_args& a) {
-    return SinglePrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                             .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
   });
 }
 
@@ -112,16 +125,6 @@ kvs_status_code kvs_batch_ragged_prefill_prepare(kvs_batch_ragged_prefill_plan* 
   });
 }
 
-kvs_status_code kvs_batch_ragged_prefill_run(const kvs_batch_ragged_prefill_plan* plan,
-                                             const kvs_batch_ragged_prefill_args* args, void* workspace,
-                                             size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_batch_ragged_prefill_args& a) {
-    return BatchRaggedPrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                                  .qo_indptr = capi::to_view(a.qo_indptr), .kv_indptr = capi::to_view(a.kv_indptr),
-                                  .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
-  });
-}
-
 // ------------------------------------------------------ BatchPagedPrefill --
 
 kvs_status_code kvs_batch_paged_prefill_create(const kvs_batch_paged_prefill_desc* desc, kvs_device device,
@@ -141,16 +144,6 @@ kvs_status_code kvs_batch_paged_prefill_prepare(kvs_batch_paged_prefill_plan* pl
     KVSERVE_TRY(capi::check_count(batch, "batch"));
     KVSERVE_TRY(capi::to_span(qo_indptr, batch + 1, "qo_indptr", &host->qo_indptr));
     return capi::to_lengths(kv_indptr, "kv_indptr", kv_last_page_len, "kv_last_page_len", batch, &host->kv);
-  });
-}
-
-kvs_status_code kvs_batch_paged_prefill_run(const kvs_batch_paged_prefill_plan* plan,
-                                            const kvs_batch_paged_prefill_args* args, void* workspace,
-                                            size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_batch_paged_prefill_args& a) {
-    return BatchPagedPrefillArgs{.q = capi::to_view(a.q), .qo_indptr = capi::to_view(a.qo_indptr),
-                                 .kv = capi::to_paged(a.kv), .out = capi::to_view(a.out),
-                                 .lse = capi::to_view(a.lse)};
   });
 }
 
@@ -178,16 +171,6 @@ kvs_status_code kvs_cascade_attention_prepare(kvs_cascade_attention_plan* plan, 
                                  num_groups, &host->prefix));
     return capi::to_lengths(suffix_indptr, "suffix_indptr", suffix_last_page_len, "suffix_last_page_len", batch,
                             &host->suffix);
-  });
-}
-
-kvs_status_code kvs_cascade_attention_run(const kvs_cascade_attention_plan* plan,
-                                          const kvs_cascade_attention_args* args, void* workspace,
-                                          size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_cascade_attention_args& a) {
-    return CascadeAttentionArgs{.q = capi::to_view(a.q), .group_indptr = capi::to_view(a.group_indptr),
-                                .prefix = capi::to_paged(a.prefix), .suffix = capi::to_paged(a.suffix),
-                                .out = capi::to_view(a.out), .lse = capi::to_view(a.lse)};
   });
 }
 

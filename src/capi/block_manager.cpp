@@ -23,9 +23,11 @@ namespace {
 
 Status check_manager(const kvs_block_manager* m) { return capi::non_null(m, "manager"); }
 
-Status store(const Result<SeqId>& id, kvs_seq_id* out) {
-  if (!id) return id.status();
-  *out = *id;
+// A Result's value into the caller's out parameter.
+template <class T>
+Status store(const Result<T>& value, T* out) {
+  if (!value) return value.status();
+  *out = *value;
   return Status::ok();
 }
 
@@ -104,6 +106,49 @@ void kvs_block_manager_destroy(kvs_block_manager* manager) { delete manager; }
 
 int64_t kvs_block_manager_free_pages(const kvs_block_manager* manager) {
   return manager ? manager->manager.free_pages() : 0;
+}
+
+int64_t kvs_block_manager_num_pages(const kvs_block_manager* manager) {
+  return manager ? manager->manager.num_pages() : 0;
+}
+
+int32_t kvs_block_manager_page_size(const kvs_block_manager* manager) {
+  return manager ? manager->manager.page_size() : 0;
+}
+
+int64_t kvs_block_manager_num_sequences(const kvs_block_manager* manager) {
+  return manager ? manager->manager.num_sequences() : 0;
+}
+
+kvs_status_code kvs_block_manager_refcount(const kvs_block_manager* manager, int64_t page, int32_t* refcount,
+                                           kvs_error* err) {
+  return capi::guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_manager(manager));
+    KVSERVE_TRY(capi::non_null(refcount, "refcount"));
+    return store(manager->manager.refcount(page), refcount);
+  });
+}
+
+kvs_status_code kvs_block_manager_pages_needed(const kvs_block_manager* manager, kvs_seq_id seq, int64_t tokens,
+                                               int64_t* pages, kvs_error* err) {
+  return capi::guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_manager(manager));
+    KVSERVE_TRY(capi::non_null(pages, "pages"));
+    return store(manager->manager.pages_needed(seq, tokens), pages);
+  });
+}
+
+kvs_status_code kvs_block_manager_sequence(const kvs_block_manager* manager, kvs_seq_id seq, kvs_sequence_info* info,
+                                           kvs_error* err) {
+  return capi::guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_manager(manager));
+    KVSERVE_TRY(capi::non_null(info, "info"));
+    auto s = manager->manager.sequence(seq);
+    if (!s) return s.status();
+    *info = kvs_sequence_info{.length = s->length, .prefix_pages = s->prefix_pages,
+                              .num_pages = static_cast<std::int64_t>(s->pages.size())};
+    return Status::ok();
+  });
 }
 
 kvs_status_code kvs_block_manager_add_sequence(kvs_block_manager* manager, int64_t tokens, kvs_seq_id* seq,

@@ -130,6 +130,28 @@ kvs_status_code run(const Handle* h, const CArgs* args, void* ws, std::size_t ws
   });
 }
 
+// kvs_<op>_can_implement: run()'s checks of the arguments, without a launch.
+template <class Handle, class CArgs, class ToCpp>
+kvs_status_code can_implement(const Handle* h, const CArgs* args, kvs_error* err, ToCpp&& to_cpp) {
+  return guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_handle(h));
+    KVSERVE_TRY(non_null(args, "args"));
+    return h->plan.can_implement(to_cpp(*args));
+  });
+}
+
+// kvs_<op>_precision: the selected kernel's precision promise.
+kvs_status_code to_precision(const Precision& p, kvs_precision* out);
+template <class Handle>
+kvs_status_code precision(const Handle* h, kvs_precision* out, kvs_error* err) {
+  return guarded(err, [&]() -> Status {
+    KVSERVE_TRY(check_handle(h));
+    KVSERVE_TRY(non_null(out, "out"));
+    to_precision(h->plan.kernel().precision, out);
+    return Status::ok();
+  });
+}
+
 // kvs_<op>_kernel: 0 for a NULL handle, or if the key cannot be built (no
 // exception may leave the C ABI, and this entry point has no status to report).
 template <class Handle>
@@ -150,10 +172,26 @@ std::size_t kernel_key(const Handle* h, char* buf, std::size_t size) noexcept {
 
 }  // namespace kvserve::capi
 
-// The three entry points every op has and whose body never varies:
-// kvs_<name>_workspace_bytes, kvs_<name>_kernel and kvs_<name>_destroy, for the
-// handle struct kvs_<name>_plan.
+// The entry points every op has and whose body never varies:
+// kvs_<name>_run, _can_implement, _workspace_bytes, _kernel, _precision and
+// _destroy, for the handle struct kvs_<name>_plan; the op's file defines
+// to_args(const kvs_<name>_args&), its C++ run arguments.
 #define KVS_CAPI_PLAN_COMMON(name)                                                            \
+  extern "C" kvs_status_code kvs_##name##_run(const kvs_##name##_plan* plan, const kvs_##name##_args* args, \
+                                              void* workspace, size_t workspace_bytes, void* stream,      \
+                                              kvs_error* err) {                                           \
+    return ::kvserve::capi::run(plan, args, workspace, workspace_bytes, stream, err,                      \
+                                [](const kvs_##name##_args& a) { return to_args(a); });                   \
+  }                                                                                           \
+  extern "C" kvs_status_code kvs_##name##_can_implement(const kvs_##name##_plan* plan,       \
+                                                        const kvs_##name##_args* args, kvs_error* err) {  \
+    return ::kvserve::capi::can_implement(plan, args, err,                                    \
+                                          [](const kvs_##name##_args& a) { return to_args(a); }); \
+  }                                                                                           \
+  extern "C" kvs_status_code kvs_##name##_precision(const kvs_##name##_plan* plan, kvs_precision* out,     \
+                                                    kvs_error* err) {                         \
+    return ::kvserve::capi::precision(plan, out, err);                                        \
+  }                                                                                           \
   extern "C" size_t kvs_##name##_workspace_bytes(const kvs_##name##_plan* plan) {             \
     return plan ? plan->plan.workspace_bytes() : 0;                                           \
   }                                                                                           \

@@ -11,6 +11,35 @@ struct kvs_paged_kv_append_plan : capi::PlanHandle<PagedKvAppend> {};
 struct kvs_paged_mla_append_plan : capi::PlanHandle<PagedMlaAppend> {};
 struct kvs_kv_cache_append_plan : capi::PlanHandle<KvCacheAppend> {};
 
+// The C++ run arguments of each op (KVS_CAPI_PLAN_COMMON's run and can_implement).
+namespace {
+
+auto to_args(const kvs_paged_kv_append_args& a) {
+  return PagedKvAppendArgs{.k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                           .batch_indices = capi::to_view(a.batch_indices), .positions = capi::to_view(a.positions),
+                           .kv = capi::to_paged(a.kv)};
+}
+
+auto to_args(const kvs_paged_mla_append_args& a) {
+  const kvs_paged_mla_cache& c = a.cache;
+  return PagedMlaAppendArgs{.ckv = capi::to_view(a.ckv), .kpe = capi::to_view(a.kpe),
+                            .batch_indices = capi::to_view(a.batch_indices),
+                            .positions = capi::to_view(a.positions),
+                            .cache = PagedMlaCache{.ckv_pages = capi::to_view(c.ckv_pages),
+                                                   .kpe_pages = capi::to_view(c.kpe_pages),
+                                                   .indptr = capi::to_view(c.indptr),
+                                                   .indices = capi::to_view(c.indices),
+                                                   .last_page_len = capi::to_view(c.last_page_len)}};
+}
+
+auto to_args(const kvs_kv_cache_append_args& a) {
+  return KvCacheAppendArgs{.k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                           .batch_indices = capi::to_view(a.batch_indices), .positions = capi::to_view(a.positions),
+                           .k_cache = capi::to_view(a.k_cache), .v_cache = capi::to_view(a.v_cache)};
+}
+
+}  // namespace
+
 extern "C" {
 
 kvs_status_code kvs_paged_kv_append_create(const kvs_paged_kv_append_desc* desc, kvs_device device,
@@ -18,15 +47,6 @@ kvs_status_code kvs_paged_kv_append_create(const kvs_paged_kv_append_desc* desc,
   return capi::create(desc, device, plan, err, [](const kvs_paged_kv_append_desc& d) {
     return PagedKvAppendDesc{.kv = capi::to_desc(d.kv), .dtype = capi::to_dtype(d.dtype),
                              .mode = capi::to_enum<AppendMode>(d.mode)};
-  });
-}
-
-kvs_status_code kvs_paged_kv_append_run(const kvs_paged_kv_append_plan* plan, const kvs_paged_kv_append_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_paged_kv_append_args& a) {
-    return PagedKvAppendArgs{.k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                             .batch_indices = capi::to_view(a.batch_indices), .positions = capi::to_view(a.positions),
-                             .kv = capi::to_paged(a.kv)};
   });
 }
 
@@ -38,36 +58,11 @@ kvs_status_code kvs_paged_mla_append_create(const kvs_paged_mla_desc* desc, kvs_
   });
 }
 
-kvs_status_code kvs_paged_mla_append_run(const kvs_paged_mla_append_plan* plan,
-                                         const kvs_paged_mla_append_args* args, void* workspace,
-                                         size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_paged_mla_append_args& a) {
-    const kvs_paged_mla_cache& c = a.cache;
-    return PagedMlaAppendArgs{.ckv = capi::to_view(a.ckv), .kpe = capi::to_view(a.kpe),
-                              .batch_indices = capi::to_view(a.batch_indices),
-                              .positions = capi::to_view(a.positions),
-                              .cache = PagedMlaCache{.ckv_pages = capi::to_view(c.ckv_pages),
-                                                     .kpe_pages = capi::to_view(c.kpe_pages),
-                                                     .indptr = capi::to_view(c.indptr),
-                                                     .indices = capi::to_view(c.indices),
-                                                     .last_page_len = capi::to_view(c.last_page_len)}};
-  });
-}
-
 kvs_status_code kvs_kv_cache_append_create(const kvs_kv_cache_append_desc* desc, kvs_device device,
                                            kvs_kv_cache_append_plan** plan, kvs_error* err) {
   return capi::create(desc, device, plan, err, [](const kvs_kv_cache_append_desc& d) {
     return KvCacheAppendDesc{.num_kv_heads = d.num_kv_heads, .head_dim = d.head_dim,
                              .dtype = capi::to_dtype(d.dtype)};
-  });
-}
-
-kvs_status_code kvs_kv_cache_append_run(const kvs_kv_cache_append_plan* plan, const kvs_kv_cache_append_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_kv_cache_append_args& a) {
-    return KvCacheAppendArgs{.k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                             .batch_indices = capi::to_view(a.batch_indices), .positions = capi::to_view(a.positions),
-                             .k_cache = capi::to_view(a.k_cache), .v_cache = capi::to_view(a.v_cache)};
   });
 }
 

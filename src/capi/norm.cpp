@@ -8,6 +8,23 @@ using namespace kvserve;
 struct kvs_rms_norm_plan : capi::PlanHandle<RmsNorm> {};
 struct kvs_gdn_prefill_plan : capi::PlanHandle<GdnPrefill> {};
 
+// The C++ run arguments of each op (KVS_CAPI_PLAN_COMMON's run and can_implement).
+namespace {
+
+auto to_args(const kvs_rms_norm_args& a) {
+  return RmsNormArgs{.x = capi::to_view(a.x), .weight = capi::to_view(a.weight),
+                     .residual = capi::to_view(a.residual), .out = capi::to_view(a.out)};
+}
+
+auto to_args(const kvs_gdn_prefill_args& a) {
+  return GdnPrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
+                        .alpha = capi::to_view(a.alpha), .beta = capi::to_view(a.beta),
+                        .cu_seqlens = capi::to_view(a.cu_seqlens), .initial_state = capi::to_view(a.initial_state),
+                        .out = capi::to_view(a.out), .final_state = capi::to_view(a.final_state)};
+}
+
+}  // namespace
+
 extern "C" {
 
 kvs_status_code kvs_rms_norm_create(const kvs_rms_norm_desc* desc, kvs_device device, kvs_rms_norm_plan** plan,
@@ -18,14 +35,6 @@ kvs_status_code kvs_rms_norm_create(const kvs_rms_norm_desc* desc, kvs_device de
   });
 }
 
-kvs_status_code kvs_rms_norm_run(const kvs_rms_norm_plan* plan, const kvs_rms_norm_args* args, void* workspace,
-                                 size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_rms_norm_args& a) {
-    return RmsNormArgs{.x = capi::to_view(a.x), .weight = capi::to_view(a.weight),
-                       .residual = capi::to_view(a.residual), .out = capi::to_view(a.out)};
-  });
-}
-
 kvs_status_code kvs_gdn_prefill_create(const kvs_gdn_prefill_desc* desc, kvs_device device,
                                        kvs_gdn_prefill_plan** plan, kvs_error* err) {
   return capi::create(desc, device, plan, err, [](const kvs_gdn_prefill_desc& d) {
@@ -33,16 +42,6 @@ kvs_status_code kvs_gdn_prefill_create(const kvs_gdn_prefill_desc* desc, kvs_dev
                           .num_v_heads = d.num_v_heads, .head_dim_k = d.head_dim_k, .head_dim_v = d.head_dim_v,
                           .dtype = capi::to_dtype(d.dtype), .scale = capi::positive_or_default(d.scale),
                           .use_qk_l2norm = capi::to_bool(d.use_qk_l2norm), .l2norm_eps = d.l2norm_eps};
-  });
-}
-
-kvs_status_code kvs_gdn_prefill_run(const kvs_gdn_prefill_plan* plan, const kvs_gdn_prefill_args* args,
-                                    void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_gdn_prefill_args& a) {
-    return GdnPrefillArgs{.q = capi::to_view(a.q), .k = capi::to_view(a.k), .v = capi::to_view(a.v),
-                          .alpha = capi::to_view(a.alpha), .beta = capi::to_view(a.beta),
-                          .cu_seqlens = capi::to_view(a.cu_seqlens), .initial_state = capi::to_view(a.initial_state),
-                          .out = capi::to_view(a.out), .final_state = capi::to_view(a.final_state)};
   });
 }
 

@@ -32,6 +32,38 @@ struct kvs_sampling_renorm_plan : capi::PlanHandle<SamplingRenorm> {};
 struct kvs_chain_speculative_sampling_plan : capi::PlanHandle<ChainSpeculativeSampling> {};
 struct kvs_token_penalty_plan : capi::PlanHandle<TokenPenalty> {};
 
+// The C++ run arguments of each op (KVS_CAPI_PLAN_COMMON's run and can_implement).
+namespace {
+
+auto to_args(const kvs_sampling_args& a) {
+  return SamplingArgs{.input = capi::to_view(a.input), .out = capi::to_view(a.out),
+                      .temperature = capi::to_view(a.temperature), .top_k = capi::to_view(a.top_k),
+                      .top_p = capi::to_view(a.top_p), .min_p = capi::to_view(a.min_p), .seed = a.seed,
+                      .offset = a.offset, .seeds = capi::to_view(a.seeds), .offsets = capi::to_view(a.offsets)};
+}
+
+auto to_args(const kvs_sampling_renorm_args& a) {
+  return SamplingRenormArgs{.input = capi::to_view(a.input), .out = capi::to_view(a.out),
+                            .top_k = capi::to_view(a.top_k), .top_p = capi::to_view(a.top_p)};
+}
+
+auto to_args(const kvs_chain_speculative_sampling_args& a) {
+  return ChainSpeculativeSamplingArgs{
+      .draft_token_ids = capi::to_view(a.draft_token_ids),
+      .draft_probs = capi::to_view(a.draft_probs), .target_probs = capi::to_view(a.target_probs),
+      .out = capi::to_view(a.out), .accepted = capi::to_view(a.accepted),
+      .emitted = capi::to_view(a.emitted), .seed = a.seed, .offset = a.offset,
+      .seeds = capi::to_view(a.seeds), .offsets = capi::to_view(a.offsets)};
+}
+
+auto to_args(const kvs_token_penalty_args& a) {
+  return TokenPenaltyArgs{.logits = capi::to_view(a.logits), .counts = capi::to_view(a.counts),
+                          .token_ids = capi::to_view(a.token_ids), .repetition = capi::to_view(a.repetition),
+                          .frequency = capi::to_view(a.frequency), .presence = capi::to_view(a.presence)};
+}
+
+}  // namespace
+
 extern "C" {
 
 kvs_status_code kvs_sampling_create(const kvs_sampling_desc* desc, kvs_device device, kvs_sampling_plan** plan,
@@ -46,29 +78,11 @@ kvs_status_code kvs_sampling_create(const kvs_sampling_desc* desc, kvs_device de
   });
 }
 
-kvs_status_code kvs_sampling_run(const kvs_sampling_plan* plan, const kvs_sampling_args* args, void* workspace,
-                                 size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_sampling_args& a) {
-    return SamplingArgs{.input = capi::to_view(a.input), .out = capi::to_view(a.out),
-                        .temperature = capi::to_view(a.temperature), .top_k = capi::to_view(a.top_k),
-                        .top_p = capi::to_view(a.top_p), .min_p = capi::to_view(a.min_p), .seed = a.seed,
-                        .offset = a.offset, .seeds = capi::to_view(a.seeds), .offsets = capi::to_view(a.offsets)};
-  });
-}
-
 kvs_status_code kvs_sampling_renorm_create(const kvs_sampling_renorm_desc* desc, kvs_device device,
                                            kvs_sampling_renorm_plan** plan, kvs_error* err) {
   return capi::create(desc, device, plan, err, [](const kvs_sampling_renorm_desc& d) {
     return SamplingRenormDesc{.vocab = d.vocab, .max_batch = d.max_batch, .kind = capi::to_enum<RenormKind>(d.kind),
                               .top_k = d.top_k, .top_p = d.top_p, .params = capi::to_enum<ParamSource>(d.params)};
-  });
-}
-
-kvs_status_code kvs_sampling_renorm_run(const kvs_sampling_renorm_plan* plan, const kvs_sampling_renorm_args* args,
-                                        void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_sampling_renorm_args& a) {
-    return SamplingRenormArgs{.input = capi::to_view(a.input), .out = capi::to_view(a.out),
-                              .top_k = capi::to_view(a.top_k), .top_p = capi::to_view(a.top_p)};
   });
 }
 
@@ -82,20 +96,6 @@ kvs_status_code kvs_chain_speculative_sampling_create(const kvs_chain_speculativ
   });
 }
 
-kvs_status_code kvs_chain_speculative_sampling_run(const kvs_chain_speculative_sampling_plan* plan,
-                                                   const kvs_chain_speculative_sampling_args* args, void* workspace,
-                                                   size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err,
-                   [](const kvs_chain_speculative_sampling_args& a) {
-                     return ChainSpeculativeSamplingArgs{
-                         .draft_token_ids = capi::to_view(a.draft_token_ids),
-                         .draft_probs = capi::to_view(a.draft_probs), .target_probs = capi::to_view(a.target_probs),
-                         .out = capi::to_view(a.out), .accepted = capi::to_view(a.accepted),
-                         .emitted = capi::to_view(a.emitted), .seed = a.seed, .offset = a.offset,
-                         .seeds = capi::to_view(a.seeds), .offsets = capi::to_view(a.offsets)};
-                   });
-}
-
 kvs_status_code kvs_token_penalty_create(const kvs_token_penalty_desc* desc, kvs_device device,
                                          kvs_token_penalty_plan** plan, kvs_error* err) {
   return capi::create(desc, device, plan, err, [](const kvs_token_penalty_desc& d) {
@@ -103,15 +103,6 @@ kvs_status_code kvs_token_penalty_create(const kvs_token_penalty_desc* desc, kvs
                             .history = capi::to_enum<PenaltyHistory>(d.history), .repetition = d.repetition,
                             .frequency = d.frequency, .presence = d.presence,
                             .params = capi::to_enum<ParamSource>(d.params)};
-  });
-}
-
-kvs_status_code kvs_token_penalty_run(const kvs_token_penalty_plan* plan, const kvs_token_penalty_args* args,
-                                      void* workspace, size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::run(plan, args, workspace, workspace_bytes, stream, err, [](const kvs_token_penalty_args& a) {
-    return TokenPenaltyArgs{.logits = capi::to_view(a.logits), .counts = capi::to_view(a.counts),
-                            .token_ids = capi::to_view(a.token_ids), .repetition = capi::to_view(a.repetition),
-                            .frequency = capi::to_view(a.frequency), .presence = capi::to_view(a.presence)};
   });
 }
 

@@ -82,6 +82,11 @@ Status Plan<Op>::run(const Args& args, Workspace workspace, Stream stream) const
 }
 
 template <class Op>
+Status Plan<Op>::can_implement(const Args& args) const {
+  return detail::OpRules<Op>::check_args(*state_, args);
+}
+
+template <class Op>
 const typename Plan<Op>::Desc& Plan<Op>::desc() const {
   return state_->desc;
 }

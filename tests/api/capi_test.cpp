@@ -11,6 +11,7 @@
 
 #include "capi/capi.hpp"
 #include "kvserve/block_manager.hpp"
+#include "kvserve/norm.hpp"
 #include "kvserve/kvserve.h"
 
 extern "C" int kvs_capi_smoke(char* why, size_t why_size);
@@ -19,6 +20,11 @@ extern "C" int kvs_capi_block_manager_smoke(char* why, size_t why_size);
 namespace {
 
 using namespace kvserve;
+
+void expect_named_error(kvs_status_code rc, const kvs_error& err, kvs_status_code code, const std::string& name) {
+  EXPECT_EQ(rc, code) << err.message;
+  EXPECT_NE(std::strstr(err.message, name.c_str()), nullptr) << "expected " << name << " in: " << err.message;
+}
 
 TEST(CApi, PagedDecodeFromC) {
   char why[512] = "";
@@ -48,12 +54,19 @@ TEST(CApi, ErrorRecordCarriesCodeSizesAndMessage) {
   EXPECT_EQ(capi::guarded(&err, []() -> Status { throw 7; }), KVS_INTERNAL);
 }
 
-TEST(CApi, KernelKeyIsTruncatedToTheBuffer) {
-  const kvs_rms_norm_desc desc{.hidden_size = 64, .dtype = KVS_F32, .eps = 1e-6f, .weight_offset = 0.f,
+// An f32 RmsNorm plan on the CPU through the C ABI (NULL when create fails).
+kvs_rms_norm_plan* make_rms_norm(int hidden_size) {
+  const kvs_rms_norm_desc desc{.hidden_size = hidden_size, .dtype = KVS_F32, .eps = 1e-6f, .weight_offset = 0.f,
                                .fused_add = 0};
   kvs_rms_norm_plan* plan = nullptr;
   kvs_error err{};
-  ASSERT_EQ(kvs_rms_norm_create(&desc, {KVS_DEVICE_CPU, 0}, &plan, &err), KVS_OK) << err.message;
+  EXPECT_EQ(kvs_rms_norm_create(&desc, {KVS_DEVICE_CPU, 0}, &plan, &err), KVS_OK) << err.message;
+  return plan;
+}
+
+TEST(CApi, KernelKeyIsTruncatedToTheBuffer) {
+  kvs_rms_norm_plan* plan = make_rms_norm(64);
+  ASSERT_NE(plan, nullptr);
   const std::size_t length = kvs_rms_norm_kernel(plan, nullptr, 0);
   ASSERT_GT(length, 4u);
   std::vector<char> full(length + 1), cut(5, '#');
@@ -61,6 +74,52 @@ TEST(CApi, KernelKeyIsTruncatedToTheBuffer) {
   EXPECT_EQ(kvs_rms_norm_kernel(plan, cut.data(), cut.size()), length);
   EXPECT_EQ(std::string(cut.data()), std::string(full.data(), 4));
   kvs_rms_norm_destroy(plan);
+}
+
+// can_implement runs run()'s argument checks and nothing else; precision
+// reports the selected kernel's promise, as the C++ plan does.
+TEST(CApi, CanImplementChecksArgumentsWithoutRunning) {
+  kvs_rms_norm_plan* plan = make_rms_norm(8);
+  ASSERT_NE(plan, nullptr);
+  kvs_error err{};
+  std::vector<float> x(16, 1.f), w(8, 1.f), out(16, -7.f);
+  const auto view = [](float* data, std::initializer_list<std::int64_t> shape) {
+    kvs_tensor t{};
+    t.data = data;
+    t.dtype = KVS_F32;
+    t.rank = static_cast<std::int32_t>(shape.size());
+    std::int64_t stride = 1;
+    for (int i = t.rank - 1; i >= 0; --i) {
+      t.shape[i] = shape.begin()[i];
+      t.strides[i] = stride;
+      stride *= t.shape[i];
+    }
+    return t;
+  };
+  kvs_rms_norm_args args{.x = view(x.data(), {2, 8}), .weight = view(w.data(), {8}), .residual = {},
+                         .out = view(out.data(), {2, 8})};
+  EXPECT_EQ(kvs_rms_norm_can_implement(plan, &args, &err), KVS_OK) << err.message;
+  EXPECT_EQ(out, std::vector<float>(16, -7.f));  // nothing ran
+  args.out = view(out.data(), {2, 7});
+  expect_named_error(kvs_rms_norm_can_implement(plan, &args, &err), err, KVS_INVALID_ARGUMENT, "'out'");
+  expect_named_error(kvs_rms_norm_can_implement(plan, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'args'");
+  expect_named_error(kvs_rms_norm_can_implement(nullptr, &args, &err), err, KVS_INVALID_ARGUMENT, "'plan'");
+
+  auto cpp = RmsNormPlan::create(RmsNormDesc{.hidden_size = 8, .dtype = DType::f32}, Device::cpu());
+  ASSERT_TRUE(cpp);
+  const Precision& want = cpp->kernel().precision;
+  kvs_precision got{};
+  ASSERT_EQ(kvs_rms_norm_precision(plan, &got, &err), KVS_OK) << err.message;
+  EXPECT_EQ(got.math, static_cast<kvs_dtype>(want.math));
+  EXPECT_EQ(got.accumulator, static_cast<kvs_dtype>(want.accumulator));
+  EXPECT_EQ(got.deterministic, want.deterministic ? 1 : 0);
+  EXPECT_EQ(got.batch_invariant, want.batch_invariant ? 1 : 0);
+  expect_named_error(kvs_rms_norm_precision(plan, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'out'");
+  expect_named_error(kvs_rms_norm_precision(nullptr, &got, &err), err, KVS_INVALID_ARGUMENT, "'plan'");
+  kvs_rms_norm_destroy(plan);
+
+  EXPECT_EQ(kvs_cuda_backend_built(), cuda_backend_built() ? 1 : 0);
+  EXPECT_EQ(kvs_cuda_device_count(), cuda_device_count());
 }
 
 TEST(CApi, PlanOnAMissingDeviceIsAnError) {
@@ -83,11 +142,6 @@ ManagerPtr make_manager(std::int64_t num_pages, int page_size) {
   kvs_error err{};
   EXPECT_EQ(kvs_block_manager_create(num_pages, page_size, &m, &err), KVS_OK) << err.message;
   return ManagerPtr(m, kvs_block_manager_destroy);
-}
-
-void expect_named_error(kvs_status_code rc, const kvs_error& err, kvs_status_code code, const std::string& name) {
-  EXPECT_EQ(rc, code) << err.message;
-  EXPECT_NE(std::strstr(err.message, name.c_str()), nullptr) << "expected " << name << " in: " << err.message;
 }
 
 // A kvs_page_table's two calls: the size query, then the copy into buffers of that size.
@@ -225,6 +279,50 @@ TEST(CApiBlockManager, ErrorsAreNamedAndChangeNothing) {
   kvs_page_table prefix{}, suffix{};
   expect_named_error(kvs_block_manager_cascade_tables(m.get(), &seq, sizes, 1, nullptr, &prefix, &suffix, &err), err,
                      KVS_INVALID_ARGUMENT, "'group_sizes[0]'");
+}
+
+// The queries answer what the C++ manager answers.
+TEST(CApiBlockManager, QueriesMatchTheCppManager) {
+  auto cpp_made = BlockManager::create(10, 4);
+  ASSERT_TRUE(cpp_made);
+  BlockManager& cpp = *cpp_made;
+  const ManagerPtr c = make_manager(10, 4);
+  ASSERT_NE(c, nullptr);
+  kvs_error err{};
+  kvs_seq_id parent = -1, child = -1;
+  ASSERT_EQ(kvs_block_manager_add_sequence(c.get(), 9, &parent, &err), KVS_OK) << err.message;
+  ASSERT_EQ(kvs_block_manager_fork(c.get(), parent, 8, &child, &err), KVS_OK) << err.message;
+  ASSERT_EQ(kvs_block_manager_append_tokens(c.get(), child, 3, &err), KVS_OK) << err.message;
+  const SeqId cpp_parent = *cpp.add_sequence(9), cpp_child = *cpp.fork(cpp_parent, 8);
+  ASSERT_TRUE(cpp.append_tokens(cpp_child, 3));
+
+  EXPECT_EQ(kvs_block_manager_num_pages(c.get()), cpp.num_pages());
+  EXPECT_EQ(kvs_block_manager_page_size(c.get()), cpp.page_size());
+  EXPECT_EQ(kvs_block_manager_num_sequences(c.get()), cpp.num_sequences());
+  for (std::int64_t page = 0; page < cpp.num_pages(); ++page) {
+    std::int32_t count = -1;
+    ASSERT_EQ(kvs_block_manager_refcount(c.get(), page, &count, &err), KVS_OK) << err.message;
+    EXPECT_EQ(count, *cpp.refcount(page)) << "page " << page;
+  }
+  std::int64_t pages = -1;
+  ASSERT_EQ(kvs_block_manager_pages_needed(c.get(), child, 6, &pages, &err), KVS_OK) << err.message;
+  EXPECT_EQ(pages, *cpp.pages_needed(cpp_child, 6));
+  kvs_sequence_info info{};
+  ASSERT_EQ(kvs_block_manager_sequence(c.get(), child, &info, &err), KVS_OK) << err.message;
+  const auto want = *cpp.sequence(cpp_child);
+  EXPECT_EQ(info.length, want.length);
+  EXPECT_EQ(info.prefix_pages, want.prefix_pages);
+  EXPECT_EQ(info.num_pages, static_cast<std::int64_t>(want.pages.size()));
+
+  std::int32_t count = 0;
+  expect_named_error(kvs_block_manager_refcount(c.get(), 10, &count, &err), err, KVS_INVALID_ARGUMENT, "page");
+  expect_named_error(kvs_block_manager_refcount(c.get(), 0, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'refcount'");
+  expect_named_error(kvs_block_manager_pages_needed(c.get(), 99, 1, &pages, &err), err, KVS_INVALID_ARGUMENT, "seq");
+  expect_named_error(kvs_block_manager_sequence(c.get(), child, nullptr, &err), err, KVS_INVALID_ARGUMENT, "'info'");
+  expect_named_error(kvs_block_manager_sequence(nullptr, child, &info, &err), err, KVS_INVALID_ARGUMENT, "'manager'");
+  EXPECT_EQ(kvs_block_manager_num_pages(nullptr), 0);
+  EXPECT_EQ(kvs_block_manager_page_size(nullptr), 0);
+  EXPECT_EQ(kvs_block_manager_num_sequences(nullptr), 0);
 }
 
 }  // namespace
