@@ -149,6 +149,31 @@ std::optional<DType> fp8_pool_dtype(const Desc& d) {
   return std::nullopt;
 }
 
+// What kind of Python value fills a member of type M ("tensor", "ints",
+// "int" or the name of a group struct): the stub generator reads these.
+template <class M>
+std::string kind_of() {
+  if constexpr (std::is_same_v<M, TensorView>) return "tensor";
+  else if constexpr (std::is_same_v<M, std::span<const std::int32_t>>) return "ints";
+  else if constexpr (std::is_same_v<M, std::uint64_t>) return "int";
+  else return Fields<M>::kName;
+}
+
+// ((name, kind), ...) of T's fields, groups expanded as (name, kind, (...)).
+template <class T>
+nb::tuple describe_fields() {
+  nb::list out;
+  for_each_field<T>([&](const auto& f) {
+    using M = std::remove_reference_t<decltype(std::declval<T&>().*(f.member))>;
+    if constexpr (std::is_same_v<M, TensorView> || std::is_same_v<M, std::span<const std::int32_t>> ||
+                  std::is_same_v<M, std::uint64_t>)
+      out.append(nb::make_tuple(f.name, kind_of<M>()));
+    else
+      out.append(nb::make_tuple(f.name, kind_of<M>(), describe_fields<M>()));
+  });
+  return nb::tuple(out);
+}
+
 // --------------------------------------------------------------- plans ----
 
 // Runs a C++ call (arguments already converted under the GIL) without the GIL,
@@ -202,7 +227,10 @@ void bind_plan(nb::module_& m) {
             call_unlocked([&] { return plan.run(args, ws, st); });
           },
           nb::kw_only(), "workspace"_a = nb::none(), "stream"_a = nb::none(), "tensors"_a);
+  cls.attr("_desc_type") = nb::type<Desc>();
+  cls.attr("_run_fields") = describe_fields<typename Op::Args>();
   if constexpr (Op::kHasPrepare) {
+    cls.attr("_prepare_fields") = describe_fields<typename Op::PrepareArgs>();
     cls.def(
         "prepare",
         [start](P& plan, nb::handle lengths, nb::handle workspace, nb::handle stream, nb::kwargs fields) {

@@ -61,10 +61,11 @@ void bind_plans(nb::module_& m) {
   (bind_plan<Op>(m), ...);
 }
 
-nb::ndarray<nb::numpy, std::int32_t> to_numpy(const std::vector<std::int32_t>& v) {
+// A numpy array owning a copy of v.
+nb::object to_numpy(const std::vector<std::int32_t>& v) {
   auto* copy = new std::vector<std::int32_t>(v);
   nb::capsule owner(copy, [](void* p) noexcept { delete static_cast<std::vector<std::int32_t>*>(p); });
-  return nb::ndarray<nb::numpy, std::int32_t>(copy->data(), {copy->size()}, owner);
+  return nb::cast(nb::ndarray<nb::numpy, std::int32_t>(copy->data(), {copy->size()}, owner), nb::rv_policy::move);
 }
 
 void bind_block_manager(nb::module_& m) {
