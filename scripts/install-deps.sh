@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a build needs on Debian/Ubuntu when it is missing: a C++20
-# compiler, CMake, Ninja, GoogleTest. The CUDA toolkit (nvcc) is optional and
+# compiler, CMake, Ninja, GoogleTest, Python's venv. The CUDA toolkit (nvcc) is optional and
 # not installed here; the CUDA backend is built when it is found.
 set -euo pipefail
 missing=()
@@ -8,6 +8,8 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)
 command -v g++ >/dev/null || missing+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
+# Python with venv and pip, for the Python package's tests (scripts/python_tests.sh).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

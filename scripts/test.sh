@@ -22,3 +22,10 @@ if [ "${KVSERVE_SANITIZE:-1}" != 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$san/tests/kvserve_tests" --gtest_brief=1 --gtest_filter="${KVSERVE_SANITIZE_FILTER:-*}"
 fi
+
+# The Python package (pip install . into a venv under the build dir, then
+# pytest); KVSERVE_PYTHON_TESTS=0 skips. scripts/python_tests.sh says why it
+# builds CPU-only.
+if [ "${KVSERVE_PYTHON_TESTS:-1}" != 0 ]; then
+  bash scripts/python_tests.sh "$build"
+fi
