@@ -20,3 +20,17 @@ def poisoned(shape, dtype=np.float32):
     if np.issubdtype(dtype, np.integer):
         return np.full(shape, -7, dtype)
     return np.full(shape, np.nan, dtype)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A configuration this build has no CUDA kernel for (kvserve.Unsupported,
+    naming it) skips the test instead of failing it; the CPU backend runs
+    every op, so on the CPU this never hides a failure."""
+    import kvserve
+    try:
+        return (yield)
+    except kvserve.Unsupported as e:
+        if "cuda" not in item.name and "cuda" not in str(e).lower():
+            raise
+        pytest.skip(f"not built: {e}")

@@ -36,12 +36,13 @@ def _seed_offset(api, generator, seed, offset, device, draws):
         return int(key[0]), int(key[1])
 
 
-def _param(value, dtype, device):
-    """A scalar or per-row tensor parameter: (scalar or None, tensor or None)."""
-    if isinstance(value, torch.Tensor) and value.numel() > 1:
-        return None, C.on(value, device, dtype)
+def _param(value, dtype, device, rows):
+    """A scalar or per-row tensor parameter: (scalar or None, tensor or None).
+    A tensor stays on the device (one value is broadcast to every row), so no
+    parameter is read back to the host."""
     if isinstance(value, torch.Tensor):
-        value = value.item()
+        value = C.on(value.reshape(-1), device, dtype)
+        return None, value.expand(rows).contiguous() if value.numel() == 1 else value
     return value, None
 
 
@@ -55,9 +56,9 @@ def _sample(api, x, kind, filt, indices, generator, check_nan, seed, offset, top
     x = x.float() if x.dtype != torch.float32 else x
     rows, vocab = x.shape
     device = x.device
-    k, k_rows = _param(top_k, torch.int32, device)
-    p, p_rows = _param(top_p, torch.float32, device)
-    m, m_rows = _param(min_p, torch.float32, device)
+    k, k_rows = _param(top_k, torch.int32, device, rows)
+    p, p_rows = _param(top_p, torch.float32, device, rows)
+    m, m_rows = _param(min_p, torch.float32, device, rows)
     per_row = any(t is not None for t in (k_rows, p_rows, m_rows))
     if per_row:  # every parameter the filter reads then comes from a tensor
         k_rows = k_rows if k_rows is not None or k is None else torch.full((rows,), int(k), dtype=torch.int32,
@@ -127,8 +128,8 @@ def top_k_top_p_sampling_from_logits(logits, top_k, top_p, indices=None, filter_
 def _renorm(api, x, kind, top_k=None, top_p=None):
     rows, vocab = x.shape
     device = x.device
-    k, k_rows = _param(top_k, torch.int32, device)
-    p, p_rows = _param(top_p, torch.float32, device)
+    k, k_rows = _param(top_k, torch.int32, device, rows)
+    p, p_rows = _param(top_p, torch.float32, device, rows)
     per_row = k_rows is not None or p_rows is not None
     fields = dict(vocab=vocab, max_batch=C.batch_capacity(rows), kind=kind,
                   params=_kv.ParamSource.per_row if per_row else _kv.ParamSource.scalar)
@@ -188,7 +189,8 @@ def apply_token_penalties(logits, token_ids=None, token_counts=None, repetition_
         raise ValueError(f"kvserve.flashinfer.{api}: give exactly one of 'token_ids' and 'token_counts'")
     rows, vocab = logits.shape
     device = logits.device
-    values = [_param(v, torch.float32, device) for v in (repetition_penalty, frequency_penalty, presence_penalty)]
+    values = [_param(v, torch.float32, device, rows)
+              for v in (repetition_penalty, frequency_penalty, presence_penalty)]
     per_row = any(t is not None for _, t in values)
     history = _kv.PenaltyHistory.token_ids if token_ids is not None else _kv.PenaltyHistory.token_counts
     fields = dict(vocab=vocab, max_batch=C.batch_capacity(rows), history=history,
