@@ -390,3 +390,21 @@ def test_errors_from_kvserve_keep_their_type():
     import kvserve
     with pytest.raises(kvserve.InvalidProblem, match=r"argument 'k': expected shape \[1, 2, \*, 64\]"):
         flashinfer.single_decode_with_kv_cache(torch.zeros(2, 64), torch.zeros(5, 2, 32), torch.zeros(5, 2, 32))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_decode_fp8_cache_with_scales(gen, device):
+    hk, group, d, page_size = 2, 4, 128, 16
+    cache, indptr, indices, last = paged(gen, [20, 45], page_size, hk, d, "NHD", torch.float32, device)
+    k_scale, v_scale = 0.5, 2.0
+    fp8 = (cache / torch.tensor([k_scale, v_scale], device=device)[None, :, None, None, None]).to(torch.float8_e4m3fn)
+    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace(device))
+    w.plan(indptr, indices, last, hk * group, hk, d, page_size, q_data_type=torch.float16,
+           kv_data_type=torch.float8_e4m3fn)
+    q = randn(gen, 2, hk * group, d, dtype=torch.float16, device=device)
+    out = w.run(q, fp8, k_scale=k_scale, v_scale=v_scale)
+    real = fp8.float() * torch.tensor([k_scale, v_scale], device=device)[None, :, None, None, None]
+    for b in range(2):
+        k, v = gather(real, indptr, indices, last, b, "NHD")
+        ref, _ = ref_attention(q[b:b + 1], k, v)
+        torch.testing.assert_close(out[b].double(), ref[0], rtol=2e-2, atol=2e-2)
