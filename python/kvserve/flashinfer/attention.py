@@ -139,8 +139,10 @@ class BatchDecodeWithPagedKVCacheWrapper(_PagedWrapper):
     def plan(self, indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
              pos_encoding_mode="NONE", window_left=-1, logits_soft_cap=None, q_data_type="float16",
              kv_data_type=None, data_type=None, sm_scale=None, rope_scale=None, rope_theta=None,
-             non_blocking=True, block_tables=None, seq_lens=None, fixed_split_size=None, disable_split_kv=False):
+             non_blocking=True, block_tables=None, seq_lens=None, fixed_split_size=None, disable_split_kv=False,
+             **newer):
         api = self._api + ".plan"
+        C.refuse_extra(api, newer)
         _check_attention_options(api, pos_encoding_mode, rope_scale, rope_theta,
                                  block_tables=(block_tables, (None,)), seq_lens=(seq_lens, (None,)),
                                  fixed_split_size=(fixed_split_size, (None,)))
