@@ -190,24 +190,27 @@ def generate_eager(model, prompts, new_tokens):
 
 
 def compare(ours, reference, ref_logits, dtype):
-    """Prints and returns whether the tokens agree; for the first divergence
-    of each row, the reference's logit gap between its top two tokens
-    (a gap under the dtype's resolution explains a divergence)."""
+    """Prints how the tokens agree and returns whether they pass: identical,
+    or (below f32) each row's first divergence explained by the reference's
+    logit gap between its top two tokens being within 8 units of `dtype`'s
+    resolution at that logit's magnitude (a near tie that rounding can flip)."""
     same = bool(torch.equal(ours, reference))
     eps = torch.finfo(dtype).eps
+    explained = True
     for b in range(ours.shape[0]):
         diff = (ours[b] != reference[b]).nonzero()
         if len(diff):
             t = int(diff[0])
             top2 = ref_logits[b, t].topk(2).values
             gap = float(top2[0] - top2[1])
-            scale = float(top2[0].abs()) * eps
+            resolution = 8 * float(top2[0].abs()) * eps
+            explained = explained and gap <= resolution
             print(f"row {b}: first divergence at token {t}: kvserve {int(ours[b, t])}, eager {int(reference[b, t])};"
-                  f" eager top-2 logit gap {gap:.3g} ({'under' if gap <= 8 * scale else 'above'} {dtype} "
-                  f"resolution {scale:.3g})")
+                  f" eager top-2 logit gap {gap:.3g} ({'within' if gap <= resolution else 'beyond'} "
+                  f"8 x {dtype} resolution {resolution:.3g})")
     print(f"{ours.shape[0]} prompts x {ours.shape[1]} new tokens: "
           f"{'token-for-token identical' if same else 'tokens differ'}")
-    return same
+    return same or (dtype != torch.float32 and explained)
 
 
 def main(argv=None):
@@ -232,7 +235,7 @@ def main(argv=None):
                for n in torch.randint(3, 40, (args.prompts,), generator=gen)]
     ours, _ = generate_kvserve(model, prompts, args.new_tokens)
     theirs, ref_logits = generate_eager(reference, prompts, args.new_tokens)
-    return 0 if compare(ours, theirs, ref_logits, dtype) or dtype != torch.float32 else 1
+    return 0 if compare(ours, theirs, ref_logits, dtype) else 1
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_a_wrong_cache_is_caught(example):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_cuda_generation(example, capsys):
-    example.main(["--device", "cuda", "--dtype", "bfloat16", "--prompts", "8", "--new-tokens", "48"])
+    status = example.main(["--device", "cuda", "--dtype", "bfloat16", "--prompts", "8", "--new-tokens", "48"])
     out = capsys.readouterr().out
     print(out)
-    assert "token-for-token identical" in out or "resolution" in out
+    assert status == 0, out  # identical, or every first divergence a near tie under bf16 rounding
