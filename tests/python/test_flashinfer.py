@@ -408,3 +408,24 @@ def test_batch_decode_fp8_cache_with_scales(gen, device):
         k, v = gather(real, indptr, indices, last, b, "NHD")
         ref, _ = ref_attention(q[b:b + 1], k, v)
         torch.testing.assert_close(out[b].double(), ref[0], rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cuda_graph_buffers_hold_each_plans_table(gen, device):
+    """With use_cuda_graph, plan() writes the page table into the caller's
+    fixed buffers (a captured run reads them); results equal a plain wrapper's."""
+    dtype, hk, d, page_size = DTYPES[device], 2, 64, 4
+    i32 = dict(dtype=torch.int32, device=device)
+    bufs = (torch.zeros(9, **i32), torch.zeros(64, **i32), torch.zeros(8, **i32))
+    graph = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace(device), use_cuda_graph=True,
+                                                          paged_kv_indptr_buffer=bufs[0],
+                                                          paged_kv_indices_buffer=bufs[1],
+                                                          paged_kv_last_page_len_buffer=bufs[2])
+    plain = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace(device))
+    for lengths in ([5, 9, 1], [12, 3, 7]):
+        cache, indptr, indices, last = paged(gen, lengths, page_size, hk, d, "NHD", dtype, device)
+        for w in (graph, plain):
+            w.plan(indptr, indices, last, hk, hk, d, page_size, q_data_type=dtype)
+        assert torch.equal(bufs[0][:4], indptr) and torch.equal(bufs[1][: len(indices)], indices)
+        q = randn(gen, 3, hk, d, dtype=dtype, device=device)
+        torch.testing.assert_close(graph.run(q, cache), plain.run(q, cache), rtol=0, atol=0)
