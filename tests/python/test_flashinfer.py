@@ -429,3 +429,15 @@ def test_cuda_graph_buffers_hold_each_plans_table(gen, device):
         assert torch.equal(bufs[0][:4], indptr) and torch.equal(bufs[1][: len(indices)], indices)
         q = randn(gen, 3, hk, d, dtype=dtype, device=device)
         torch.testing.assert_close(graph.run(q, cache), plain.run(q, cache), rtol=0, atol=0)
+
+
+def test_timing_table_runs():
+    import pathlib
+    import subprocess
+    import sys
+    tool = pathlib.Path(__file__).resolve().parents[2] / "python" / "tools" / "bench_flashinfer.py"
+    run = subprocess.run([sys.executable, str(tool), "--small", "--iters", "150"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["decode", "prefill", "top-p"]
