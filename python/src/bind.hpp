@@ -200,6 +200,7 @@ void bind_plan(nb::module_& m) {
     Holder hold;
     hold.where = Op::kName;
     hold.byte_dtype = fp8_pool_dtype(plan.desc());
+    hold.written = Written<Op>::list;
     return hold;
   };
   nb::class_<P> cls(m, name.c_str());

@@ -110,6 +110,11 @@ TensorView to_view(nb::handle h, std::string_view name, Holder& hold) {
   TensorView v;
   if (h.is_none()) return v;
   nb::ndarray<nb::ro> a = import_array(h, name, hold);
+  for (std::string_view w : hold.written) {
+    nb::ndarray<> writable;
+    if (w == name && !nb::try_cast(h, writable, false))
+      throw_invalid(hold.where, name, "a writable array (run() writes it)", "a read-only one");
+  }
   std::optional<DType> dtype = to_dtype(a.dtype(), hold);
   if (!dtype)
     throw_invalid(hold.where, name,

@@ -49,13 +49,15 @@ struct Holder {
   std::vector<nb::ndarray<nb::ro>> arrays;
   std::deque<std::vector<std::int32_t>> host_ints;
   std::optional<DType> byte_dtype;
+  std::span<const std::string_view> written;  // argument paths the call writes
 };
 
 // "cpu", "cuda", "cuda:N", kvserve.Device-like strings, torch.device, or None (cpu).
 Device to_device(nb::handle h);
 
 // A DLPack-capable object (numpy, torch, cupy, jax, ...) as a view of its
-// memory, or an undefined view for None.
+// memory, or an undefined view for None. An argument listed in hold.written
+// must be writable (a read-only numpy array is refused).
 TensorView to_view(nb::handle h, std::string_view name, Holder& hold);
 
 // A host int32 array (any DLPack array on the CPU) or a Python sequence of ints.

@@ -5,6 +5,7 @@
 // be bound, so a header change shows up as a compile error in one place.
 #pragma once
 
+#include <string_view>
 #include <tuple>
 
 #include <kvserve/attention.hpp>
@@ -100,6 +101,35 @@ KVSERVE_PY_FIELDS(KernelInfo, F(backend), F(arch), F(op), F(config), F(precision
 KVSERVE_PY_FIELDS(CompiledKernel, F(backend), F(op), F(config));
 
 #undef F
+
+// The arguments each op writes (paths as the bindings name them): those must
+// be writable arrays, so a read-only numpy array is refused instead of being
+// written behind its flag.
+template <class Op>
+struct Written;
+#define KVSERVE_PY_WRITTEN(Op, ...)                                                   \
+  template <>                                                                         \
+  struct Written<Op> {                                                                \
+    static constexpr std::string_view list[] = {__VA_ARGS__};                         \
+  }
+KVSERVE_PY_WRITTEN(BatchPagedDecode, "out", "lse");
+KVSERVE_PY_WRITTEN(SingleDecode, "out", "lse");
+KVSERVE_PY_WRITTEN(SinglePrefill, "out", "lse");
+KVSERVE_PY_WRITTEN(BatchRaggedPrefill, "out", "lse");
+KVSERVE_PY_WRITTEN(BatchPagedPrefill, "out", "lse");
+KVSERVE_PY_WRITTEN(CascadeAttention, "out", "lse");
+KVSERVE_PY_WRITTEN(MergeState, "v_out", "lse_out");
+KVSERVE_PY_WRITTEN(MergeStates, "v_out", "lse_out");
+KVSERVE_PY_WRITTEN(PagedKvAppend, "kv.k_pages", "kv.v_pages");
+KVSERVE_PY_WRITTEN(PagedMlaAppend, "cache.ckv_pages", "cache.kpe_pages");
+KVSERVE_PY_WRITTEN(KvCacheAppend, "k_cache", "v_cache");
+KVSERVE_PY_WRITTEN(Sampling, "out");
+KVSERVE_PY_WRITTEN(SamplingRenorm, "out");
+KVSERVE_PY_WRITTEN(ChainSpeculativeSampling, "out", "accepted", "emitted");
+KVSERVE_PY_WRITTEN(TokenPenalty, "logits");
+KVSERVE_PY_WRITTEN(RmsNorm, "out", "residual");
+KVSERVE_PY_WRITTEN(GdnPrefill, "out", "final_state");
+#undef KVSERVE_PY_WRITTEN
 
 template <class T>
 concept HasFields = requires { Fields<T>::list; };

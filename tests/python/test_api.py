@@ -134,6 +134,21 @@ def test_read_only_inputs_are_accepted(rng):
     assert not np.isnan(out).any()
 
 
+def test_read_only_outputs_are_refused(rng):
+    plan, x, w = rms_plan_and_inputs(rng)
+    out = poisoned(x.shape)
+    out.flags.writeable = False
+    with pytest.raises(K.InvalidProblem, match="argument 'out': expected a writable array"):
+        plan.run(x=x, weight=w, out=out)
+    assert np.isnan(out).all()
+    append = K.KvCacheAppendPlan.create(K.KvCacheAppendDesc(num_kv_heads=1, head_dim=64, dtype=F32))
+    cache = np.zeros((1, 1, 4, 64), np.float32)
+    cache.flags.writeable = False
+    row = np.ones((1, 1, 64), np.float32)
+    with pytest.raises(K.InvalidProblem, match="argument 'k_cache': expected a writable array"):
+        append.run(k=row, v=row, positions=np.zeros(1, np.int32), k_cache=cache, v_cache=cache.copy())
+
+
 def test_no_reference_leak_over_10000_runs(rng):
     plan, x, w = rms_plan_and_inputs(rng, rows=2, hidden=16)
     out = poisoned(x.shape)
