@@ -1,6 +1,7 @@
 #include "convert.hpp"
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 #include <nanobind/stl/string.h>
@@ -106,15 +107,12 @@ Device to_device(nb::handle h) {
   throw_invalid("kvserve", "device", "'cpu', 'cuda' or 'cuda:N'", "'" + text + "'");
 }
 
-TensorView to_view(nb::handle h, std::string_view name, Holder& hold) {
+namespace {
+
+// The view of an imported array (either kind), kept alive in `keep`.
+template <class Array>
+TensorView view_of(Array&& a, std::string_view name, Holder& hold, std::vector<std::decay_t<Array>>& keep) {
   TensorView v;
-  if (h.is_none()) return v;
-  nb::ndarray<nb::ro> a = import_array(h, name, hold);
-  for (std::string_view w : hold.written) {
-    nb::ndarray<> writable;
-    if (w == name && !nb::try_cast(h, writable, false))
-      throw_invalid(hold.where, name, "a writable array (run() writes it)", "a read-only one");
-  }
   std::optional<DType> dtype = to_dtype(a.dtype(), hold);
   if (!dtype)
     throw_invalid(hold.where, name,
@@ -134,10 +132,26 @@ TensorView to_view(nb::handle h, std::string_view name, Holder& hold) {
     v.shape[i] = static_cast<std::int64_t>(a.shape(i));
     v.strides[i] = a.stride(i);
   }
-  v.data = const_cast<void*>(a.data());
+  v.data = const_cast<void*>(static_cast<const void*>(a.data()));
   if (v.data == nullptr && a.size() == 0) v.data = empty_tensor_storage;
-  hold.arrays.push_back(std::move(a));
+  keep.push_back(std::forward<Array>(a));
   return v;
+}
+
+}  // namespace
+
+TensorView to_view(nb::handle h, std::string_view name, Holder& hold) {
+  if (h.is_none()) return {};
+  const bool written = std::find(hold.written.begin(), hold.written.end(), name) != hold.written.end();
+  if (written) {
+    // One import that also proves the memory writable (nanobind refuses a
+    // read-only array for a non-const ndarray).
+    nb::ndarray<> a;
+    if (nb::try_cast(h, a, false)) return view_of(std::move(a), name, hold, hold.written_arrays);
+    import_array(h, name, hold);  // not an array at all: that error first
+    throw_invalid(hold.where, name, "a writable array (run() writes it)", "a read-only one");
+  }
+  return view_of(import_array(h, name, hold), name, hold, hold.arrays);
 }
 
 std::span<const std::int32_t> to_host_ints(nb::handle h, std::string_view name, Holder& hold) {

@@ -47,6 +47,7 @@ T unwrap(Result<T> r) {
 struct Holder {
   std::string where;  // the op, for messages
   std::vector<nb::ndarray<nb::ro>> arrays;
+  std::vector<nb::ndarray<>> written_arrays;
   std::deque<std::vector<std::int32_t>> host_ints;
   std::optional<DType> byte_dtype;
   std::span<const std::string_view> written;  // argument paths the call writes
