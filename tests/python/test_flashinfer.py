@@ -431,6 +431,40 @@ def test_cuda_graph_buffers_hold_each_plans_table(gen, device):
         torch.testing.assert_close(graph.run(q, cache), plain.run(q, cache), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_plan_prepares_the_plans_a_captured_run_replays(gen, device):
+    """A CUDA-graph replay does not call run(): plan() itself must leave the
+    new schedule in the workspace. Replayed here by launching the kvserve plan
+    with the captured arguments after a second plan(). (The CPU schedule is
+    trivial; on CUDA the split-KV schedule in the workspace is what this checks.)"""
+    dtype, hk, d, page_size = DTYPES[device], 2, 64, 4
+    i32 = dict(dtype=torch.int32, device=device)
+    bufs = (torch.zeros(4, **i32), torch.zeros(64, **i32), torch.zeros(3, **i32))
+    ws = workspace(device)
+    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(ws, use_cuda_graph=True, paged_kv_indptr_buffer=bufs[0],
+                                                      paged_kv_indices_buffer=bufs[1],
+                                                      paged_kv_last_page_len_buffer=bufs[2])
+    cache, indptr, indices, last = paged(gen, [5, 9, 1], page_size, hk, d, "NHD", dtype, device)
+    w.plan(indptr, indices, last, hk, hk, d, page_size, q_data_type=dtype)
+    q = randn(gen, 3, hk, d, dtype=dtype, device=device)
+    w.run(q, cache)
+    (_, plan), = w._plans.items()
+    captured = dict(q=q, kv=dict(k_pages=cache[:, 0], v_pages=cache[:, 1], indptr=bufs[0], indices=bufs[1],
+                                 last_page_len=bufs[2]), workspace=ws)
+    # The next step: longer requests, same batch, same pool.
+    lengths = [7, 12, 2]
+    counts = [-(-n // page_size) for n in lengths]
+    indptr2 = torch.tensor([0, *torch.tensor(counts).cumsum(0).tolist()], **i32)
+    indices2 = torch.randperm(cache.shape[0], generator=gen)[: sum(counts)].to(**i32)
+    last2 = torch.tensor([n - (c - 1) * page_size for n, c in zip(lengths, counts)], **i32)
+    w.plan(indptr2, indices2, last2, hk, hk, d, page_size, q_data_type=dtype)
+    replayed = torch.empty_like(q)
+    plan.run(out=replayed, **captured)
+    plain = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace(device))
+    plain.plan(indptr2, indices2, last2, hk, hk, d, page_size, q_data_type=dtype)
+    torch.testing.assert_close(replayed, plain.run(q, cache), rtol=0, atol=0)
+
+
 def test_timing_table_runs():
     import pathlib
     import subprocess

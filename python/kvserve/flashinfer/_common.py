@@ -104,6 +104,10 @@ class PlanCache:
             plan = self._plans[(plan_class, device, key)] = plan_class.create(make_desc(), device)
         return plan
 
+    def items(self):
+        """(key, plan) of every plan made so far."""
+        return [(key, plan) for (_, _, key), plan in self._plans.items()]
+
 
 # Plans without prepare() hold no per-call state, so one cache serves everyone.
 SHARED_PLANS = PlanCache()

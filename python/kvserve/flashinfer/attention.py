@@ -62,8 +62,11 @@ def _unpack_paged(api, paged_kv_cache, kv_layout):
 
 class _PagedWrapper:
     """What the paged decode and paged prefill wrappers share: the page table
-    kept from plan(), the plan made at the first run() for the pool's size
-    (kvserve plans know their pool's page count), prepared once per plan()."""
+    kept from plan(), and the kvserve plans. A kvserve plan knows its pool's
+    page count, which FlashInfer's plan() is not given, so the first run()
+    makes it; each later plan() prepares the plans already made for the same
+    configuration at once, so a CUDA graph captured around run() replays with
+    the new schedule."""
 
     _api = "?"
     _plan_class = None
@@ -89,21 +92,36 @@ class _PagedWrapper:
         so a captured run reads the next plan()'s table) and host lengths."""
         device = self._device
         tables = []
-        for t, buf in zip((indptr, indices, last_page_len), self._buffers):
+        for name, t, buf in zip(("indptr", "indices", "last_page_len"), (indptr, indices, last_page_len),
+                                self._buffers):
             t = C.on(t, device)
             if self._use_cuda_graph and buf is not None:
                 buf[: t.numel()].copy_(t, non_blocking=True)
-                t = buf[: t.numel()]
+                # A captured run keeps its views: the whole indices buffer
+                # (kvserve reads indptr[B] of them), the first B (+1) of the others.
+                t = buf if name == "indices" else buf[: t.numel()]
             tables.append(t)
         self._table = tables
         self._lengths = (C.host_ints(indptr), C.host_ints(last_page_len))
         self._prepared.clear()
+        for key, plan in self._plans.items():
+            if key[0] == self._static_key():
+                plan.prepare(workspace=self._workspace, **self._prepare_args())
+                self._prepared.add(id(plan))
+
+    def _static_key(self):
+        """What plan() fixes of a kvserve plan's descriptor (run() adds the pool
+        size, the scales and window_left)."""
+        cfg = self._config
+        return (cfg["heads"], cfg["page_size"], cfg["q"], cfg["kv"], C.batch_capacity(cfg["batch"]),
+                cfg.get("causal"))
 
     def _prepare_args(self):
         indptr, last = self._lengths
         return dict(indptr=indptr, last_page_len=last)
 
     def _paged_plan(self, key, make_desc):
+        key = (self._static_key(), *key)
         plan = self._plans.get(self._plan_class, key, make_desc, C.device_name(self._device))
         if id(plan) not in self._prepared:
             plan.prepare(workspace=self._workspace, **self._prepare_args())
@@ -167,7 +185,7 @@ class BatchDecodeWithPagedKVCacheWrapper(_PagedWrapper):
         params = _attn_params(cfg["sm_scale"], d, cfg["cap"], cfg["window_left"] if window_left is None
                               else window_left, q_scale, k_scale, api)
         v_fp8 = C.scalar(api, "v_scale", v_scale) if fp8 else None
-        key = (num_pages, params, v_fp8, cfg["batch"])
+        key = (num_pages, params, v_fp8)
 
         def make_desc():
             return _kv.BatchPagedDecodeDesc(
@@ -251,7 +269,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PagedWrapper):
         params = _attn_params(cfg["sm_scale"], d, cfg["cap"], cfg["window_left"] if window_left is None
                               else window_left, q_scale, k_scale, api)
         v_fp8 = C.scalar(api, "v_scale", v_scale) if self._fp8 else None
-        key = (num_pages, params, v_fp8, cfg["batch"], cfg["causal"])
+        key = (num_pages, params, v_fp8)
 
         def make_desc():
             return _kv.BatchPagedPrefillDesc(
