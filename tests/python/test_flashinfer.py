@@ -107,7 +107,7 @@ def test_batch_decode(gen, device, layout, head_dim, group, page_size, cap, wind
 @pytest.mark.parametrize("causal", [True, False])
 def test_batch_prefill_paged(gen, device, layout, causal):
     dtype, hk, group, d, page_size = DTYPES[device], 2, 3, 64, 4
-    kv_lens, q_lens = [9, 16, 3], [9, 4, 1]
+    kv_lens = [9, 16, 3]  # q_lens 9, 4, 1 (qo_indptr below)
     cache, indptr, indices, last = paged(gen, kv_lens, page_size, hk, d, layout, dtype, device)
     qo_indptr = torch.tensor([0, 9, 13, 14], dtype=torch.int32, device=device)
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(workspace(device), layout)

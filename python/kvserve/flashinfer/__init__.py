@@ -15,7 +15,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised where torch is missing
     raise ImportError("kvserve.flashinfer needs torch (pip install torch); the kvserve module itself does not") from e
 
-from . import attention as _attention
+
 from . import cascade, gdn_prefill, norm, page, sampling
 from .attention import (BatchDecodeWithPagedKVCacheWrapper, BatchPrefillWithPagedKVCacheWrapper,
                         BatchPrefillWithRaggedKVCacheWrapper, MultiLevelCascadeAttentionWrapper,

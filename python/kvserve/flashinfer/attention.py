@@ -9,7 +9,6 @@ import kvserve as _kv
 from . import _common as C
 from .cascade import merge_state_in_place_natural
 
-_NO_ROPE = dict(pos_encoding_mode=("NONE",), rope_scale=(None,), rope_theta=(None,))
 
 
 def _check_attention_options(api, pos_encoding_mode, rope_scale, rope_theta, **more):

@@ -9,7 +9,7 @@ import kvserve as _kv
 from . import _common as C
 
 
-def _merge_plan(plan_class, desc_class, v, heads_dim, api):
+def _merge_plan(plan_class, desc_class, v, api):
     heads, dim = v.shape[-2], v.shape[-1]
     dtype = C.kv_dtype(api, "v", v.dtype)
     return C.SHARED_PLANS.get(plan_class, (heads, dim, dtype),
@@ -18,13 +18,13 @@ def _merge_plan(plan_class, desc_class, v, heads_dim, api):
 
 def merge_state_in_place_natural(v, s, v_other, s_other):
     """(v, s) <- merge with (v_other, s_other), both LSEs natural (for the cascade wrapper)."""
-    plan = _merge_plan(_kv.MergeStatePlan, _kv.MergeStateDesc, v, None, "merge_state_in_place")
+    plan = _merge_plan(_kv.MergeStatePlan, _kv.MergeStateDesc, v, "merge_state_in_place")
     plan.run(v_a=v, lse_a=s, v_b=v_other, lse_b=s_other, v_out=v, lse_out=s)
 
 
 def merge_state(v_a, s_a, v_b, s_b):
     """Two states [seq_len, num_heads, head_dim] with base-2 LSEs -> (V, S)."""
-    plan = _merge_plan(_kv.MergeStatePlan, _kv.MergeStateDesc, v_a, None, "merge_state")
+    plan = _merge_plan(_kv.MergeStatePlan, _kv.MergeStateDesc, v_a, "merge_state")
     v = torch.empty_like(v_a)
     s = torch.empty(s_a.shape, dtype=torch.float32, device=v_a.device)
     plan.run(v_a=v_a, lse_a=s_a * C.LN2, v_b=v_b, lse_b=s_b * C.LN2, v_out=v, lse_out=s)
@@ -47,7 +47,7 @@ def merge_state_in_place(v, s, v_other, s_other, mask=None):
 
 def merge_states(v, s):
     """N states per row, v [seq_len, N, num_heads, head_dim], s [seq_len, N, num_heads] -> (V, S)."""
-    plan = _merge_plan(_kv.MergeStatesPlan, _kv.MergeStatesDesc, v, None, "merge_states")
+    plan = _merge_plan(_kv.MergeStatesPlan, _kv.MergeStatesDesc, v, "merge_states")
     out = torch.empty((v.shape[0], v.shape[2], v.shape[3]), dtype=v.dtype, device=v.device)
     lse = torch.empty((v.shape[0], v.shape[2]), dtype=torch.float32, device=v.device)
     plan.run(v=v, lse=s * C.LN2, v_out=out, lse_out=lse)
