@@ -98,8 +98,9 @@ def test_batch_decode(gen, device, layout, head_dim, group, page_size, cap, wind
         ref, ref_lse = ref_attention(q[b:b + 1], k, v, soft_cap=cap or 0.0, window_left=window)
         torch.testing.assert_close(out[b].double(), ref[0], **tol(dtype))
         torch.testing.assert_close(lse[b].double(), ref_lse[0], **tol(dtype))
-    # A separate (k, v) tuple is the same cache.
+    # A separate (k, v) tuple is the same cache; the deprecated spellings are the same call.
     torch.testing.assert_close(w.run(q, (cache[:, 0], cache[:, 1])), out, rtol=0, atol=0)
+    torch.testing.assert_close(w.forward_return_lse(q, cache)[1], lse, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

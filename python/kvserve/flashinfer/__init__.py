@@ -18,7 +18,8 @@ except ImportError as e:  # pragma: no cover - exercised where torch is missing
 
 from . import cascade, gdn_prefill, norm, page, sampling
 from .attention import (BatchDecodeWithPagedKVCacheWrapper, BatchPrefillWithPagedKVCacheWrapper,
-                        BatchPrefillWithRaggedKVCacheWrapper, MultiLevelCascadeAttentionWrapper,
+                        BatchPrefillWithRaggedKVCacheWrapper, CUDAGraphBatchDecodeWithPagedKVCacheWrapper,
+                        MultiLevelCascadeAttentionWrapper,
                         single_decode_with_kv_cache, single_prefill_with_kv_cache,
                         single_prefill_with_kv_cache_return_lse)
 from .cascade import merge_state, merge_state_in_place, merge_states
@@ -40,7 +41,8 @@ def _namespace(name, *objects):
     return module
 
 
-decode = _namespace("decode", BatchDecodeWithPagedKVCacheWrapper, single_decode_with_kv_cache)
+decode = _namespace("decode", BatchDecodeWithPagedKVCacheWrapper, CUDAGraphBatchDecodeWithPagedKVCacheWrapper,
+                    single_decode_with_kv_cache)
 prefill = _namespace("prefill", BatchPrefillWithPagedKVCacheWrapper, BatchPrefillWithRaggedKVCacheWrapper,
                      single_prefill_with_kv_cache, single_prefill_with_kv_cache_return_lse)
 cascade.MultiLevelCascadeAttentionWrapper = MultiLevelCascadeAttentionWrapper

@@ -86,6 +86,10 @@ class _PagedWrapper:
         self._workspace = float_workspace_buffer
         self._prepared.clear()
 
+    def forward_return_lse(self, q, paged_kv_cache, **kwargs):
+        """FlashInfer's deprecated spelling of run(..., return_lse=True)."""
+        return self.run(q, paged_kv_cache, return_lse=True, **kwargs)
+
     def _keep_table(self, indptr, indices, last_page_len):
         """The page table on the device (in the CUDA-graph buffers when given,
         so a captured run reads the next plan()'s table) and host lengths."""
@@ -201,6 +205,16 @@ class BatchDecodeWithPagedKVCacheWrapper(_PagedWrapper):
 
     def end_forward(self):
         pass
+
+
+class CUDAGraphBatchDecodeWithPagedKVCacheWrapper(BatchDecodeWithPagedKVCacheWrapper):
+    """The decode wrapper with CUDA-graph buffers, as FlashInfer's older class of this name."""
+
+    def __init__(self, workspace_buffer, indptr_buffer, indices_buffer, last_page_len_buffer, kv_layout="NHD",
+                 use_tensor_cores=False):
+        super().__init__(workspace_buffer, kv_layout, use_cuda_graph=True, use_tensor_cores=use_tensor_cores,
+                         paged_kv_indptr_buffer=indptr_buffer, paged_kv_indices_buffer=indices_buffer,
+                         paged_kv_last_page_len_buffer=last_page_len_buffer)
 
 
 class BatchPrefillWithPagedKVCacheWrapper(_PagedWrapper):
