@@ -23,7 +23,9 @@ export PATH=/usr/local/cuda/bin:$PATH
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 venv=$work/venv
 # The system's torch and transformers stay visible inside the venv.
-[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
+# (Without ensurepip there, the system's pip serves the venv.)
+[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv" 2>/dev/null ||
+  python3 -m venv --without-pip --system-site-packages "$venv"
 py=$venv/bin/python
 status=0
 
