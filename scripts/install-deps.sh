@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a build needs on Debian/Ubuntu when it is missing: a C++20
-# compiler, CMake, Ninja, GoogleTest, cargo (Debian's, for rust/). The CUDA
-# toolkit (nvcc) is optional and not installed here; the CUDA backend is built
-# when it is found.
+# compiler, CMake, Ninja, GoogleTest, cargo (Debian's, for rust/), Python's
+# venv. The CUDA toolkit (nvcc) is optional and not installed here; the CUDA
+# backend is built when it is found.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -10,6 +10,10 @@ command -v ninja >/dev/null || missing+=(ninja-build)
 command -v g++ >/dev/null || missing+=(g++)
 [ -f /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev libgmock-dev)
 command -v cargo >/dev/null || missing+=(cargo)
+# Python with venv and pip, for the Python package's tests (scripts/python_tests.sh).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv python3-pip)
+python3 -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+  2>/dev/null || missing+=(python3-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -33,3 +33,10 @@ if [ "${KVSERVE_RUST:-1}" != 0 ]; then
   KVSERVE_DIR=$abs_build/rust-prefix CARGO_TARGET_DIR=$abs_build/rust-target \
     cargo test --offline --manifest-path rust/Cargo.toml --workspace -j "$jobs"
 fi
+
+# The Python package (pip install . into a venv under the build dir, then
+# pytest); KVSERVE_PYTHON_TESTS=0 skips. scripts/python_tests.sh says why it
+# builds CPU-only.
+if [ "${KVSERVE_PYTHON_TESTS:-1}" != 0 ]; then
+  bash scripts/python_tests.sh "$build"
+fi

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The Python package on the GPU machine (no network there; torch, transformers
+# and nvcc present): builds and installs kvserve with the CUDA backend from the
+# wheels carried in .carry/wheels (scikit-build-core, nanobind, their deps,
+# downloaded on a machine with network by `pip download -d .carry/wheels
+# scikit-build-core nanobind pytest numpy`), then runs the Python tests (torch
+# and CUDA ones included) and the kvserve.flashinfer vs PyTorch timing table.
+#
+#   bash scripts/gpu_python.sh [install|test|bench|all]     (default: all)
+#
+# Each stage is bounded by `timeout` (the install is the long one: every CUDA
+# kernel once, sm_90a only; run `install` alone first when a command may take
+# at most 10 minutes - the build directory is kept, so a timed-out install
+# resumes where it stopped). Logs go to $OUT (or build-gpu-python/logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:-all}
+work=$PWD/build-gpu-python
+logs=${OUT:-$work/logs}
+wheels=${KVSERVE_WHEELS:-$PWD/.carry/wheels}
+mkdir -p "$work" "$logs"
+export PATH=/usr/local/cuda/bin:$PATH
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+venv=$work/venv
+# The system's torch and transformers stay visible inside the venv.
+# (Without ensurepip there, the system's pip serves the venv.)
+[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv" 2>/dev/null ||
+  python3 -m venv --without-pip --system-site-packages "$venv"
+py=$venv/bin/python
+status=0
+
+if [ "$stage" = install ] || [ "$stage" = all ]; then
+  echo "== install (log: $logs/install.log)"
+  timeout "${KVSERVE_INSTALL_TIMEOUT:-570}" "$py" -m pip install --no-index --find-links "$wheels" ".[test]" \
+    -C cmake.define.KVSERVE_ENABLE_CUDA="${KVSERVE_GPU_PYTHON_CUDA:-ON}" -C cmake.define.KVSERVE_CUDA_ARCHS=90a \
+    -C build-dir="$work/build" >"$logs/install.log" 2>&1 || { status=$?; tail -20 "$logs/install.log"; }
+  "$py" -c "import kvserve; print('kvserve', kvserve.__version__, 'cuda built:', kvserve.cuda_backend_built(),
+        'devices:', kvserve.cuda_device_count())" 2>&1 | tee -a "$logs/install.log"
+fi
+if [ "$stage" = test ] || [ "$stage" = all ]; then
+  echo "== test (log: $logs/pytest.log)"
+  (cd tests/python && timeout "${KVSERVE_TEST_TIMEOUT:-480}" "$py" -m pytest -q -rs -p no:cacheprovider . \
+    >"$logs/pytest.log" 2>&1) || status=$?
+  tail -15 "$logs/pytest.log"
+  echo "== HF example, bf16 on cuda (log: $logs/hf_generate.log)"
+  timeout 300 "$py" examples/hf_generate.py --device cuda --dtype bfloat16 >"$logs/hf_generate.log" 2>&1 ||
+    status=$?
+  grep -v Warning "$logs/hf_generate.log" | tail -12
+fi
+if [ "$stage" = bench ] || [ "$stage" = all ]; then
+  echo "== timing (log: $logs/timing.md)"
+  timeout 300 "$py" python/tools/bench_flashinfer.py >"$logs/timing.md" 2>&1 || status=$?
+  cat "$logs/timing.md"
+fi
+exit $status
