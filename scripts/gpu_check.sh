@@ -16,6 +16,8 @@
 #       both CLIs in the same call, each invocation with the main CLI and then
 #       at once with the baseline's, and prints an A/B table last (n/a where
 #       the baseline lacks the benchmark or an option; that does not fail)
+#   KVSERVE_PREFILL_SIDES=main scripts/gpu_check.sh
+#       the prefill stage on the wgmma kernel only (default: main mma_sync)
 #   KVSERVE_GPU_CHECK_DRY_RUN=1 scripts/gpu_check.sh
 #       prints each command instead of running it (no nvidia-smi, no build)
 # The benchmark invocations (name, arguments, timeout, target) are the lines
@@ -221,8 +223,8 @@ racecheck() {
 prefill() {
   note "prefill table: wgmma, then mma.sync, then SDPA"
   x mkdir -p "$build_dir/bench-json" "$build_dir/bench-json-mma_sync"
-  benchmarks prefill main
-  benchmarks prefill mma_sync
+  local side
+  for side in ${KVSERVE_PREFILL_SIDES:-main mma_sync}; do benchmarks prefill "$side"; done
   logged '>' "$out/prefill-peers.log" env PYTHONUNBUFFERED=1 timeout 300 python3 bench/peers/prefill_peers.py \
     --issue14 --json "$out/prefill-peers-14.json" || status=1
 }
