@@ -28,7 +28,15 @@ step() {  # step NAME SECONDS COMMAND...: runs it under timeout, logs to $out/NA
 }
 
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
-command -v cargo >/dev/null || { echo "gpu_rust: FAIL: no cargo on this machine (bash scripts/install-deps.sh installs Debian's)"; exit 1; }
+# The GPU machine has no Rust toolchain and reaches no registry: there the
+# example is built on a machine with cargo against a CUDA build of the same
+# commit (statically linked, cudart_static) and carried, e.g.
+#   KVSERVE_RUST_EXAMPLE=.carry/rust/gpu_decode_sampling bash scripts/gpu_rust.sh
+if [ -n "${KVSERVE_RUST_EXAMPLE:-}" ]; then
+  step gpu_example 120 "$KVSERVE_RUST_EXAMPLE"
+  exit $status
+fi
+command -v cargo >/dev/null || { echo "gpu_rust: FAIL: no cargo on this machine (bash scripts/install-deps.sh installs Debian's; or KVSERVE_RUST_EXAMPLE)"; exit 1; }
 nvidia-smi -L >"$out/nvidia-smi.txt" 2>&1 || echo "note: nvidia-smi failed (see $out/nvidia-smi.txt)"
 step configure 300 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVSERVE_ENABLE_CUDA=ON \
   -DKVSERVE_CUDA_ARCHS="$archs" -DKVSERVE_ENABLE_TESTS=OFF -DKVSERVE_ENABLE_CLI=OFF || exit 1
