@@ -5,14 +5,12 @@
 //   ring of `stages` shared-memory slots, each tile of K and of V
 //   128-byte-swizzled as wgmma reads it (hopper.cuh), with cp.async (which
 //   gathers pages of any size and layout), one group of its threads a slot;
-//   a group announces a slot's K and its V apart, each on its own `full`
-//   mbarrier once its copies have landed, and waits on their `empty`
-//   mbarriers before refilling them (K is free once S is computed, V only
-//   after P V, a tile later: see consume_tiles);
+//   a group announces its slot on the slot's `full` mbarrier once its copies
+//   have landed and waits on the slot's `empty` mbarrier before refilling it;
 // - two consumers own 64 query rows each: S = Q K^T with wgmma from shared
 //   memory (fp32 in registers), online softmax in base 2, P rounded to the
 //   input type in registers and O += P V with wgmma (P from registers, V
-//   transposed from shared memory); both arrive on `empty` when done with K, then V.
+//   transposed from shared memory); both arrive on `empty` when done.
 // The producer gives registers to the consumers (setmaxnreg): 56 for
 // address arithmetic, 224 a consumer thread for S, P and O. Each row sees
 // its own keys [lo, hi) (causal, window, split), as in the mma.sync kernel.
@@ -49,25 +47,19 @@ struct MultiQuerySm90Traits {
   static_assert(kProducerRegisters + 2 * kConsumerRegisters == 3 * kLaunchRegisters, "claims match releases");
 };
 
-// A ring slot's mbarriers: `full` completes when the slot's K (V) tile has
-// landed (the slot's producer group arrives), `empty` when both consumers
-// are done reading it (256 threads arrive).
-struct RingSlot {
-  std::uint64_t k_full, v_full, k_empty, v_empty;
-};
-
 #if KVSERVE_SM90A
 // The producer warpgroup (thread w of 128) in kStages groups of
 // kProducerThreads, group g filling ring slot g with tiles g, g + kStages,
 // ...: a group waits for its own copies to land before announcing its slot,
 // and meanwhile the other groups' slots are being filled or consumed, so
 // the consumers never wait on a copy issued after the tile they are on.
-// Group 0 copies the item's Q rows too, with K tile 0 (the first `k_full`
+// Group 0 copies the item's Q rows too, with tile 0 (the first `full`
 // phase covers both). A thread copies one 16-byte chunk column of every
 // (kProducerThreads / kChunks)-th row.
 template <DType T, int HeadDim>
 __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head,
-                                              int w, unsigned char* smem, RingSlot* ring, int num_tiles) {
+                                              int w, unsigned char* smem, std::uint64_t* full,
+                                              std::uint64_t* empty, int num_tiles) {
   using Tr = MultiQuerySm90Traits<T, HeadDim>;
   using t = typename Tr::t;
   constexpr int kStep = Tr::kProducerThreads / Tr::kChunks;
@@ -91,34 +83,28 @@ __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const M
   const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   unsigned char* const k_tile = smem + Tr::kQBytes + group * Tr::kTileBytes;
   unsigned char* const v_tile = k_tile + Tr::kStages * Tr::kTileBytes;
-  RingSlot& slot = ring[group];
-  // Copies K or V rows of a tile into the slot (pages looked up for each).
-  auto copy_tile = [&](unsigned char* dst, const t* head, std::int64_t stride_page, std::int64_t stride_slot,
-                       int tile_begin) {
+  for (int tile = group, round = 0; tile < num_tiles; tile += Tr::kStages, ++round) {
+    if (round > 0) mbarrier_wait(&empty[group], (round - 1) & 1);
+    const int tile_begin = item.kv_begin + tile * Tr::kKeys;
     for (int row = first_row; row < Tr::kKeys; row += kStep) {
       const int key = tile_begin + row;
       const bool valid = key < item.kv_end;
-      std::int64_t page = 0, at = item.page_base + key;
+      std::int64_t page = 0, slot = item.page_base + key;
       if (indices != nullptr) {
         page = valid ? indices[item.page_base + p.pool.page_index(key)] : 0;
-        at = p.pool.slot(key);
+        slot = p.pool.slot(key);
       }
-      cp_async16(dst + swizzled_offset(Tr::kKeys, row, chunk * 8),
-                 head + (valid ? page * stride_page + at * stride_slot + chunk * 8 : 0), valid);
+      const int at = swizzled_offset(Tr::kKeys, row, chunk * 8);
+      const std::int64_t k_at = valid ? page * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8 : 0;
+      const std::int64_t v_at = valid ? page * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8 : 0;
+      cp_async16(k_tile + at, k_head + k_at, valid);
+      cp_async16(v_tile + at, v_head + v_at, valid);
     }
     cp_async_commit();
-    // Landed: fence the copies into the async proxy wgmma reads.
+    // Landed: fence the copies into the async proxy wgmma reads, announce.
     cp_async_wait<0>();
     fence_async_shared();
-  };
-  for (int tile = group, round = 0; tile < num_tiles; tile += Tr::kStages, ++round) {
-    const int tile_begin = item.kv_begin + tile * Tr::kKeys;
-    if (round > 0) mbarrier_wait(&slot.k_empty, (round - 1) & 1);
-    copy_tile(k_tile, k_head, p.pool.k_stride_page, p.pool.k_stride_slot, tile_begin);
-    mbarrier_arrive(&slot.k_full);
-    if (round > 0) mbarrier_wait(&slot.v_empty, (round - 1) & 1);
-    copy_tile(v_tile, v_head, p.pool.v_stride_page, p.pool.v_stride_slot, tile_begin);
-    mbarrier_arrive(&slot.v_full);
+    mbarrier_arrive(&full[group]);
   }
 }
 
@@ -129,8 +115,8 @@ __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const M
 // of an accumulator for row i of block n.
 template <DType T, int HeadDim>
 __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head,
-                                              int c, int w, unsigned char* smem, RingSlot* ring, int* wg_ranges,
-                                              int num_tiles) {
+                                              int c, int w, unsigned char* smem, std::uint64_t* full,
+                                              std::uint64_t* empty, int* wg_ranges, int num_tiles) {
   using Tr = MultiQuerySm90Traits<T, HeadDim>;
   using t = typename Tr::t;
   constexpr int kKeys = Tr::kKeys;
@@ -241,14 +227,9 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
     for (; tile < num_tiles; ++tile) {
       stage = tile % Tr::kStages;
       tile_begin = item.kv_begin + tile * kKeys;
-      const int parity = (tile / Tr::kStages) & 1;
-      mbarrier_wait(&ring[stage].k_full, parity);
+      mbarrier_wait(&full[stage], (tile / Tr::kStages) & 1);
       if (tile_begin < union_hi && tile_begin + kKeys > union_lo) return true;
-      // Skipped, released once landed: the producer then runs at most one
-      // phase ahead, as the parity waits need.
-      mbarrier_wait(&ring[stage].v_full, parity);
-      mbarrier_arrive(&ring[stage].k_empty);
-      mbarrier_arrive(&ring[stage].v_empty);
+      mbarrier_arrive(&empty[stage]);
     }
     return false;
   };
@@ -264,26 +245,19 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
     issue_s(s, k_tile());
     wgmma_wait<0>();
     pin_registers(s);
-    mbarrier_arrive(&ring[stage].k_empty);
     fold_max(s, tile_begin, factor, base);  // O is 0: no rescale
     make_p(s, base);
-    int pending_tile = tile;
-    // Issues the pending tile's P V once its V has landed.
-    auto issue_pending_pv = [&] {
-      const int pending_stage = pending_tile % Tr::kStages;
-      mbarrier_wait(&ring[pending_stage].v_full, (pending_tile / Tr::kStages) & 1);
-      issue_pv(smem_address(smem) + Tr::kQBytes + (Tr::kStages + pending_stage) * Tr::kTileBytes);
-    };
+    int pending_stage = stage;
+    std::uint32_t pending_v = k_tile() + Tr::kStages * Tr::kTileBytes;
     for (++tile; next_attended(); ++tile) {
       issue_s(s, k_tile());
-      issue_pending_pv();
+      issue_pv(pending_v);
       wgmma_wait<1>();
       pin_registers(s);
-      mbarrier_arrive(&ring[stage].k_empty);
       fold_max(s, tile_begin, factor, base);
       wgmma_wait<0>();
       pin_registers(o);
-      mbarrier_arrive(&ring[pending_tile % Tr::kStages].v_empty);
+      mbarrier_arrive(&empty[pending_stage]);
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         if (factor[i] != 1.f) {
@@ -292,12 +266,13 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
         }
       }
       make_p(s, base);
-      pending_tile = tile;
+      pending_stage = stage;
+      pending_v = k_tile() + Tr::kStages * Tr::kTileBytes;
     }
-    issue_pending_pv();
+    issue_pv(pending_v);
     wgmma_wait<0>();
     pin_registers(o);
-    mbarrier_arrive(&ring[pending_tile % Tr::kStages].v_empty);
+    mbarrier_arrive(&empty[pending_stage]);
   }
 
   // Normalise and write this thread's two rows.
@@ -314,8 +289,9 @@ __global__ void __launch_bounds__(kMultiQuerySm90Threads, 1)
   extern __shared__ unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: tiles start 1024-aligned.
   unsigned char* const smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
-  auto* const ring = reinterpret_cast<RingSlot*>(smem + Tr::kBarrierOffset);
-  int* const wg_ranges = reinterpret_cast<int*>(ring + Tr::kStages);  // [2 consumers][4 warps][lo, hi]
+  auto* const full = reinterpret_cast<std::uint64_t*>(smem + Tr::kBarrierOffset);
+  std::uint64_t* const empty = full + Tr::kStages;
+  int* const wg_ranges = reinterpret_cast<int*>(empty + Tr::kStages);  // [2 consumers][4 warps][lo, hi]
 
   MultiQueryItem item;
   if (!load_item(p, static_cast<int>(blockIdx.y), &item)) return;
@@ -324,19 +300,17 @@ __global__ void __launch_bounds__(kMultiQuerySm90Threads, 1)
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kKeys - 1) / Tr::kKeys;
   if (threadIdx.x == 0) {
     for (int s = 0; s < Tr::kStages; ++s) {
-      mbarrier_init(&ring[s].k_full, Tr::kProducerThreads);  // the slot's producer group arrives
-      mbarrier_init(&ring[s].v_full, Tr::kProducerThreads);
-      mbarrier_init(&ring[s].k_empty, 256);  // every consumer thread arrives
-      mbarrier_init(&ring[s].v_empty, 256);
+      mbarrier_init(&full[s], Tr::kProducerThreads);  // the slot's producer group arrives
+      mbarrier_init(&empty[s], 256);                  // every consumer thread arrives
     }
   }
   __syncthreads();
   if (warpgroup == 0) {
     registers_release<Tr::kProducerRegisters>();
-    produce_tiles<T, HeadDim>(p, item, kv_head, w, smem, ring, num_tiles);
+    produce_tiles<T, HeadDim>(p, item, kv_head, w, smem, full, empty, num_tiles);
   } else {
     registers_claim<Tr::kConsumerRegisters>();
-    consume_tiles<T, HeadDim>(p, item, kv_head, warpgroup - 1, w, smem, ring, wg_ranges + 8 * (warpgroup - 1),
+    consume_tiles<T, HeadDim>(p, item, kv_head, warpgroup - 1, w, smem, full, empty, wg_ranges + 8 * (warpgroup - 1),
                               num_tiles);
   }
 #endif
