@@ -144,135 +144,90 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
   for (int v = 0; v < 4; ++v) union_lo = min(union_lo, wg_ranges[2 * v]), union_hi = max(union_hi, wg_ranges[2 * v + 1]);
 
   const std::uint32_t q_base = smem_address(smem) + 64 * c * 128;
-  // With a soft cap the logits are capped in place (already in base 2);
-  // otherwise the scale is fused into exp2's argument (one FFMA a logit),
-  // and taken max of raw logits is the max of scaled ones (scale > 0).
-  const bool capped = p.cap_log2 > 0.f;
-  const float scale = capped ? 1.f : p.q_scale;
   SoftmaxState st[2];
   float o[HeadDim / 2];
 #pragma unroll
   for (int e = 0; e < HeadDim / 2; ++e) o[e] = 0.f;
-  // P of the previous tile in the A fragments of O += P V: k-step j (keys
-  // 16 j ..) takes S blocks 2 j and 2 j + 1, rows g and g + 8 of each.
-  unsigned pa[kKeys / 16][4];
-  // O += P V of a tile: k-step j is keys 16 j .. of V (2048 bytes into each
-  // block); the 64-column blocks of V are kKeys * 128 bytes apart.
-  auto issue_pv = [&](std::uint32_t v_base) {
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j)
-      wgmma_rs<T, HeadDim>(o, pa[j], smem_descriptor(v_base + j * 16 * 128, kKeys * 128, 1024), 1);
-    wgmma_commit();
-  };
-  // S = Q K^T of a tile over HeadDim / 16 k-steps: step kk is 32 bytes into
-  // 64-column block kk / 4 of both operands.
-  auto issue_s = [&](float (&s)[kKeys / 2], std::uint32_t k_base) {
-#pragma unroll
-    for (int e = 0; e < kKeys / 2; ++e) s[e] = 0.f;
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < HeadDim / 16; ++kk) {
-      const std::uint64_t a = smem_descriptor(q_base + (kk / 4) * Tr::kRows * 128 + (kk % 4) * 32, 16, 1024);
-      const std::uint64_t b = smem_descriptor(k_base + (kk / 4) * kKeys * 128 + (kk % 4) * 32, 16, 1024);
-      wgmma_ss<T, kKeys>(s, a, b, kk > 0);
-    }
-    wgmma_commit();
-  };
-  // Caps and masks a tile's logits (the cap and the mask are uniform per
-  // warp: one branch each around the tile) and folds their row maxima into
-  // the softmax state: the factor O must be rescaled by, the new base.
-  auto fold_max = [&](float (&s)[kKeys / 2], int tile_begin, float (&factor)[2], float (&base)[2]) {
-    if (capped) {
-#pragma unroll
-      for (int e = 0; e < kKeys / 2; ++e) s[e] = p.cap_log2 * tanhf(s[e] * p.q_scale);
-    }
-    if (!(tile_begin >= inter_lo && tile_begin + kKeys <= inter_hi)) {
-#pragma unroll
-      for (int e = 0; e < kKeys / 2; ++e) {
-        const int key = tile_begin + (e / 4) * 8 + col + (e & 1), i = (e / 2) % 2;
-        if (key < lo[i] || key >= hi[i]) s[e] = -INFINITY;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      float row_max = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) row_max = fmaxf(row_max, fmaxf(s[4 * n + 2 * i], s[4 * n + 2 * i + 1]));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-      factor[i] = st[i].rescale_to(row_max * scale);
-      base[i] = st[i].m == -INFINITY ? 0.f : st[i].m;
-    }
-  };
-  // P = 2^(scale s - base) into the A fragments, summed into the state.
-  auto make_p = [&](const float (&s)[kKeys / 2], const float (&base)[2]) {
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const float* const sv = s + 4 * (2 * j + h) + 2 * i;
-          const float w0 = fast_exp2(fmaf(sv[0], scale, -base[i])), w1 = fast_exp2(fmaf(sv[1], scale, -base[i]));
-          st[i].d += w0 + w1;
-          pa[j][2 * h + i] = pack2<T>(w0, w1);
-        }
-  };
-  // Waits for tiles from `tile` on until one the warpgroup attends to,
-  // releasing those it skips (uniformly over the warpgroup, whose wgmma are
-  // collective); false past the last.
-  int tile = 0, stage = 0, tile_begin = 0;
-  auto next_attended = [&]() {
-    for (; tile < num_tiles; ++tile) {
-      stage = tile % Tr::kStages;
-      tile_begin = item.kv_begin + tile * kKeys;
-      mbarrier_wait(&full[stage], (tile / Tr::kStages) & 1);
-      if (tile_begin < union_hi && tile_begin + kKeys > union_lo) return true;
-      mbarrier_arrive(&empty[stage]);
-    }
-    return false;
-  };
-  auto k_tile = [&] { return smem_address(smem) + Tr::kQBytes + stage * Tr::kTileBytes; };
 
-  // A tile's O += P V runs on the tensor cores while the next tile's
-  // softmax runs on the ALUs (FlashAttention-3's intra-warpgroup overlap):
-  // the next S is committed first, so waiting for all groups but one waits
-  // for S; the slot is released, and O rescaled, once P V has finished.
-  // The first tile is peeled so that no wgmma sits in a divergent path.
-  if (next_attended()) {
-    float s[kKeys / 2], factor[2], base[2];
-    issue_s(s, k_tile());
-    wgmma_wait<0>();
-    pin_registers(s);
-    fold_max(s, tile_begin, factor, base);  // O is 0: no rescale
-    make_p(s, base);
-    int pending_stage = stage;
-    std::uint32_t pending_v = k_tile() + Tr::kStages * Tr::kTileBytes;
-    for (++tile; next_attended(); ++tile) {
-      issue_s(s, k_tile());
-      issue_pv(pending_v);
-      wgmma_wait<1>();
-      pin_registers(s);
-      fold_max(s, tile_begin, factor, base);
+  for (int tile = 0; tile < num_tiles; ++tile) {
+    const int stage = tile % Tr::kStages;
+    mbarrier_wait(&full[stage], (tile / Tr::kStages) & 1);
+    const int tile_begin = item.kv_begin + tile * kKeys;
+    if (tile_begin < union_hi && tile_begin + kKeys > union_lo) {
+      const std::uint32_t k_base = smem_address(smem) + Tr::kQBytes + stage * Tr::kTileBytes;
+      const std::uint32_t v_base = k_base + Tr::kStages * Tr::kTileBytes;
+      // S = Q K^T over HeadDim / 16 k-steps: step kk is 32 bytes into
+      // 64-column block kk / 4 of both operands.
+      float s[kKeys / 2];
+#pragma unroll
+      for (int e = 0; e < kKeys / 2; ++e) s[e] = 0.f;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < HeadDim / 16; ++kk) {
+        const std::uint64_t a = smem_descriptor(q_base + (kk / 4) * Tr::kRows * 128 + (kk % 4) * 32, 16, 1024);
+        const std::uint64_t b = smem_descriptor(k_base + (kk / 4) * kKeys * 128 + (kk % 4) * 32, 16, 1024);
+        wgmma_ss<T, kKeys>(s, a, b, kk > 0);
+      }
+      wgmma_commit();
       wgmma_wait<0>();
-      pin_registers(o);
-      mbarrier_arrive(&empty[pending_stage]);
+      pin_registers(s);
+
+      // Logits in base 2, masked outside each row's range (the cap and the
+      // mask are uniform per warp: one branch each around the tile).
+      if (p.cap_log2 > 0.f) {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) s[e] = p.cap_log2 * tanhf(s[e] * p.q_scale);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) s[e] *= p.q_scale;
+      }
+      if (!(tile_begin >= inter_lo && tile_begin + kKeys <= inter_hi)) {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) {
+          const int key = tile_begin + (e / 4) * 8 + col + (e & 1), i = (e / 2) % 2;
+          if (key < lo[i] || key >= hi[i]) s[e] = -INFINITY;
+        }
+      }
+      float base[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
-        if (factor[i] != 1.f) {
+        float row_max = -INFINITY;
 #pragma unroll
-          for (int n = 0; n < HeadDim / 8; ++n) o[4 * n + 2 * i] *= factor[i], o[4 * n + 2 * i + 1] *= factor[i];
+        for (int n = 0; n < kKeys / 8; ++n) row_max = fmaxf(row_max, fmaxf(s[4 * n + 2 * i], s[4 * n + 2 * i + 1]));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+        const float factor = st[i].rescale_to(row_max);
+        base[i] = st[i].m == -INFINITY ? 0.f : st[i].m;
+        if (factor != 1.f) {
+#pragma unroll
+          for (int n = 0; n < HeadDim / 8; ++n) o[4 * n + 2 * i] *= factor, o[4 * n + 2 * i + 1] *= factor;
         }
       }
-      make_p(s, base);
-      pending_stage = stage;
-      pending_v = k_tile() + Tr::kStages * Tr::kTileBytes;
+      // P in the A fragments of O += P V: k-step j (keys 16 j ..) takes S
+      // blocks 2 j and 2 j + 1, rows g and g + 8 of each.
+      unsigned pa[kKeys / 16][4];
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            const float* const sv = s + 4 * (2 * j + h) + 2 * i;
+            const float w0 = exp2f(sv[0] - base[i]), w1 = exp2f(sv[1] - base[i]);
+            st[i].d += w0 + w1;
+            pa[j][2 * h + i] = pack2<T>(w0, w1);
+          }
+      // O += P V: k-step j is keys 16 j .. of V (2048 bytes into each
+      // block); the 64-column blocks of V are kKeys * 128 bytes apart.
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j)
+        wgmma_rs<T, HeadDim>(o, pa[j], smem_descriptor(v_base + j * 16 * 128, kKeys * 128, 1024), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+      pin_registers(o);
     }
-    issue_pv(pending_v);
-    wgmma_wait<0>();
-    pin_registers(o);
-    mbarrier_arrive(&empty[pending_stage]);
+    mbarrier_arrive(&empty[stage]);
   }
 
   // Normalise and write this thread's two rows.
