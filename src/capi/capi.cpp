@@ -77,10 +77,9 @@ Status to_lengths(const std::int32_t* indptr, const char* indptr_name, const std
   return to_span(last_page_len, rows, last_name, &out->last_page_len);
 }
 
-kvs_status_code to_precision(const Precision& p, kvs_precision* out) {
-  *out = kvs_precision{.math = static_cast<kvs_dtype>(p.math), .accumulator = static_cast<kvs_dtype>(p.accumulator),
+kvs_precision to_precision(const Precision& p) {
+  return kvs_precision{.math = static_cast<kvs_dtype>(p.math), .accumulator = static_cast<kvs_dtype>(p.accumulator),
                        .deterministic = p.deterministic ? 1 : 0, .batch_invariant = p.batch_invariant ? 1 : 0};
-  return KVS_OK;
 }
 
 kvs_status_code report(const Status& s, kvs_error* err) {

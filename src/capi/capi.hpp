@@ -141,13 +141,13 @@ kvs_status_code can_implement(const Handle* h, const CArgs* args, kvs_error* err
 }
 
 // kvs_<op>_precision: the selected kernel's precision promise.
-kvs_status_code to_precision(const Precision& p, kvs_precision* out);
+kvs_precision to_precision(const Precision& p);
 template <class Handle>
 kvs_status_code precision(const Handle* h, kvs_precision* out, kvs_error* err) {
   return guarded(err, [&]() -> Status {
     KVSERVE_TRY(check_handle(h));
     KVSERVE_TRY(non_null(out, "out"));
-    to_precision(h->plan.kernel().precision, out);
+    *out = to_precision(h->plan.kernel().precision);
     return Status::ok();
   });
 }
