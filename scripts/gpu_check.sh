@@ -12,7 +12,7 @@
 #   KVSERVE_BASELINE_SRC=dir scripts/gpu_check.sh
 #       also builds the kvserve tree in dir (e.g. `git archive <commit>`
 #       unpacked under an ignored path carried to the GPU machine) beside this
-#       one, runs every benchmark of the bench, sampling and norm stages with
+#       one, runs every benchmark of the bench, prefill, sampling and norm stages with
 #       both CLIs in the same call, each invocation with the main CLI and then
 #       at once with the baseline's, and prints an A/B table last (n/a where
 #       the baseline lacks the benchmark or an option; that does not fail)
@@ -329,7 +329,7 @@ x rm -rf "$out/runs"
 x mkdir -p "$out/runs"
 logged '>' "$out/device.txt" nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 dry || cat "$out/device.txt"
-if [ -n "$baseline_src" ] && { stage bench || stage sampling || stage norm; }; then start_baseline_build; fi
+if [ -n "$baseline_src" ] && { stage bench || stage prefill || stage sampling || stage norm; }; then start_baseline_build; fi
 for s in build tests memcheck racecheck demo prefill bench peers sampling norm profile profile_prefill; do
   stage "$s" && "$s"
 done
