@@ -123,11 +123,7 @@ struct BatchPagedDecodeArgs {
   TensorView lse;  // optional f32 [B, num_qo_heads], written
 };
 
-struct BatchPagedDecode {
-  using Desc = BatchPagedDecodeDesc;
-  using Args = BatchPagedDecodeArgs;
-  using PrepareArgs = PagedKvLengths;
-  static constexpr bool kHasPrepare = true;
+struct BatchPagedDecode : OpTypes<BatchPagedDecodeDesc, BatchPagedDecodeArgs, PagedKvLengths> {
   static constexpr const char* kName = "BatchPagedDecode";
 };
 using BatchPagedDecodePlan = Plan<BatchPagedDecode>;
@@ -159,11 +155,7 @@ struct SingleDecodeArgs {
   TensorView lse;     // optional f32 [B, num_qo_heads], written
 };
 
-struct SingleDecode {
-  using Desc = SingleDecodeDesc;
-  using Args = SingleDecodeArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct SingleDecode : OpTypes<SingleDecodeDesc, SingleDecodeArgs> {
   static constexpr const char* kName = "SingleDecode";
 };
 using SingleDecodePlan = Plan<SingleDecode>;
@@ -193,11 +185,7 @@ struct SinglePrefillArgs {
   TensorView lse;  // optional f32 [L_q, num_qo_heads], written
 };
 
-struct SinglePrefill {
-  using Desc = SinglePrefillDesc;
-  using Args = SinglePrefillArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct SinglePrefill : OpTypes<SinglePrefillDesc, SinglePrefillArgs> {
   static constexpr const char* kName = "SinglePrefill";
 };
 using SinglePrefillPlan = Plan<SinglePrefill>;
@@ -234,11 +222,7 @@ struct BatchRaggedPrefillArgs {
   TensorView lse;        // optional f32 [total_q, num_qo_heads], written
 };
 
-struct BatchRaggedPrefill {
-  using Desc = BatchRaggedPrefillDesc;
-  using Args = BatchRaggedPrefillArgs;
-  using PrepareArgs = RaggedLengths;
-  static constexpr bool kHasPrepare = true;
+struct BatchRaggedPrefill : OpTypes<BatchRaggedPrefillDesc, BatchRaggedPrefillArgs, RaggedLengths> {
   static constexpr const char* kName = "BatchRaggedPrefill";
 };
 using BatchRaggedPrefillPlan = Plan<BatchRaggedPrefill>;
@@ -272,11 +256,7 @@ struct BatchPagedPrefillArgs {
   TensorView lse;        // optional f32 [total_q, num_qo_heads], written
 };
 
-struct BatchPagedPrefill {
-  using Desc = BatchPagedPrefillDesc;
-  using Args = BatchPagedPrefillArgs;
-  using PrepareArgs = PagedPrefillLengths;
-  static constexpr bool kHasPrepare = true;
+struct BatchPagedPrefill : OpTypes<BatchPagedPrefillDesc, BatchPagedPrefillArgs, PagedPrefillLengths> {
   static constexpr const char* kName = "BatchPagedPrefill";
 };
 using BatchPagedPrefillPlan = Plan<BatchPagedPrefill>;
@@ -314,11 +294,7 @@ struct CascadeAttentionArgs {
   TensorView lse;           // optional f32 [B, num_qo_heads], written
 };
 
-struct CascadeAttention {
-  using Desc = CascadeAttentionDesc;
-  using Args = CascadeAttentionArgs;
-  using PrepareArgs = CascadeLengths;
-  static constexpr bool kHasPrepare = true;
+struct CascadeAttention : OpTypes<CascadeAttentionDesc, CascadeAttentionArgs, CascadeLengths> {
   static constexpr const char* kName = "CascadeAttention";
 };
 using CascadeAttentionPlan = Plan<CascadeAttention>;

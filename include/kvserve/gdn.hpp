@@ -74,11 +74,7 @@ struct GdnPrefillArgs {
   TensorView final_state;    // optional f32 [B, H, head_dim_v, head_dim_k], written
 };
 
-struct GdnPrefill {
-  using Desc = GdnPrefillDesc;
-  using Args = GdnPrefillArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct GdnPrefill : OpTypes<GdnPrefillDesc, GdnPrefillArgs> {
   static constexpr const char* kName = "GdnPrefill";
 };
 using GdnPrefillPlan = Plan<GdnPrefill>;

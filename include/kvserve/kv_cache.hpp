@@ -64,11 +64,7 @@ struct PagedKvAppendArgs {
   PagedKv kv;                // k_pages / v_pages written at the addressed slots; page table read
 };
 
-struct PagedKvAppend {
-  using Desc = PagedKvAppendDesc;
-  using Args = PagedKvAppendArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct PagedKvAppend : OpTypes<PagedKvAppendDesc, PagedKvAppendArgs> {
   static constexpr const char* kName = "PagedKvAppend";
 };
 using PagedKvAppendPlan = Plan<PagedKvAppend>;
@@ -104,11 +100,7 @@ struct PagedMlaAppendArgs {
   PagedMlaCache cache;       // ckv_pages / kpe_pages written at the addressed slots
 };
 
-struct PagedMlaAppend {
-  using Desc = PagedMlaDesc;
-  using Args = PagedMlaAppendArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct PagedMlaAppend : OpTypes<PagedMlaDesc, PagedMlaAppendArgs> {
   static constexpr const char* kName = "PagedMlaAppend";
 };
 using PagedMlaAppendPlan = Plan<PagedMlaAppend>;
@@ -135,11 +127,7 @@ struct KvCacheAppendArgs {
   TensorView v_cache;
 };
 
-struct KvCacheAppend {
-  using Desc = KvCacheAppendDesc;
-  using Args = KvCacheAppendArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct KvCacheAppend : OpTypes<KvCacheAppendDesc, KvCacheAppendArgs> {
   static constexpr const char* kName = "KvCacheAppend";
 };
 using KvCacheAppendPlan = Plan<KvCacheAppend>;

@@ -41,11 +41,7 @@ struct MergeStateArgs {
   TensorView lse_out;  // optional f32 [tokens, num_heads], written
 };
 
-struct MergeState {
-  using Desc = MergeStateDesc;
-  using Args = MergeStateArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct MergeState : OpTypes<MergeStateDesc, MergeStateArgs> {
   static constexpr const char* kName = "MergeState";
 };
 using MergeStatePlan = Plan<MergeState>;
@@ -69,11 +65,7 @@ struct MergeStatesArgs {
   TensorView lse_out;  // optional f32 [tokens, num_heads], written
 };
 
-struct MergeStates {
-  using Desc = MergeStatesDesc;
-  using Args = MergeStatesArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct MergeStates : OpTypes<MergeStatesDesc, MergeStatesArgs> {
   static constexpr const char* kName = "MergeStates";
 };
 using MergeStatesPlan = Plan<MergeStates>;

@@ -44,11 +44,7 @@ struct RmsNormArgs {
   TensorView out;       // shape of x. Written.
 };
 
-struct RmsNorm {
-  using Desc = RmsNormDesc;
-  using Args = RmsNormArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct RmsNorm : OpTypes<RmsNormDesc, RmsNormArgs> {
   static constexpr const char* kName = "RmsNorm";
 };
 using RmsNormPlan = Plan<RmsNorm>;

@@ -47,11 +47,7 @@ struct TokenPenaltyArgs {
   TensorView presence;    // f32 [B], params == per_row
 };
 
-struct TokenPenalty {
-  using Desc = TokenPenaltyDesc;
-  using Args = TokenPenaltyArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct TokenPenalty : OpTypes<TokenPenaltyDesc, TokenPenaltyArgs> {
   static constexpr const char* kName = "TokenPenalty";
 };
 using TokenPenaltyPlan = Plan<TokenPenalty>;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 
 #include "kvserve/core.hpp"
 
@@ -71,5 +72,15 @@ class Plan {
 
 // Ops without host-side scheduling take no prepare().
 struct NoPrepare {};
+
+// The types an op's tag names (`struct Op : OpTypes<Desc, Args[, PrepareArgs]>
+// { kName }` in each family header); kHasPrepare follows from PrepareArgs.
+template <class DescT, class ArgsT, class PrepareArgsT = NoPrepare>
+struct OpTypes {
+  using Desc = DescT;
+  using Args = ArgsT;
+  using PrepareArgs = PrepareArgsT;
+  static constexpr bool kHasPrepare = !std::is_same_v<PrepareArgsT, NoPrepare>;
+};
 
 }  // namespace kvserve

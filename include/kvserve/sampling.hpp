@@ -117,11 +117,7 @@ struct SamplingArgs {
   TensorView offsets;  // int32 [B]
 };
 
-struct Sampling {
-  using Desc = SamplingDesc;
-  using Args = SamplingArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct Sampling : OpTypes<SamplingDesc, SamplingArgs> {
   static constexpr const char* kName = "Sampling";
 };
 using SamplingPlan = Plan<Sampling>;
@@ -155,11 +151,7 @@ struct SamplingRenormArgs {
   TensorView top_p;  // f32 [B], per_row top_p_renorm_probs
 };
 
-struct SamplingRenorm {
-  using Desc = SamplingRenormDesc;
-  using Args = SamplingRenormArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct SamplingRenorm : OpTypes<SamplingRenormDesc, SamplingRenormArgs> {
   static constexpr const char* kName = "SamplingRenorm";
 };
 using SamplingRenormPlan = Plan<SamplingRenorm>;

@@ -49,11 +49,7 @@ struct ChainSpeculativeSamplingArgs {
   TensorView offsets;  // int32 [B], random == per_row
 };
 
-struct ChainSpeculativeSampling {
-  using Desc = ChainSpeculativeSamplingDesc;
-  using Args = ChainSpeculativeSamplingArgs;
-  using PrepareArgs = NoPrepare;
-  static constexpr bool kHasPrepare = false;
+struct ChainSpeculativeSampling : OpTypes<ChainSpeculativeSamplingDesc, ChainSpeculativeSamplingArgs> {
   static constexpr const char* kName = "ChainSpeculativeSampling";
 };
 using ChainSpeculativeSamplingPlan = Plan<ChainSpeculativeSampling>;
