@@ -75,15 +75,6 @@ std::string contiguous_config(DType dtype, int head_dim, int head_dim_v, std::st
          (extra.empty() ? "" : " ") + std::string(extra);
 }
 
-template <class Op>
-Kernel<Op> make_kernel(std::string config, Status (*run)(const PlanState<Op>&, const typename Op::Args&, Workspace,
-                                                         Stream)) {
-  Kernel<Op> k;
-  k.info = cpu::kernel_info(Op::kName, std::move(config));
-  k.run = run;
-  return k;
-}
-
 // ------------------------------------------------------- BatchPagedDecode --
 
 Status run_batch_paged_decode(const PlanState<BatchPagedDecode>& p, const BatchPagedDecodeArgs& a, Workspace, Stream) {
@@ -234,17 +225,17 @@ Status run_cascade(const PlanState<CascadeAttention>& p, const CascadeAttentionA
 
 template <>
 Result<Kernel<BatchPagedDecode>> cpu_kernel<BatchPagedDecode>(const BatchPagedDecodeDesc& d) {
-  return make_kernel<BatchPagedDecode>(paged_config(d.q_dtype, d.kv), run_batch_paged_decode);
+  return cpu::make_kernel<BatchPagedDecode>(paged_config(d.q_dtype, d.kv), run_batch_paged_decode);
 }
 
 template <>
 Result<Kernel<SingleDecode>> cpu_kernel<SingleDecode>(const SingleDecodeDesc& d) {
-  return make_kernel<SingleDecode>(contiguous_config(d.dtype, d.head_dim, d.head_dim, ""), run_single_decode);
+  return cpu::make_kernel<SingleDecode>(contiguous_config(d.dtype, d.head_dim, d.head_dim, ""), run_single_decode);
 }
 
 template <>
 Result<Kernel<SinglePrefill>> cpu_kernel<SinglePrefill>(const SinglePrefillDesc& d) {
-  return make_kernel<SinglePrefill>(
+  return cpu::make_kernel<SinglePrefill>(
       contiguous_config(d.dtype, d.head_dim, value_head_dim(d.head_dim, d.head_dim_v),
                         std::string("layout=") + std::string(name_of(d.layout)) + (d.causal ? " causal" : "")),
       run_single_prefill);
@@ -252,20 +243,20 @@ Result<Kernel<SinglePrefill>> cpu_kernel<SinglePrefill>(const SinglePrefillDesc&
 
 template <>
 Result<Kernel<BatchRaggedPrefill>> cpu_kernel<BatchRaggedPrefill>(const BatchRaggedPrefillDesc& d) {
-  return make_kernel<BatchRaggedPrefill>(
+  return cpu::make_kernel<BatchRaggedPrefill>(
       contiguous_config(d.dtype, d.head_dim, value_head_dim(d.head_dim, d.head_dim_v), d.causal ? "causal" : ""),
       run_batch_ragged_prefill);
 }
 
 template <>
 Result<Kernel<BatchPagedPrefill>> cpu_kernel<BatchPagedPrefill>(const BatchPagedPrefillDesc& d) {
-  return make_kernel<BatchPagedPrefill>(paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : ""),
+  return cpu::make_kernel<BatchPagedPrefill>(paged_config(d.q_dtype, d.kv) + (d.causal ? " causal" : ""),
                                         run_batch_paged_prefill);
 }
 
 template <>
 Result<Kernel<CascadeAttention>> cpu_kernel<CascadeAttention>(const CascadeAttentionDesc& d) {
-  return make_kernel<CascadeAttention>(paged_config(d.q_dtype, d.kv), run_cascade);
+  return cpu::make_kernel<CascadeAttention>(paged_config(d.q_dtype, d.kv), run_cascade);
 }
 
 }  // namespace kvserve::detail

@@ -88,16 +88,10 @@ Status run_gdn_prefill(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a, 
 
 template <>
 Result<Kernel<GdnPrefill>> cpu_kernel<GdnPrefill>(const GdnPrefillDesc& d) {
-  Kernel<GdnPrefill> k;
-  k.info = cpu::kernel_info(GdnPrefill::kName, "dtype=" + std::string(name_of(d.dtype)) +
-                                                   " h_qk=" + std::to_string(d.num_qk_heads) +
-                                                   " h_v=" + std::to_string(d.num_v_heads) +
-                                                   " dk=" + std::to_string(d.head_dim_k) +
-                                                   " dv=" + std::to_string(d.head_dim_v) +
-                                                   " l2norm=" + std::to_string(d.use_qk_l2norm ? 1 : 0) +
-                                                   " recurrent");
-  k.run = run_gdn_prefill;
-  return k;
+  return cpu::make_kernel<GdnPrefill>(cpu::config("dtype", d.dtype, "h_qk", d.num_qk_heads, "h_v", d.num_v_heads, "dk",
+                                                  d.head_dim_k, "dv", d.head_dim_v, "l2norm", d.use_qk_l2norm) +
+                                          " recurrent",
+                                      run_gdn_prefill);
 }
 
 }  // namespace kvserve::detail

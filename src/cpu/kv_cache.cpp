@@ -116,30 +116,21 @@ Status run_kv_cache_append(const PlanState<KvCacheAppend>& p, const KvCacheAppen
 
 template <>
 Result<Kernel<PagedKvAppend>> cpu_kernel<PagedKvAppend>(const PagedKvAppendDesc& d) {
-  Kernel<PagedKvAppend> k;
-  k.info = cpu::kernel_info(PagedKvAppend::kName, rows_config(d.dtype, d.kv.dtype) + " d=" +
-                                                      std::to_string(d.kv.head_dim) + " layout=" +
-                                                      std::string(name_of(d.kv.layout)) + " mode=" +
-                                                      std::string(name_of(d.mode)));
-  k.run = run_paged_kv_append;
-  return k;
+  return cpu::make_kernel<PagedKvAppend>(
+      rows_config(d.dtype, d.kv.dtype) + " " + cpu::config("d", d.kv.head_dim, "layout", d.kv.layout, "mode", d.mode),
+      run_paged_kv_append);
 }
 
 template <>
 Result<Kernel<PagedMlaAppend>> cpu_kernel<PagedMlaAppend>(const PagedMlaDesc& d) {
-  Kernel<PagedMlaAppend> k;
-  k.info = cpu::kernel_info(PagedMlaAppend::kName, rows_config(d.dtype, d.dtype) + " ckv=" + std::to_string(d.ckv_dim) +
-                                                       " kpe=" + std::to_string(d.kpe_dim));
-  k.run = run_paged_mla_append;
-  return k;
+  return cpu::make_kernel<PagedMlaAppend>(
+      rows_config(d.dtype, d.dtype) + " " + cpu::config("ckv", d.ckv_dim, "kpe", d.kpe_dim), run_paged_mla_append);
 }
 
 template <>
 Result<Kernel<KvCacheAppend>> cpu_kernel<KvCacheAppend>(const KvCacheAppendDesc& d) {
-  Kernel<KvCacheAppend> k;
-  k.info = cpu::kernel_info(KvCacheAppend::kName, rows_config(d.dtype, d.dtype) + " d=" + std::to_string(d.head_dim));
-  k.run = run_kv_cache_append;
-  return k;
+  return cpu::make_kernel<KvCacheAppend>(rows_config(d.dtype, d.dtype) + " " + cpu::config("d", d.head_dim),
+                                         run_kv_cache_append);
 }
 
 }  // namespace kvserve::detail

@@ -74,18 +74,12 @@ std::string merge_config(DType dtype, int num_heads, int head_dim) {
 
 template <>
 Result<Kernel<MergeState>> cpu_kernel<MergeState>(const MergeStateDesc& d) {
-  Kernel<MergeState> k;
-  k.info = cpu::kernel_info(MergeState::kName, merge_config(d.dtype, d.num_heads, d.head_dim));
-  k.run = run_merge_state;
-  return k;
+  return cpu::make_kernel<MergeState>(merge_config(d.dtype, d.num_heads, d.head_dim), run_merge_state);
 }
 
 template <>
 Result<Kernel<MergeStates>> cpu_kernel<MergeStates>(const MergeStatesDesc& d) {
-  Kernel<MergeStates> k;
-  k.info = cpu::kernel_info(MergeStates::kName, merge_config(d.dtype, d.num_heads, d.head_dim));
-  k.run = run_merge_states;
-  return k;
+  return cpu::make_kernel<MergeStates>(merge_config(d.dtype, d.num_heads, d.head_dim), run_merge_states);
 }
 
 }  // namespace kvserve::detail

@@ -56,13 +56,9 @@ Status run_rms_norm(const PlanState<RmsNorm>& p, const RmsNormArgs& a, Workspace
 
 template <>
 Result<Kernel<RmsNorm>> cpu_kernel<RmsNorm>(const RmsNormDesc& d) {
-  Kernel<RmsNorm> k;
-  k.info = cpu::kernel_info(RmsNorm::kName, "dtype=" + std::string(name_of(d.dtype)) +
-                                                " hidden=" + std::to_string(d.hidden_size) +
-                                                " weight_offset=" + std::to_string(static_cast<int>(d.weight_offset)) +
-                                                " fused_add=" + std::to_string(d.fused_add ? 1 : 0));
-  k.run = run_rms_norm;
-  return k;
+  return cpu::make_kernel<RmsNorm>(cpu::config("dtype", d.dtype, "hidden", d.hidden_size, "weight_offset",
+                                               static_cast<int>(d.weight_offset), "fused_add", d.fused_add),
+                                   run_rms_norm);
 }
 
 }  // namespace kvserve::detail

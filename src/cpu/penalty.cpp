@@ -63,11 +63,7 @@ Status run_penalty(const PlanState<TokenPenalty>& p, const TokenPenaltyArgs& a, 
 
 template <>
 Result<Kernel<TokenPenalty>> cpu_kernel<TokenPenalty>(const TokenPenaltyDesc& d) {
-  Kernel<TokenPenalty> k;
-  k.info = cpu::kernel_info(TokenPenalty::kName, "history=" + std::string(name_of(d.history)) +
-                                                     " params=" + std::string(name_of(d.params)));
-  k.run = run_penalty;
-  return k;
+  return cpu::make_kernel<TokenPenalty>(cpu::config("history", d.history, "params", d.params), run_penalty);
 }
 
 }  // namespace kvserve::detail

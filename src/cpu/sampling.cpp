@@ -100,22 +100,13 @@ Status run_renorm(const PlanState<SamplingRenorm>& p, const SamplingRenormArgs& 
 
 template <>
 Result<Kernel<Sampling>> cpu_kernel<Sampling>(const SamplingDesc& d) {
-  Kernel<Sampling> k;
-  k.info = cpu::kernel_info(Sampling::kName, "input=" + std::string(name_of(d.input)) +
-                                                 " filter=" + std::string(name_of(d.filter)) +
-                                                 " params=" + std::string(name_of(d.params)) +
-                                                 " random=" + std::string(name_of(d.random)));
-  k.run = run_sampling;
-  return k;
+  return cpu::make_kernel<Sampling>(
+      cpu::config("input", d.input, "filter", d.filter, "params", d.params, "random", d.random), run_sampling);
 }
 
 template <>
 Result<Kernel<SamplingRenorm>> cpu_kernel<SamplingRenorm>(const SamplingRenormDesc& d) {
-  Kernel<SamplingRenorm> k;
-  k.info = cpu::kernel_info(SamplingRenorm::kName, "kind=" + std::string(name_of(d.kind)) +
-                                                       " params=" + std::string(name_of(d.params)));
-  k.run = run_renorm;
-  return k;
+  return cpu::make_kernel<SamplingRenorm>(cpu::config("kind", d.kind, "params", d.params), run_renorm);
 }
 
 }  // namespace kvserve::detail

@@ -63,11 +63,8 @@ Status run_verify(const PlanState<ChainSpeculativeSampling>& p, const ChainSpecu
 
 template <>
 Result<Kernel<ChainSpeculativeSampling>> cpu_kernel<ChainSpeculativeSampling>(const ChainSpeculativeSamplingDesc& d) {
-  Kernel<ChainSpeculativeSampling> k;
-  k.info = cpu::kernel_info(ChainSpeculativeSampling::kName, "n=" + std::to_string(d.num_draft_tokens) +
-                                                                 " random=" + std::string(name_of(d.random)));
-  k.run = run_verify;
-  return k;
+  return cpu::make_kernel<ChainSpeculativeSampling>(cpu::config("n", d.num_draft_tokens, "random", d.random),
+                                                    run_verify);
 }
 
 }  // namespace kvserve::detail
