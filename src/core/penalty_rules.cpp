@@ -28,9 +28,8 @@ template <>
 Status OpRules<TokenPenalty>::check_args(const PlanState<TokenPenalty>& p, const TokenPenaltyArgs& a) {
   constexpr const char* op = TokenPenalty::kName;
   const auto& d = p.desc;
-  KVSERVE_TRY(check_tensor(op, "logits", a.logits, p.device, DType::f32, {kAny, d.vocab}));
+  KVSERVE_TRY(check_batch_tensor(op, "logits", a.logits, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.logits.shape[0];
-  KVSERVE_TRY(check_batch(op, "logits", b, d.max_batch));
   if (d.history == PenaltyHistory::token_counts) {
     KVSERVE_TRY(check_tensor(op, "counts", a.counts, p.device, DType::int32, {b, d.vocab}));
     KVSERVE_TRY(check_row_tensor(op, "token_ids", a.token_ids, false, "descriptor field 'history' is token_counts",

@@ -25,10 +25,12 @@ Status check_enum(std::string_view op, std::string_view field, int value,
   return invalid_field(op, field, expected, "value " + to_text(std::int64_t{value}));
 }
 
-Status check_batch(std::string_view op, std::string_view arg, std::int64_t batch, int max_batch) {
-  if (batch <= max_batch) return Status::ok();
-  return invalid_arg(op, arg, "at most max_batch (" + to_text(std::int64_t{max_batch}) + ") rows",
-                     to_text(batch) + " rows");
+Status check_batch_tensor(std::string_view op, std::string_view name, const TensorView& t, Device device, DType dtype,
+                          std::int64_t columns, int max_batch) {
+  KVSERVE_TRY(check_tensor(op, name, t, device, dtype, {kAny, columns}));
+  if (t.shape[0] <= max_batch) return Status::ok();
+  return invalid_arg(op, name, "at most max_batch (" + to_text(std::int64_t{max_batch}) + ") rows",
+                     to_text(t.shape[0]) + " rows");
 }
 
 Status check_row_tensor(std::string_view op, std::string_view name, const TensorView& t, bool used,
@@ -105,9 +107,8 @@ template <>
 Status OpRules<Sampling>::check_args(const PlanState<Sampling>& p, const SamplingArgs& a) {
   constexpr const char* op = Sampling::kName;
   const auto& d = p.desc;
-  KVSERVE_TRY(check_tensor(op, "input", a.input, p.device, DType::f32, {kAny, d.vocab}));
+  KVSERVE_TRY(check_batch_tensor(op, "input", a.input, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.input.shape[0];
-  KVSERVE_TRY(check_batch(op, "input", b, d.max_batch));
   KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, DType::int32, {b}));
   const bool per_row = d.params == ParamSource::per_row;
   KVSERVE_TRY(check_row_tensor(op, "temperature", a.temperature, per_row && d.input == SamplingInput::logits,
@@ -140,9 +141,8 @@ template <>
 Status OpRules<SamplingRenorm>::check_args(const PlanState<SamplingRenorm>& p, const SamplingRenormArgs& a) {
   constexpr const char* op = SamplingRenorm::kName;
   const auto& d = p.desc;
-  KVSERVE_TRY(check_tensor(op, "input", a.input, p.device, DType::f32, {kAny, d.vocab}));
+  KVSERVE_TRY(check_batch_tensor(op, "input", a.input, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.input.shape[0];
-  KVSERVE_TRY(check_batch(op, "input", b, d.max_batch));
   KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, DType::f32, {b, d.vocab}));
   const bool per_row = d.params == ParamSource::per_row;
   const bool by_p = d.kind == RenormKind::top_p_renorm_probs;

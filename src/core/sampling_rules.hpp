@@ -16,8 +16,9 @@ Status check_vocab(std::string_view op, int vocab);
 // An enum field holds one of `names` (its values 0 .. names.size() - 1).
 Status check_enum(std::string_view op, std::string_view field, int value,
                   std::initializer_list<std::string_view> names);
-// A batch of `batch` rows read from argument `arg` fits max_batch.
-Status check_batch(std::string_view op, std::string_view arg, std::int64_t batch, int max_batch);
+// A [rows, columns] tensor of `dtype` with at most max_batch rows.
+Status check_batch_tensor(std::string_view op, std::string_view name, const TensorView& t, Device device, DType dtype,
+                          std::int64_t columns, int max_batch);
 // A per-row tensor [batch] of `dtype`: required when `used`, otherwise absent
 // (`unused_because` says why, e.g. "descriptor field 'params' is scalar").
 Status check_row_tensor(std::string_view op, std::string_view name, const TensorView& t, bool used,

@@ -21,9 +21,8 @@ Status OpRules<ChainSpeculativeSampling>::check_args(const PlanState<ChainSpecul
   constexpr const char* op = ChainSpeculativeSampling::kName;
   const auto& d = p.desc;
   const std::int64_t n = d.num_draft_tokens;
-  KVSERVE_TRY(check_tensor(op, "draft_token_ids", a.draft_token_ids, p.device, DType::int32, {kAny, n}));
+  KVSERVE_TRY(check_batch_tensor(op, "draft_token_ids", a.draft_token_ids, p.device, DType::int32, n, d.max_batch));
   const std::int64_t b = a.draft_token_ids.shape[0];
-  KVSERVE_TRY(check_batch(op, "draft_token_ids", b, d.max_batch));
   KVSERVE_TRY(check_tensor(op, "draft_probs", a.draft_probs, p.device, DType::f32, {b, n, d.vocab}));
   KVSERVE_TRY(check_tensor(op, "target_probs", a.target_probs, p.device, DType::f32, {b, n + 1, d.vocab}));
   KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, DType::int32, {b, n + 1}));
