@@ -18,6 +18,9 @@
 #       the baseline lacks the benchmark or an option; that does not fail)
 #   KVSERVE_PREFILL_SIDES=main scripts/gpu_check.sh
 #       the prefill stage on the wgmma kernel only (default: main mma_sync)
+#   KVSERVE_GPU_TEST_TIMEOUT=120 scripts/gpu_check.sh
+#       bounds each GPU test and sanitizer run (default 900 s; a hang in a new
+#       kernel then costs minutes, not the call)
 #   KVSERVE_GPU_CHECK_DRY_RUN=1 scripts/gpu_check.sh
 #       prints each command instead of running it (no nvidia-smi, no build)
 # The benchmark invocations (name, arguments, timeout, target) are the lines
@@ -32,6 +35,7 @@ build_dir=${KVSERVE_BUILD_DIR:-build-gpu}
 skip=${KVSERVE_GPU_CHECK_SKIP:-}
 dry_run=${KVSERVE_GPU_CHECK_DRY_RUN:-0}
 jobs=${KVSERVE_JOBS:-16}
+test_timeout=${KVSERVE_GPU_TEST_TIMEOUT:-900}  # seconds a test or sanitizer run may take
 list=scripts/gpu_benchmarks.txt
 baseline_src=${KVSERVE_BASELINE_SRC:-}
 baseline_build=$build_dir-baseline
@@ -162,7 +166,7 @@ build() {
 
 tests() {
   note "GPU tests ($gpu_filter)"
-  logged '>' "$out/gpu-tests.log" timeout 900 "$tests_bin" --gtest_filter="$gpu_filter" || status=1
+  logged '>' "$out/gpu-tests.log" timeout "$test_timeout" "$tests_bin" --gtest_filter="$gpu_filter" || status=1
   dry && return
   grep -E "^\[  (PASSED|FAILED)  \]|tests? ran" "$out/gpu-tests.log" | tail -25
   # gtest prints "[  SKIPPED ] Suite.Test" once as each skipped test ends and
@@ -176,7 +180,7 @@ memcheck() {
   note "compute-sanitizer memcheck on the GPU tests"
   # The statistical sampling tests run the same kernels 10^5 times over; they
   # are left out here (they ran above) to keep memcheck's time in bounds.
-  logged '>' "$out/memcheck.log" timeout 900 compute-sanitizer --tool memcheck --error-exitcode 97 --print-limit 20 \
+  logged '>' "$out/memcheck.log" timeout "$test_timeout" compute-sanitizer --tool memcheck --error-exitcode 97 --print-limit 20 \
     "$tests_bin" --gtest_filter="$gpu_filter:-*FollowTheTruncated*:*FollowTheSoftmax*:*FollowTheTarget*" || status=1
   dry || grep -E "ERROR SUMMARY|tests ran|FAILED" "$out/memcheck.log" | tail -8
 }
@@ -214,7 +218,7 @@ racecheck() {
   local tool filter='*Prefill*cuda0*:*Cascade*cuda0*:CudaCascade*'
   for tool in racecheck synccheck; do
     note "compute-sanitizer $tool on the prefill and cascade GPU tests"
-    logged '>' "$out/$tool.log" timeout 900 compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
+    logged '>' "$out/$tool.log" timeout "$test_timeout" compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
       "$tests_bin" --gtest_filter="$filter" || status=1
     dry || grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests ran|FAILED" "$out/$tool.log" | tail -6
   done
