@@ -34,17 +34,6 @@ Built build(const BatchPagedDecodeDesc& d, const std::vector<std::int32_t>& indp
   return out;
 }
 
-// A batch with the given token lengths on 16-token pages.
-void lengths_to_table(const std::vector<std::int64_t>& lens, std::vector<std::int32_t>* indptr,
-                      std::vector<std::int32_t>* last) {
-  indptr->assign(1, 0);
-  last->clear();
-  for (std::int64_t l : lens) {
-    indptr->push_back(indptr->back() + static_cast<std::int32_t>((l + 15) / 16));
-    last->push_back(l == 0 ? 0 : static_cast<std::int32_t>((l - 1) % 16 + 1));
-  }
-}
-
 BatchPagedDecodeDesc desc_for(int max_batch, int split, int window) {
   PagedKvDesc kv{.page_size = 16, .num_pages = 1 << 20, .num_kv_heads = 8, .head_dim = 128};
   return {.max_batch = max_batch, .num_qo_heads = 32, .kv = kv, .attn = {.window_left = window},

@@ -21,17 +21,6 @@ namespace {
 using detail::cuda::MultiQueryItem;
 using detail::cuda::MultiQueryRowInfo;
 
-// A page table over `lens` tokens on 16-token pages.
-void table_of(const std::vector<std::int64_t>& lens, std::vector<std::int32_t>* indptr,
-              std::vector<std::int32_t>* last) {
-  indptr->assign(1, 0);
-  last->clear();
-  for (std::int64_t len : lens) {
-    indptr->push_back(indptr->back() + static_cast<std::int32_t>((len + 15) / 16));
-    last->push_back(len == 0 ? 1 : static_cast<std::int32_t>((len - 1) % 16 + 1));
-  }
-}
-
 struct CascadeCase {
   std::vector<std::int32_t> group_indptr;
   std::vector<std::int64_t> prefix_lens, suffix_lens;
@@ -46,8 +35,8 @@ void check_cascade(const CascadeCase& c) {
                          .attn = {.window_left = c.window}};
   const auto z = detail::cuda::cascade_sizing(d, /*sm_count=*/132, detail::cuda::multi_query_shape(d.kv.head_dim));
   std::vector<std::int32_t> pi, pl, si, sl;
-  table_of(c.prefix_lens, &pi, &pl);
-  table_of(c.suffix_lens, &si, &sl);
+  lengths_to_table(c.prefix_lens, &pi, &pl);
+  lengths_to_table(c.suffix_lens, &si, &sl);
   std::vector<unsigned char> staging(z.staging_bytes);
   const int n = detail::cuda::build_cascade_schedule(z, d, {c.group_indptr, {pi, pl}, {si, sl}}, staging.data());
   ASSERT_LE(n, z.max_items);

@@ -18,6 +18,16 @@ std::string device_label(Device d) { return d.is_cpu() ? "cpu" : "cuda" + std::t
 
 Device other_device(Device d) { return d.is_cpu() ? Device::cuda(0) : Device::cpu(); }
 
+void lengths_to_table(const std::vector<std::int64_t>& lens, std::vector<std::int32_t>* indptr,
+                      std::vector<std::int32_t>* last) {
+  indptr->assign(1, 0);
+  last->clear();
+  for (std::int64_t len : lens) {
+    indptr->push_back(indptr->back() + static_cast<std::int32_t>((len + 15) / 16));
+    last->push_back(len == 0 ? 0 : static_cast<std::int32_t>((len - 1) % 16 + 1));
+  }
+}
+
 std::mt19937_64 make_rng() {
   std::uint64_t seed;
   if (const char* s = std::getenv("KVSERVE_TEST_SEED")) {

@@ -53,6 +53,11 @@ Device other_device(Device d);
     ASSERT_TRUE(var) << var.status().to_string();                                        \
   } while (0)
 
+// A page table's indptr and last_page_len for requests of `lens` tokens on
+// 16-token pages, pages numbered in order (a request without pages: 0).
+void lengths_to_table(const std::vector<std::int64_t>& lens, std::vector<std::int32_t>* indptr,
+                      std::vector<std::int32_t>* last);
+
 // A fresh generator per test, seeded from the clock; the seed is printed so a
 // failure can be replayed with KVSERVE_TEST_SEED.
 std::mt19937_64 make_rng();
