@@ -44,25 +44,21 @@ DeviceMemory::~DeviceMemory() {
 #endif
 }
 
-void DeviceMemory::upload(const void* host, std::size_t bytes) {
+void DeviceMemory::upload(const void* host, std::size_t bytes) { copy(data_, host, bytes, /*to_device=*/true); }
+
+void DeviceMemory::download(void* host, std::size_t bytes) const { copy(host, data_, bytes, /*to_device=*/false); }
+
+void DeviceMemory::copy(void* dst, const void* src, std::size_t bytes, bool to_device) const {
   if (bytes == 0) return;  // an empty buffer's pointers may be null
   if (device_.is_cpu()) {
-    std::memcpy(data_, host, bytes);
+    std::memcpy(dst, src, bytes);
     return;
   }
 #if KVSERVE_REFERENCE_CUDA
-  cuda_check(cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-#endif
-}
-
-void DeviceMemory::download(void* host, std::size_t bytes) const {
-  if (bytes == 0) return;
-  if (device_.is_cpu()) {
-    std::memcpy(host, data_, bytes);
-    return;
-  }
-#if KVSERVE_REFERENCE_CUDA
-  cuda_check(cudaMemcpy(host, data_, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+  cuda_check(cudaMemcpy(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost),
+             to_device ? "cudaMemcpy H2D" : "cudaMemcpy D2H");
+#else
+  (void)to_device;
 #endif
 }
 

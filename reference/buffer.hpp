@@ -26,6 +26,8 @@ class DeviceMemory {
   void download(void* host, std::size_t bytes) const;
 
  private:
+  // One copy between host and this memory (a plain memcpy on the CPU).
+  void copy(void* dst, const void* src, std::size_t bytes, bool to_device) const;
   Device device_;
   void* data_ = nullptr;
   std::size_t bytes_ = 0;
