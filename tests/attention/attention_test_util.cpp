@@ -21,4 +21,13 @@ void expect_attention(Buffer& out, Buffer& lse, const std::vector<double>& ref_o
   expect_close(lse.values(), ref_lse, DType::f32, "lse");
 }
 
+void ReferenceAttention::add(const oracle::AttentionSpec& spec, const std::vector<double>& q,
+                             const std::vector<double>& keys, const std::vector<double>& values, std::int64_t q_len,
+                             std::int64_t kv_len) {
+  std::vector<double> o, l;
+  oracle::attention(spec, q, keys, values, q_len, kv_len, &o, &l);
+  append(&out, o);
+  append(&lse, l);
+}
+
 }  // namespace kvserve::test

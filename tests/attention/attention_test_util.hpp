@@ -18,4 +18,15 @@ std::string attention_label(DType dtype, int head_dim, int head_dim_v, int num_k
 void expect_attention(Buffer& out, Buffer& lse, const std::vector<double>& ref_out,
                       const std::vector<double>& ref_lse);
 
+// The oracle's output and LSE of a batch, gathered request by request.
+struct ReferenceAttention {
+  std::vector<double> out, lse;
+  // Appends one request's rows: oracle::attention of q_len queries over kv_len keys.
+  void add(const oracle::AttentionSpec& spec, const std::vector<double>& q, const std::vector<double>& keys,
+           const std::vector<double>& values, std::int64_t q_len, std::int64_t kv_len);
+};
+inline void expect_attention(Buffer& out, Buffer& lse, const ReferenceAttention& ref) {
+  expect_attention(out, lse, ref.out, ref.lse);
+}
+
 }  // namespace kvserve::test

@@ -89,19 +89,16 @@ void expect_matches_oracle(const CascadeCase& c, Device device) {
   const int hq = c.num_kv_heads * c.group, d = c.head_dim;
   const std::int64_t groups = static_cast<std::int64_t>(c.prefix_lens.size());
   const oracle::AttentionSpec spec = attention_spec(hq, c.num_kv_heads, d, d, c.attn, /*causal=*/true);
-  std::vector<double> ref_out, ref_lse;
+  ReferenceAttention ref;
   for (std::int64_t g = 0; g < groups; ++g) {
     for (std::int64_t b = c.group_indptr[g]; b < c.group_indptr[g + 1]; ++b) {
-      std::vector<double> keys = in.cache.keys(g), values = in.cache.values(g), o, l;
+      std::vector<double> keys = in.cache.keys(g), values = in.cache.values(g);
       append(&keys, in.cache.keys(groups + b));
       append(&values, in.cache.values(groups + b));
-      oracle::attention(spec, slice(r.q, b * hq * d, hq * d), keys, values, 1,
-                        c.prefix_lens[g] + c.suffix_lens[b], &o, &l);
-      append(&ref_out, o);
-      append(&ref_lse, l);
+      ref.add(spec, slice(r.q, b * hq * d, hq * d), keys, values, 1, c.prefix_lens[g] + c.suffix_lens[b]);
     }
   }
-  expect_attention(r.out, r.lse, ref_out, ref_lse);
+  expect_attention(r.out, r.lse, ref);
 }
 
 class CascadeAttentionTest : public ::testing::TestWithParam<Device> {};

@@ -70,18 +70,15 @@ void build(std::mt19937_64& rng, DType dtype, int page_size, SharedPrefixBatch* 
 
 void expect_matches_oracle(SharedPrefixBatch& s) {
   const oracle::AttentionSpec spec = attention_spec(s.hq(), s.hkv, s.d, s.d, s.attn, /*causal=*/true);
-  std::vector<double> ref_out, ref_lse;
+  ReferenceAttention ref;
   for (std::int64_t g = 0; g < s.groups(); ++g)
     for (std::int64_t b = s.group_indptr[g]; b < s.group_indptr[g + 1]; ++b) {
-      std::vector<double> keys = s.cache.keys(g), values = s.cache.values(g), o, l;
+      std::vector<double> keys = s.cache.keys(g), values = s.cache.values(g);
       append(&keys, s.cache.keys(s.groups() + b));
       append(&values, s.cache.values(s.groups() + b));
-      oracle::attention(spec, slice(s.q, b * s.hq() * s.d, s.hq() * s.d), keys, values, 1,
-                        s.prefix_lens[g] + s.suffix_lens[b], &o, &l);
-      append(&ref_out, o);
-      append(&ref_lse, l);
+      ref.add(spec, slice(s.q, b * s.hq() * s.d, s.hq() * s.d), keys, values, 1, s.prefix_lens[g] + s.suffix_lens[b]);
     }
-  expect_attention(s.out, s.lse, ref_out, ref_lse);
+  expect_attention(s.out, s.lse, ref);
 }
 
 std::vector<std::int64_t> random_lens(std::mt19937_64& rng, std::int64_t n, std::int64_t max_len) {

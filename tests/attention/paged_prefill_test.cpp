@@ -49,15 +49,11 @@ void run_case(const PagedPrefillCase& c, Device device) {
   ASSERT_TRUE(s) << s.to_string();
 
   const oracle::AttentionSpec spec = attention_spec(hq, hkv, d, d, c.attn, c.causal);
-  std::vector<double> ref_out, ref_lse;
+  ReferenceAttention ref;
   for (std::int64_t b = 0; b < batch; ++b) {
-    std::vector<double> o, l;
-    oracle::attention(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), cache.keys(b), cache.values(b),
-                      c.q_lens[b], c.kv_lens[b], &o, &l);
-    append(&ref_out, o);
-    append(&ref_lse, l);
+    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), cache.keys(b), cache.values(b), c.q_lens[b], c.kv_lens[b]);
   }
-  expect_attention(out, lse, ref_out, ref_lse);
+  expect_attention(out, lse, ref);
 }
 
 class BatchPagedPrefillTest : public ::testing::TestWithParam<Device> {};

@@ -53,16 +53,11 @@ void run_case(const RaggedCase& c, Device device) {
   ASSERT_TRUE(s) << s.to_string();
 
   const oracle::AttentionSpec spec = attention_spec(hq, hkv, d, dv, c.attn, c.causal);
-  std::vector<double> ref_out, ref_lse;
+  ReferenceAttention ref;
   for (std::int64_t b = 0; b < batch; ++b) {
-    std::vector<double> o, l;
-    oracle::attention(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d),
-                      slice(k, kv_indptr[b] * hkv * d, c.kv_lens[b] * hkv * d),
-                      slice(v, kv_indptr[b] * hkv * dv, c.kv_lens[b] * hkv * dv), c.q_lens[b], c.kv_lens[b], &o, &l);
-    append(&ref_out, o);
-    append(&ref_lse, l);
+    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), slice(k, kv_indptr[b] * hkv * d, c.kv_lens[b] * hkv * d), slice(v, kv_indptr[b] * hkv * dv, c.kv_lens[b] * hkv * dv), c.q_lens[b], c.kv_lens[b]);
   }
-  expect_attention(out, lse, ref_out, ref_lse);
+  expect_attention(out, lse, ref);
 }
 
 class BatchRaggedPrefillTest : public ::testing::TestWithParam<Device> {};

@@ -52,7 +52,7 @@ void run_case(const SingleDecodeCase& c, Device device) {
   ASSERT_TRUE(s) << s.to_string();
 
   const oracle::AttentionSpec spec = attention_spec(hq, hkv, d, d, c.attn, /*causal=*/true);
-  std::vector<double> ref_out, ref_lse;
+  ReferenceAttention ref;
   for (std::int64_t b = 0; b < batch; ++b) {
     const std::int64_t len = c.kv_lens.empty() ? L : c.kv_lens[b];
     std::vector<double> keys, values;  // [len, hkv, d]
@@ -62,12 +62,9 @@ void run_case(const SingleDecodeCase& c, Device device) {
         append(&keys, slice(k, at, d));
         append(&values, slice(v, at, d));
       }
-    std::vector<double> o, l;
-    oracle::attention(spec, slice(q, b * hq * d, hq * d), keys, values, 1, len, &o, &l);
-    append(&ref_out, o);
-    append(&ref_lse, l);
+    ref.add(spec, slice(q, b * hq * d, hq * d), keys, values, 1, len);
   }
-  expect_attention(out, lse, ref_out, ref_lse);
+  expect_attention(out, lse, ref);
 }
 
 class SingleDecodeTest : public ::testing::TestWithParam<Device> {};
