@@ -53,6 +53,9 @@ struct MultiQuerySm90Traits {
 // A ring slot's mbarriers: `full` completes when the slot's K (V) tile has
 // landed (the slot's producer group arrives), `empty` when both consumers
 // are done reading it (256 threads arrive).
+// Named barriers: a consumer's range exchange, then the consumers' turns.
+inline constexpr int kRangeBarrier = 1, kTurnBarrier = 3;
+
 struct RingSlot {
   std::uint64_t k_full, v_full, k_empty, v_empty;
 };
@@ -161,7 +164,7 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
   }
   reduce_ranges_over_warp(&union_lo, &union_hi, &inter_lo, &inter_hi);
   if (lane == 0) wg_ranges[2 * warp] = union_lo, wg_ranges[2 * warp + 1] = union_hi;
-  named_barrier_sync(1 + c, 128);
+  named_barrier_sync(kRangeBarrier + c, 128);
 #pragma unroll
   for (int v = 0; v < 4; ++v) union_lo = min(union_lo, wg_ranges[2 * v]), union_hi = max(union_hi, wg_ranges[2 * v + 1]);
 
@@ -245,6 +248,13 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
   // releasing those it skips (uniformly over the warpgroup, whose wgmma are
   // collective); false past the last.
   int tile = 0, stage = 0, tile_begin = 0;
+  // Turns (FlashAttention-3's ping-pong): the two consumers issue their
+  // wgmma in alternation, consumer 0 first, so that one's softmax runs
+  // while the other's products hold the tensor cores. Each takes one turn a
+  // tile, skipped ones included, so the turns pair up whatever the masks.
+  auto take_turn = [&] { named_barrier_sync(kTurnBarrier + c, 256); };
+  auto pass_turn = [&] { named_barrier_arrive(kTurnBarrier + 1 - c, 256); };
+  if (c == 1) pass_turn();
   auto next_attended = [&]() {
     for (; tile < num_tiles; ++tile) {
       stage = tile % Tr::kStages;
@@ -257,6 +267,8 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
       mbarrier_wait(&ring[stage].v_full, parity);
       mbarrier_arrive(&ring[stage].k_empty);
       mbarrier_arrive(&ring[stage].v_empty);
+      take_turn();
+      pass_turn();
     }
     return false;
   };
@@ -269,7 +281,9 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
   // The first tile is peeled so that no wgmma sits in a divergent path.
   if (next_attended()) {
     float s[kKeys / 2], factor[2], base[2];
+    take_turn();
     issue_s(s, k_tile());
+    pass_turn();
     wgmma_wait<0>();
     pin_registers(s);
     mbarrier_arrive(&ring[stage].k_empty);
@@ -283,8 +297,10 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
       issue_pv(smem_address(smem) + Tr::kQBytes + (Tr::kStages + pending_stage) * Tr::kTileBytes);
     };
     for (++tile; next_attended(); ++tile) {
+      take_turn();
       issue_s(s, k_tile());
       issue_pending_pv();
+      pass_turn();
       wgmma_wait<1>();
       pin_registers(s);
       mbarrier_arrive(&ring[stage].k_empty);
@@ -307,6 +323,7 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
     pin_registers(o);
     mbarrier_arrive(&ring[pending_tile % Tr::kStages].v_empty);
   }
+  if (c == 0) take_turn();  // consumer 1's last pass: every arrival met
 
   // Normalise and write this thread's two rows.
 #pragma unroll
