@@ -108,14 +108,6 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // ------------------------------------------------------- softmax state -----
 
-// 2^x by the SFU's ex2.approx with denormals flushed (2 ulp; exp2f without
-// --use_fast_math adds a range fix-up of two more instructions a call).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // The online-softmax state of one query row over a set of keys, in base 2
 // (logits are pre-multiplied by log2 e so that exp2 does the work):
 //   m: the largest logit seen, -inf while no key has been seen;

@@ -64,11 +64,6 @@ __device__ __forceinline__ void mbarrier_wait(std::uint64_t* bar, int parity) {
 __device__ __forceinline__ void named_barrier_sync(int id, int count) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
-// Arrives at named barrier `id` without waiting: counts towards the `count`
-// threads another group's named_barrier_sync(id, count) waits for.
-__device__ __forceinline__ void named_barrier_arrive(int id, int count) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
 
 // Generic-proxy writes to shared memory (st.shared, cp.async) made visible
 // to the async proxy wgmma reads through: each writer fences before the

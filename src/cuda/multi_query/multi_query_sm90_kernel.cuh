@@ -5,14 +5,12 @@
 //   ring of `stages` shared-memory slots, each tile of K and of V
 //   128-byte-swizzled as wgmma reads it (hopper.cuh), with cp.async (which
 //   gathers pages of any size and layout), one group of its threads a slot;
-//   a group has a tile's K and V copies in flight together, announces each
-//   on its own `full` mbarrier once landed, and waits on their `empty`
-//   mbarriers before refilling them (K is free once S is computed, V only
-//   after P V, a tile later: see consume_tiles);
+//   a group announces its slot on the slot's `full` mbarrier once its copies
+//   have landed and waits on the slot's `empty` mbarrier before refilling it;
 // - two consumers own 64 query rows each: S = Q K^T with wgmma from shared
 //   memory (fp32 in registers), online softmax in base 2, P rounded to the
 //   input type in registers and O += P V with wgmma (P from registers, V
-//   transposed from shared memory); both arrive on `empty` when done with K, then V.
+//   transposed from shared memory); both arrive on `empty` when done.
 // The producer gives registers to the consumers (setmaxnreg): 56 for
 // address arithmetic, 224 a consumer thread for S, P and O. Each row sees
 // its own keys [lo, hi) (causal, window, split), as in the mma.sync kernel.
@@ -45,19 +43,8 @@ struct MultiQuerySm90Traits {
   static constexpr int kLaunchRegisters = 168, kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kProducerThreads * kStages == 128 && kProducerThreads % kChunks == 0, "producer groups tile rows");
   static_assert(HeadDim % 64 == 0, "tiles are made of 64-column blocks");
-  static_assert(kStages >= 2, "a slot's V is released a tile after its K (produce_tiles)");
   static_assert(kBarrierOffset + 1024 + 1024 <= kShape.smem_bytes, "alignment slack and barriers fit");
   static_assert(kProducerRegisters + 2 * kConsumerRegisters == 3 * kLaunchRegisters, "claims match releases");
-};
-
-// A ring slot's mbarriers: `full` completes when the slot's K (V) tile has
-// landed (the slot's producer group arrives), `empty` when both consumers
-// are done reading it (256 threads arrive).
-// Named barriers: a consumer's range exchange, then the consumers' turns.
-inline constexpr int kRangeBarrier = 1, kTurnBarrier = 3;
-
-struct RingSlot {
-  std::uint64_t k_full, v_full, k_empty, v_empty;
 };
 
 #if KVSERVE_SM90A
@@ -66,12 +53,13 @@ struct RingSlot {
 // ...: a group waits for its own copies to land before announcing its slot,
 // and meanwhile the other groups' slots are being filled or consumed, so
 // the consumers never wait on a copy issued after the tile they are on.
-// Group 0 copies the item's Q rows too, with K tile 0 (the first `k_full`
+// Group 0 copies the item's Q rows too, with tile 0 (the first `full`
 // phase covers both). A thread copies one 16-byte chunk column of every
 // (kProducerThreads / kChunks)-th row.
 template <DType T, int HeadDim>
 __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head,
-                                              int w, unsigned char* smem, RingSlot* ring, int num_tiles) {
+                                              int w, unsigned char* smem, std::uint64_t* full,
+                                              std::uint64_t* empty, int num_tiles) {
   using Tr = MultiQuerySm90Traits<T, HeadDim>;
   using t = typename Tr::t;
   constexpr int kStep = Tr::kProducerThreads / Tr::kChunks;
@@ -95,41 +83,28 @@ __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const M
   const t* const v_head = static_cast<const t*>(p.pool.v) + kv_head * p.pool.v_stride_head;
   unsigned char* const k_tile = smem + Tr::kQBytes + group * Tr::kTileBytes;
   unsigned char* const v_tile = k_tile + Tr::kStages * Tr::kTileBytes;
-  RingSlot& slot = ring[group];
-  // Issues the copies of a tile's K or V rows into the slot (pages looked up
-  // for each) as one cp.async group.
-  auto issue_tile = [&](unsigned char* dst, const t* head, std::int64_t stride_page, std::int64_t stride_slot,
-                        int tile_begin) {
+  for (int tile = group, round = 0; tile < num_tiles; tile += Tr::kStages, ++round) {
+    if (round > 0) mbarrier_wait(&empty[group], (round - 1) & 1);
+    const int tile_begin = item.kv_begin + tile * Tr::kKeys;
     for (int row = first_row; row < Tr::kKeys; row += kStep) {
       const int key = tile_begin + row;
       const bool valid = key < item.kv_end;
-      std::int64_t page = 0, at = item.page_base + key;
+      std::int64_t page = 0, slot = item.page_base + key;
       if (indices != nullptr) {
         page = valid ? indices[item.page_base + p.pool.page_index(key)] : 0;
-        at = p.pool.slot(key);
+        slot = p.pool.slot(key);
       }
-      cp_async16(dst + swizzled_offset(Tr::kKeys, row, chunk * 8),
-                 head + (valid ? page * stride_page + at * stride_slot + chunk * 8 : 0), valid);
+      const int at = swizzled_offset(Tr::kKeys, row, chunk * 8);
+      const std::int64_t k_at = valid ? page * p.pool.k_stride_page + slot * p.pool.k_stride_slot + chunk * 8 : 0;
+      const std::int64_t v_at = valid ? page * p.pool.v_stride_page + slot * p.pool.v_stride_slot + chunk * 8 : 0;
+      cp_async16(k_tile + at, k_head + k_at, valid);
+      cp_async16(v_tile + at, v_head + v_at, valid);
     }
     cp_async_commit();
-  };
-  // K and V of a tile are in flight together (a group waiting for K to land
-  // before issuing V halved the bytes in flight: paged prefill fell from 204
-  // to 169 TFLOP/s); each is announced once landed and fenced into the async
-  // proxy wgmma reads. V's `empty` comes a tile after K's, still a tile
-  // before the consumers need this K (kStages >= 2).
-  for (int tile = group, round = 0; tile < num_tiles; tile += Tr::kStages, ++round) {
-    const int tile_begin = item.kv_begin + tile * Tr::kKeys;
-    if (round > 0) mbarrier_wait(&slot.k_empty, (round - 1) & 1);
-    issue_tile(k_tile, k_head, p.pool.k_stride_page, p.pool.k_stride_slot, tile_begin);
-    if (round > 0) mbarrier_wait(&slot.v_empty, (round - 1) & 1);
-    issue_tile(v_tile, v_head, p.pool.v_stride_page, p.pool.v_stride_slot, tile_begin);
-    cp_async_wait<1>();
-    fence_async_shared();
-    mbarrier_arrive(&slot.k_full);
+    // Landed: fence the copies into the async proxy wgmma reads, announce.
     cp_async_wait<0>();
     fence_async_shared();
-    mbarrier_arrive(&slot.v_full);
+    mbarrier_arrive(&full[group]);
   }
 }
 
@@ -140,8 +115,8 @@ __device__ __forceinline__ void produce_tiles(const MultiQueryParams& p, const M
 // of an accumulator for row i of block n.
 template <DType T, int HeadDim>
 __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const MultiQueryItem& item, int kv_head,
-                                              int c, int w, unsigned char* smem, RingSlot* ring, int* wg_ranges,
-                                              int num_tiles) {
+                                              int c, int w, unsigned char* smem, std::uint64_t* full,
+                                              std::uint64_t* empty, int* wg_ranges, int num_tiles) {
   using Tr = MultiQuerySm90Traits<T, HeadDim>;
   using t = typename Tr::t;
   constexpr int kKeys = Tr::kKeys;
@@ -164,166 +139,96 @@ __device__ __forceinline__ void consume_tiles(const MultiQueryParams& p, const M
   }
   reduce_ranges_over_warp(&union_lo, &union_hi, &inter_lo, &inter_hi);
   if (lane == 0) wg_ranges[2 * warp] = union_lo, wg_ranges[2 * warp + 1] = union_hi;
-  named_barrier_sync(kRangeBarrier + c, 128);
+  named_barrier_sync(1 + c, 128);
 #pragma unroll
   for (int v = 0; v < 4; ++v) union_lo = min(union_lo, wg_ranges[2 * v]), union_hi = max(union_hi, wg_ranges[2 * v + 1]);
 
   const std::uint32_t q_base = smem_address(smem) + 64 * c * 128;
-  // With a soft cap the logits are capped in place (already in base 2);
-  // otherwise the scale is fused into exp2's argument (one FFMA a logit),
-  // and taken max of raw logits is the max of scaled ones (scale > 0).
-  const bool capped = p.cap_log2 > 0.f;
-  const float scale = capped ? 1.f : p.q_scale;
   SoftmaxState st[2];
   float o[HeadDim / 2];
 #pragma unroll
   for (int e = 0; e < HeadDim / 2; ++e) o[e] = 0.f;
-  // P of the previous tile in the A fragments of O += P V: k-step j (keys
-  // 16 j ..) takes S blocks 2 j and 2 j + 1, rows g and g + 8 of each.
-  unsigned pa[kKeys / 16][4];
-  // O += P V of a tile: k-step j is keys 16 j .. of V (2048 bytes into each
-  // block); the 64-column blocks of V are kKeys * 128 bytes apart.
-  auto issue_pv = [&](std::uint32_t v_base) {
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j)
-      wgmma_rs<T, HeadDim>(o, pa[j], smem_descriptor(v_base + j * 16 * 128, kKeys * 128, 1024), 1);
-    wgmma_commit();
-  };
-  // S = Q K^T of a tile over HeadDim / 16 k-steps: step kk is 32 bytes into
-  // 64-column block kk / 4 of both operands.
-  auto issue_s = [&](float (&s)[kKeys / 2], std::uint32_t k_base) {
-#pragma unroll
-    for (int e = 0; e < kKeys / 2; ++e) s[e] = 0.f;
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < HeadDim / 16; ++kk) {
-      const std::uint64_t a = smem_descriptor(q_base + (kk / 4) * Tr::kRows * 128 + (kk % 4) * 32, 16, 1024);
-      const std::uint64_t b = smem_descriptor(k_base + (kk / 4) * kKeys * 128 + (kk % 4) * 32, 16, 1024);
-      wgmma_ss<T, kKeys>(s, a, b, kk > 0);
-    }
-    wgmma_commit();
-  };
-  // Caps and masks a tile's logits (the cap and the mask are uniform per
-  // warp: one branch each around the tile) and folds their row maxima into
-  // the softmax state: the factor O must be rescaled by, the new base.
-  auto fold_max = [&](float (&s)[kKeys / 2], int tile_begin, float (&factor)[2], float (&base)[2]) {
-    if (capped) {
-#pragma unroll
-      for (int e = 0; e < kKeys / 2; ++e) s[e] = p.cap_log2 * tanhf(s[e] * p.q_scale);
-    }
-    if (!(tile_begin >= inter_lo && tile_begin + kKeys <= inter_hi)) {
-#pragma unroll
-      for (int e = 0; e < kKeys / 2; ++e) {
-        const int key = tile_begin + (e / 4) * 8 + col + (e & 1), i = (e / 2) % 2;
-        if (key < lo[i] || key >= hi[i]) s[e] = -INFINITY;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      float row_max = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) row_max = fmaxf(row_max, fmaxf(s[4 * n + 2 * i], s[4 * n + 2 * i + 1]));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-      factor[i] = st[i].rescale_to(row_max * scale);
-      base[i] = st[i].m == -INFINITY ? 0.f : st[i].m;
-    }
-  };
-  // P = 2^(scale s - base) into the A fragments, summed into the state.
-  auto make_p = [&](const float (&s)[kKeys / 2], const float (&base)[2]) {
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const float* const sv = s + 4 * (2 * j + h) + 2 * i;
-          const float w0 = fast_exp2(fmaf(sv[0], scale, -base[i])), w1 = fast_exp2(fmaf(sv[1], scale, -base[i]));
-          st[i].d += w0 + w1;
-          pa[j][2 * h + i] = pack2<T>(w0, w1);
-        }
-  };
-  // Waits for tiles from `tile` on until one the warpgroup attends to,
-  // releasing those it skips (uniformly over the warpgroup, whose wgmma are
-  // collective); false past the last.
-  int tile = 0, stage = 0, tile_begin = 0;
-  // Turns (FlashAttention-3's ping-pong): the two consumers issue their
-  // wgmma in alternation, consumer 0 first, so that one's softmax runs
-  // while the other's products hold the tensor cores. Each takes one turn a
-  // tile, skipped ones included, so the turns pair up whatever the masks.
-  auto take_turn = [&] { named_barrier_sync(kTurnBarrier + c, 256); };
-  auto pass_turn = [&] { named_barrier_arrive(kTurnBarrier + 1 - c, 256); };
-  if (c == 1) pass_turn();
-  auto next_attended = [&]() {
-    for (; tile < num_tiles; ++tile) {
-      stage = tile % Tr::kStages;
-      tile_begin = item.kv_begin + tile * kKeys;
-      const int parity = (tile / Tr::kStages) & 1;
-      mbarrier_wait(&ring[stage].k_full, parity);
-      if (tile_begin < union_hi && tile_begin + kKeys > union_lo) return true;
-      // Skipped, released once landed: the producer then runs at most one
-      // phase ahead, as the parity waits need.
-      mbarrier_wait(&ring[stage].v_full, parity);
-      mbarrier_arrive(&ring[stage].k_empty);
-      mbarrier_arrive(&ring[stage].v_empty);
-      take_turn();
-      pass_turn();
-    }
-    return false;
-  };
-  auto k_tile = [&] { return smem_address(smem) + Tr::kQBytes + stage * Tr::kTileBytes; };
 
-  // A tile's O += P V runs on the tensor cores while the next tile's
-  // softmax runs on the ALUs (FlashAttention-3's intra-warpgroup overlap):
-  // the next S is committed first, so waiting for all groups but one waits
-  // for S; the slot is released, and O rescaled, once P V has finished.
-  // The first tile is peeled so that no wgmma sits in a divergent path.
-  if (next_attended()) {
-    float s[kKeys / 2], factor[2], base[2];
-    take_turn();
-    issue_s(s, k_tile());
-    pass_turn();
-    wgmma_wait<0>();
-    pin_registers(s);
-    mbarrier_arrive(&ring[stage].k_empty);
-    fold_max(s, tile_begin, factor, base);  // O is 0: no rescale
-    make_p(s, base);
-    int pending_tile = tile;
-    // Issues the pending tile's P V once its V has landed.
-    auto issue_pending_pv = [&] {
-      const int pending_stage = pending_tile % Tr::kStages;
-      mbarrier_wait(&ring[pending_stage].v_full, (pending_tile / Tr::kStages) & 1);
-      issue_pv(smem_address(smem) + Tr::kQBytes + (Tr::kStages + pending_stage) * Tr::kTileBytes);
-    };
-    for (++tile; next_attended(); ++tile) {
-      take_turn();
-      issue_s(s, k_tile());
-      issue_pending_pv();
-      pass_turn();
-      wgmma_wait<1>();
-      pin_registers(s);
-      mbarrier_arrive(&ring[stage].k_empty);
-      fold_max(s, tile_begin, factor, base);
+  for (int tile = 0; tile < num_tiles; ++tile) {
+    const int stage = tile % Tr::kStages;
+    mbarrier_wait(&full[stage], (tile / Tr::kStages) & 1);
+    const int tile_begin = item.kv_begin + tile * kKeys;
+    if (tile_begin < union_hi && tile_begin + kKeys > union_lo) {
+      const std::uint32_t k_base = smem_address(smem) + Tr::kQBytes + stage * Tr::kTileBytes;
+      const std::uint32_t v_base = k_base + Tr::kStages * Tr::kTileBytes;
+      // S = Q K^T over HeadDim / 16 k-steps: step kk is 32 bytes into
+      // 64-column block kk / 4 of both operands.
+      float s[kKeys / 2];
+#pragma unroll
+      for (int e = 0; e < kKeys / 2; ++e) s[e] = 0.f;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < HeadDim / 16; ++kk) {
+        const std::uint64_t a = smem_descriptor(q_base + (kk / 4) * Tr::kRows * 128 + (kk % 4) * 32, 16, 1024);
+        const std::uint64_t b = smem_descriptor(k_base + (kk / 4) * kKeys * 128 + (kk % 4) * 32, 16, 1024);
+        wgmma_ss<T, kKeys>(s, a, b, kk > 0);
+      }
+      wgmma_commit();
       wgmma_wait<0>();
-      pin_registers(o);
-      mbarrier_arrive(&ring[pending_tile % Tr::kStages].v_empty);
+      pin_registers(s);
+
+      // Logits in base 2, masked outside each row's range (the cap and the
+      // mask are uniform per warp: one branch each around the tile).
+      if (p.cap_log2 > 0.f) {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) s[e] = p.cap_log2 * tanhf(s[e] * p.q_scale);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) s[e] *= p.q_scale;
+      }
+      if (!(tile_begin >= inter_lo && tile_begin + kKeys <= inter_hi)) {
+#pragma unroll
+        for (int e = 0; e < kKeys / 2; ++e) {
+          const int key = tile_begin + (e / 4) * 8 + col + (e & 1), i = (e / 2) % 2;
+          if (key < lo[i] || key >= hi[i]) s[e] = -INFINITY;
+        }
+      }
+      float base[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
-        if (factor[i] != 1.f) {
+        float row_max = -INFINITY;
 #pragma unroll
-          for (int n = 0; n < HeadDim / 8; ++n) o[4 * n + 2 * i] *= factor[i], o[4 * n + 2 * i + 1] *= factor[i];
+        for (int n = 0; n < kKeys / 8; ++n) row_max = fmaxf(row_max, fmaxf(s[4 * n + 2 * i], s[4 * n + 2 * i + 1]));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+        const float factor = st[i].rescale_to(row_max);
+        base[i] = st[i].m == -INFINITY ? 0.f : st[i].m;
+        if (factor != 1.f) {
+#pragma unroll
+          for (int n = 0; n < HeadDim / 8; ++n) o[4 * n + 2 * i] *= factor, o[4 * n + 2 * i + 1] *= factor;
         }
       }
-      make_p(s, base);
-      pending_tile = tile;
+      // P in the A fragments of O += P V: k-step j (keys 16 j ..) takes S
+      // blocks 2 j and 2 j + 1, rows g and g + 8 of each.
+      unsigned pa[kKeys / 16][4];
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            const float* const sv = s + 4 * (2 * j + h) + 2 * i;
+            const float w0 = exp2f(sv[0] - base[i]), w1 = exp2f(sv[1] - base[i]);
+            st[i].d += w0 + w1;
+            pa[j][2 * h + i] = pack2<T>(w0, w1);
+          }
+      // O += P V: k-step j is keys 16 j .. of V (2048 bytes into each
+      // block); the 64-column blocks of V are kKeys * 128 bytes apart.
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j)
+        wgmma_rs<T, HeadDim>(o, pa[j], smem_descriptor(v_base + j * 16 * 128, kKeys * 128, 1024), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+      pin_registers(o);
     }
-    issue_pending_pv();
-    wgmma_wait<0>();
-    pin_registers(o);
-    mbarrier_arrive(&ring[pending_tile % Tr::kStages].v_empty);
+    mbarrier_arrive(&empty[stage]);
   }
-  if (c == 0) take_turn();  // consumer 1's last pass: every arrival met
 
   // Normalise and write this thread's two rows.
 #pragma unroll
@@ -339,8 +244,9 @@ __global__ void __launch_bounds__(kMultiQuerySm90Threads, 1)
   extern __shared__ unsigned char smem_raw[];
   // The swizzle is a function of address bits 4-9: tiles start 1024-aligned.
   unsigned char* const smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
-  auto* const ring = reinterpret_cast<RingSlot*>(smem + Tr::kBarrierOffset);
-  int* const wg_ranges = reinterpret_cast<int*>(ring + Tr::kStages);  // [2 consumers][4 warps][lo, hi]
+  auto* const full = reinterpret_cast<std::uint64_t*>(smem + Tr::kBarrierOffset);
+  std::uint64_t* const empty = full + Tr::kStages;
+  int* const wg_ranges = reinterpret_cast<int*>(empty + Tr::kStages);  // [2 consumers][4 warps][lo, hi]
 
   MultiQueryItem item;
   if (!load_item(p, static_cast<int>(blockIdx.y), &item)) return;
@@ -349,19 +255,17 @@ __global__ void __launch_bounds__(kMultiQuerySm90Threads, 1)
   const int num_tiles = (item.kv_end - item.kv_begin + Tr::kKeys - 1) / Tr::kKeys;
   if (threadIdx.x == 0) {
     for (int s = 0; s < Tr::kStages; ++s) {
-      mbarrier_init(&ring[s].k_full, Tr::kProducerThreads);  // the slot's producer group arrives
-      mbarrier_init(&ring[s].v_full, Tr::kProducerThreads);
-      mbarrier_init(&ring[s].k_empty, 256);  // every consumer thread arrives
-      mbarrier_init(&ring[s].v_empty, 256);
+      mbarrier_init(&full[s], Tr::kProducerThreads);  // the slot's producer group arrives
+      mbarrier_init(&empty[s], 256);                  // every consumer thread arrives
     }
   }
   __syncthreads();
   if (warpgroup == 0) {
     registers_release<Tr::kProducerRegisters>();
-    produce_tiles<T, HeadDim>(p, item, kv_head, w, smem, ring, num_tiles);
+    produce_tiles<T, HeadDim>(p, item, kv_head, w, smem, full, empty, num_tiles);
   } else {
     registers_claim<Tr::kConsumerRegisters>();
-    consume_tiles<T, HeadDim>(p, item, kv_head, warpgroup - 1, w, smem, ring, wg_ranges + 8 * (warpgroup - 1),
+    consume_tiles<T, HeadDim>(p, item, kv_head, warpgroup - 1, w, smem, full, empty, wg_ranges + 8 * (warpgroup - 1),
                               num_tiles);
   }
 #endif
