@@ -71,7 +71,7 @@ cpu::StridedKv strided_head(const TensorView& k, const TensorView& v, std::initi
 }
 
 std::string contiguous_config(DType dtype, int head_dim, int head_dim_v, std::string_view extra) {
-  return "dtype=" + to_text(dtype) + " d=" + std::to_string(head_dim) + " dv=" + std::to_string(head_dim_v) +
+  return cpu::config("dtype", dtype, "d", head_dim, "dv", head_dim_v) +
          (extra.empty() ? "" : " ") + std::string(extra);
 }
 

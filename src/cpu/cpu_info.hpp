@@ -43,7 +43,8 @@ inline void append_config(std::string&) {}
 template <class V, class... Rest>
 void append_config(std::string& s, const char* key, const V& value, const Rest&... rest) {
   if (!s.empty()) s += ' ';
-  (s += key) += '=';
+  s += key;
+  s += '=';
   s += config_value(value);
   append_config(s, rest...);
 }

@@ -47,7 +47,7 @@ Target row_target(const TensorView& batch_indices, const TensorView& positions, 
 // parallel_for weighs against the cost of starting threads.
 constexpr std::int64_t kCostPerElement = 2;
 
-std::string rows_config(DType rows, DType cache) { return "rows=" + to_text(rows) + " cache=" + to_text(cache); }
+std::string rows_config(DType rows, DType cache) { return cpu::config("rows", rows, "cache", cache); }
 
 // ---------------------------------------------------------- PagedKvAppend --
 

@@ -67,7 +67,7 @@ Status run_merge_states(const PlanState<MergeStates>& p, const MergeStatesArgs& 
 }
 
 std::string merge_config(DType dtype, int num_heads, int head_dim) {
-  return "dtype=" + to_text(dtype) + " heads=" + std::to_string(num_heads) + " d=" + std::to_string(head_dim);
+  return cpu::config("dtype", dtype, "heads", num_heads, "d", head_dim);
 }
 
 }  // namespace
