@@ -1,6 +1,7 @@
 // BatchPagedDecode against the fp64 oracle on every test device.
 #include <cmath>
 
+#include "attention/attention_test_util.hpp"
 #include "harness/harness.hpp"
 #if KVSERVE_TEST_CUDA
 #include "cuda/registry/kernel_rows.hpp"
@@ -53,24 +54,14 @@ void run_case(const DecodeCase& c, Device device) {
                         .lse = lse.view({batch, hq})},
                        workspace_of(ws), {});
   ASSERT_TRUE(s) << s.to_string();
-  synchronize(device);
-  out.download();
-  lse.download();
 
   oracle::AttentionSpec spec{.num_qo_heads = hq, .num_kv_heads = c.num_kv_heads, .head_dim = d, .head_dim_v = d,
                              .sm_scale = 1.0 / std::sqrt(double(d)), .soft_cap = c.soft_cap,
                              .window_left = c.window_left, .causal = true};
-  std::vector<double> ref_out, ref_lse, got_out = out.values(), got_lse = lse.values();
-  for (std::int64_t b = 0; b < batch; ++b) {
-    std::vector<double> qb(static_cast<std::size_t>(hq * d));
-    for (std::int64_t i = 0; i < hq * d; ++i) qb[i] = q.get(b * hq * d + i);
-    std::vector<double> o, l;
-    oracle::attention(spec, qb, cache.keys(b), cache.values(b), 1, c.lens[b], &o, &l);
-    ref_out.insert(ref_out.end(), o.begin(), o.end());
-    ref_lse.insert(ref_lse.end(), l.begin(), l.end());
-  }
-  expect_close(got_out, ref_out, c.q_dtype, "out");
-  expect_close(got_lse, ref_lse, DType::f32, "lse");
+  ReferenceAttention ref;
+  for (std::int64_t b = 0; b < batch; ++b)
+    ref.add(spec, slice(q, b * hq * d, hq * d), cache.keys(b), cache.values(b), 1, c.lens[b]);
+  expect_attention(out, lse, ref);
 }
 
 class BatchPagedDecodeTest : public ::testing::TestWithParam<Device> {};
