@@ -51,7 +51,8 @@ void run_case(const PagedPrefillCase& c, Device device) {
   const oracle::AttentionSpec spec = attention_spec(hq, hkv, d, d, c.attn, c.causal);
   ReferenceAttention ref;
   for (std::int64_t b = 0; b < batch; ++b) {
-    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), cache.keys(b), cache.values(b), c.q_lens[b], c.kv_lens[b]);
+    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), cache.keys(b), cache.values(b), c.q_lens[b],
+            c.kv_lens[b]);
   }
   expect_attention(out, lse, ref);
 }

@@ -55,7 +55,9 @@ void run_case(const RaggedCase& c, Device device) {
   const oracle::AttentionSpec spec = attention_spec(hq, hkv, d, dv, c.attn, c.causal);
   ReferenceAttention ref;
   for (std::int64_t b = 0; b < batch; ++b) {
-    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d), slice(k, kv_indptr[b] * hkv * d, c.kv_lens[b] * hkv * d), slice(v, kv_indptr[b] * hkv * dv, c.kv_lens[b] * hkv * dv), c.q_lens[b], c.kv_lens[b]);
+    ref.add(spec, slice(q, qo_indptr[b] * hq * d, c.q_lens[b] * hq * d),
+            slice(k, kv_indptr[b] * hkv * d, c.kv_lens[b] * hkv * d),
+            slice(v, kv_indptr[b] * hkv * dv, c.kv_lens[b] * hkv * dv), c.q_lens[b], c.kv_lens[b]);
   }
   expect_attention(out, lse, ref);
 }
