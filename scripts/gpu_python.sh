@@ -21,12 +21,19 @@ wheels=${KVSERVE_WHEELS:-$PWD/.carry/wheels}
 mkdir -p "$work" "$logs"
 export PATH=/usr/local/cuda/bin:$PATH
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-venv=$work/venv
-# The system's torch and transformers stay visible inside the venv.
-# (Without ensurepip there, the system's pip serves the venv.)
-[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv" 2>/dev/null ||
-  python3 -m venv --without-pip --system-site-packages "$venv"
-py=$venv/bin/python
+# The GPU machine's python3 is itself a venv (/opt/torch/.venv, holding torch,
+# transformers and numpy): a venv made from it with --system-site-packages sees
+# the base interpreter's packages, not torch, so install into it directly.
+# Elsewhere a venv keeps the system's python clean; its packages stay visible.
+if python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+  py=$(command -v python3)
+else
+  venv=$work/venv
+  [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv" 2>/dev/null ||
+    python3 -m venv --without-pip --system-site-packages "$venv"
+  py=$venv/bin/python
+fi
+echo "python: $py ($("$py" --version 2>&1))"
 status=0
 
 if [ "$stage" = install ] || [ "$stage" = all ]; then
