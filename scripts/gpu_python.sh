@@ -38,7 +38,12 @@ status=0
 
 if [ "$stage" = install ] || [ "$stage" = all ]; then
   echo "== install (log: $logs/install.log)"
-  timeout "${KVSERVE_INSTALL_TIMEOUT:-570}" "$py" -m pip install --no-index --find-links "$wheels" ".[test]" \
+  # Where the build backend is installed already (the GPU machine's python3 has
+  # scikit-build-core, nanobind and cmake), build without isolation: an
+  # isolated build would have to find cmake among the carried wheels.
+  isolation=
+  "$py" -c 'import scikit_build_core, nanobind' 2>/dev/null && isolation=--no-build-isolation
+  timeout "${KVSERVE_INSTALL_TIMEOUT:-570}" "$py" -m pip install --no-index --find-links "$wheels" $isolation ".[test]" \
     -C cmake.define.KVSERVE_ENABLE_CUDA="${KVSERVE_GPU_PYTHON_CUDA:-ON}" -C cmake.define.KVSERVE_CUDA_ARCHS=90a \
     -C build-dir="$work/build" >"$logs/install.log" 2>&1 || { status=$?; tail -20 "$logs/install.log"; }
   "$py" -c "import kvserve; print('kvserve', kvserve.__version__, 'cuda built:', kvserve.cuda_backend_built(),

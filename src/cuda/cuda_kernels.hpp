@@ -33,6 +33,10 @@ Result<Kernel<SinglePrefill>> cuda_kernel<SinglePrefill>(const SinglePrefillDesc
 template <>
 Result<Kernel<PagedKvAppend>> cuda_kernel<PagedKvAppend>(const PagedKvAppendDesc&, Device);
 template <>
+Result<Kernel<PagedMlaAppend>> cuda_kernel<PagedMlaAppend>(const PagedMlaDesc&, Device);
+template <>
+Result<Kernel<KvCacheAppend>> cuda_kernel<KvCacheAppend>(const KvCacheAppendDesc&, Device);
+template <>
 Result<Kernel<MergeState>> cuda_kernel<MergeState>(const MergeStateDesc&, Device);
 template <>
 Result<Kernel<MergeStates>> cuda_kernel<MergeStates>(const MergeStatesDesc&, Device);

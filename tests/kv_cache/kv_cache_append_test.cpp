@@ -190,6 +190,16 @@ TEST_P(KvCacheAppendTest, ValidationNamesEveryFieldAndArgument) {
     rejected("batch_indices", [&](auto& a) { a.batch_indices = b_neg.view({2}); });
     rejected("positions", [&](auto& a) { a.positions = p_past.view({2}); });
     rejected("positions", [&](auto& a) { a.positions = p_neg.view({2}); });
+  } else {  // device memory: a row out of range is skipped, nothing written (kv_cache.hpp)
+    Buffer b_bad = int_buffer({3, -2}, device), p_bad = int_buffer({10, -1}, device);
+    const std::vector<double> before = caches();
+    KvCacheAppendArgs bad = args;
+    bad.batch_indices = b_bad.view({2});
+    ASSERT_TRUE(plan->run(bad, {}));
+    bad = args;
+    bad.positions = p_bad.view({2});
+    ASSERT_TRUE(plan->run(bad, {}));
+    EXPECT_EQ(caches(), before);
   }
 }
 

@@ -183,6 +183,22 @@ TEST_P(PagedMlaAppendTest, ValidationNamesEveryFieldAndArgument) {
     rejected("cache.indices",
              [&](auto& a) { a.cache.indices = pages_buf.view({static_cast<std::int64_t>(bad_pages.size())}); });
     rejected("cache.last_page_len", [&](auto& a) { a.cache.last_page_len = last_buf.view({2}); });
+  } else {  // device memory: a row out of range is skipped, nothing written (kv_cache.hpp)
+    Buffer b_bad = int_buffer({2, -1}, device), p_bad = int_buffer({6, -1}, device);
+    std::vector<std::int32_t> bad_pages = cache.table.indices;
+    for (auto& page : bad_pages) page = page % 2 ? -1 : static_cast<std::int32_t>(cache.desc.num_pages);
+    Buffer pages_buf = int_buffer(bad_pages, device);
+    const std::vector<double> before = pools();
+    PagedMlaAppendArgs bad = args;
+    bad.batch_indices = b_bad.view({2});
+    ASSERT_TRUE(plan->run(bad, {}));
+    bad = args;
+    bad.positions = p_bad.view({2});
+    ASSERT_TRUE(plan->run(bad, {}));
+    bad = args;
+    bad.cache.indices = pages_buf.view({static_cast<std::int64_t>(bad_pages.size())});
+    ASSERT_TRUE(plan->run(bad, {}));
+    EXPECT_EQ(pools(), before);
   }
 }
 

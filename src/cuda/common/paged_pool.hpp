@@ -24,6 +24,12 @@ struct PagedPool {
   int page_size = 1;
   int page_shift = -1;  // log2(page_size) when a power of two (the common 16, 32, 64), else -1
 
+  // Host side: page_size and its shift together.
+  void set_page_size(int size) {
+    page_size = size;
+    page_shift = size > 0 && (size & (size - 1)) == 0 ? __builtin_ctz(static_cast<unsigned>(size)) : -1;
+  }
+
   // Which page of a request holds its token `pos`, and the slot in it:
   // a shift and a mask for a power-of-two page size, a division otherwise.
   // In the position's own type: the attention kernels' 32-bit positions

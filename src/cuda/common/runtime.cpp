@@ -1,6 +1,5 @@
 #include "cuda/common/runtime.hpp"
 
-#include <bit>
 #include <cmath>
 
 #include "core/check.hpp"
@@ -46,8 +45,7 @@ PagedPool paged_pool(const PagedKvDesc& kv, const TensorView& k_pages, const Ten
   pool.k = k_pages.data, pool.v = v_pages.data;
   pool.k_stride_page = ks[0], pool.k_stride_slot = nhd ? ks[1] : ks[2], pool.k_stride_head = nhd ? ks[2] : ks[1];
   pool.v_stride_page = vs[0], pool.v_stride_slot = nhd ? vs[1] : vs[2], pool.v_stride_head = nhd ? vs[2] : vs[1];
-  pool.page_size = kv.page_size;
-  if (const auto ps = static_cast<unsigned>(kv.page_size); std::has_single_bit(ps)) pool.page_shift = std::countr_zero(ps);
+  pool.set_page_size(kv.page_size);
   return pool;
 }
 

@@ -20,6 +20,8 @@ enum class Family : std::uint8_t {
   single_decode,  // single_decode/: SingleDecode
   multi_query,    // multi_query/: CascadeAttention and the three prefill ops
   paged_append,   // kv_cache/: PagedKvAppend
+  mla_append,     // kv_cache/: PagedMlaAppend (the same kernel)
+  cache_append,   // kv_cache/: KvCacheAppend (the same kernel)
   merge,          // merge/: MergeState, MergeStates
   norm,           // norm/: RmsNorm (plain, Gemma, fused add, QK norm)
   sampling,       // sampling/: Sampling
@@ -86,6 +88,14 @@ inline constexpr KernelRow kKernelRows[] = {
     {Family::paged_append, DType::f16, DType::fp8_e5m2, kAnyHeadDim},
     {Family::paged_append, DType::bf16, DType::fp8_e5m2, kAnyHeadDim},
     {Family::paged_append, DType::f32, DType::fp8_e5m2, kAnyHeadDim},
+    // kv_cache/append.cu too: the MLA cache (ckv_dim and kpe_dim multiples of
+    // the 16-byte chunk) and the contiguous cache, rows = cache dtype.
+    {Family::mla_append, DType::f16, DType::f16, kAnyHeadDim},
+    {Family::mla_append, DType::bf16, DType::bf16, kAnyHeadDim},
+    {Family::mla_append, DType::f32, DType::f32, kAnyHeadDim},
+    {Family::cache_append, DType::f16, DType::f16, kAnyHeadDim},
+    {Family::cache_append, DType::bf16, DType::bf16, kAnyHeadDim},
+    {Family::cache_append, DType::f32, DType::f32, kAnyHeadDim},
     // merge/merge_<dtype>.cu: state dtype.
     {Family::merge, DType::f16, DType::f16, kChunkMultiple},
     {Family::merge, DType::bf16, DType::bf16, kChunkMultiple},
@@ -116,6 +126,8 @@ inline constexpr FamilyOp kFamilyOps[] = {
     {"MergeState", Family::merge, "N = 2, any strides"},
     {"MergeStates", Family::merge, "N <= 12288, any strides"},
     {"PagedKvAppend", Family::paged_append, "decode|ragged, NHD|HND, any page size and head_dim"},
+    {"PagedMlaAppend", Family::mla_append, "any page size, ckv_dim and kpe_dim multiples of 16 bytes"},
+    {"KvCacheAppend", Family::cache_append, "any cache strides, batch_indices or not"},
     {"BatchPagedDecode", Family::paged_decode, "layout=NHD|HND any page size and GQA ratio"},
     {"SingleDecode", Family::single_decode,
      "any strides (head stride 0 allowed), GQA ratio and L, split along L"},
