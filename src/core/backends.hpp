@@ -1,9 +1,9 @@
 // Where kernels come from. Every op has a CPU kernel (src/cpu); a CUDA kernel
 // exists for the configurations in the CUDA kernel rows
 // (src/cuda/registry/kernel_rows.hpp). Everything else answers Unsupported
-// naming what is missing. The backends' specialisations are declared in
-// cpu/cpu_kernels.hpp and cuda/cuda_kernels.hpp, which include this header;
-// plan_impl.hpp includes both where plans are instantiated.
+// naming what is missing. The backends' specialisations are declared, from
+// the op list (core/op_list.hpp), in core/backend_kernels.hpp, which
+// plan_impl.hpp includes where plans are instantiated.
 #pragma once
 
 #include <string>

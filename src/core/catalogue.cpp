@@ -1,5 +1,5 @@
 // The catalogue of ops and compiled kernels this build offers.
-#include "kvserve/core.hpp"
+#include "core/backend_kernels.hpp"
 #if KVSERVE_WITH_CUDA
 #include "cuda/cuda_kernels.hpp"
 #endif
@@ -7,15 +7,9 @@
 namespace kvserve {
 namespace {
 // Every op has a CPU kernel for every configuration its descriptor accepts.
-constexpr const char* kCpuOps[] = {
-    "BatchPagedDecode",
-    "SingleDecode", "SinglePrefill", "BatchRaggedPrefill", "BatchPagedPrefill", "CascadeAttention",
-    "MergeState", "MergeStates",
-    "RmsNorm",
-    "GdnPrefill",
-    "PagedKvAppend", "PagedMlaAppend", "KvCacheAppend",
-    "Sampling", "SamplingRenorm", "ChainSpeculativeSampling", "TokenPenalty",
-};
+#define KVSERVE_OP_NAME(Op, backends) Op::kName,
+constexpr const char* kCpuOps[] = {KVSERVE_FOR_EACH_OP(KVSERVE_OP_NAME)};
+#undef KVSERVE_OP_NAME
 }  // namespace
 
 std::vector<CompiledKernel> compiled_kernels() {

@@ -4,10 +4,9 @@
 
 #include <string>
 
-#include "core/backends.hpp"
-#include "cpu/cpu_kernels.hpp"  // the CPU specialisations
+#include "core/backend_kernels.hpp"  // every op's backend kernels
 #if KVSERVE_WITH_CUDA
-#include "cuda/cuda_kernels.hpp"  // the CUDA specialisations
+#include "cuda/cuda_kernels.hpp"  // the device-side page-table check
 #endif
 #include "core/check.hpp"
 #include "core/plan_state.hpp"

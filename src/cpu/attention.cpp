@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "core/check.hpp"
 #include "core/paged_kv_rules.hpp"
 #include "cpu/attention_core.hpp"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "cpu/attention_core.hpp"
 #include "cpu/cpu_info.hpp"
 #include "cpu/dot.hpp"

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "core/check.hpp"
 #include "core/paged_kv_rules.hpp"
 #include "cpu/attention_core.hpp"

@@ -2,7 +2,7 @@
 // partial states to fp32, merges them through SoftmaxState and rounds once.
 #include <vector>
 
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "core/check.hpp"
 #include "cpu/attention_core.hpp"
 #include "cpu/cpu_info.hpp"

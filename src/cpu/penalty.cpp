@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "cpu/cpu_info.hpp"
 #include "cpu/parallel.hpp"
 #include "kvserve/penalty.hpp"

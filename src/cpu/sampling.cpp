@@ -1,6 +1,6 @@
 // CPU kernels for Sampling and SamplingRenorm: load a row's codes and weights,
 // find the filter's kept set by selection passes, then draw or rewrite the row.
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "cpu/cpu_info.hpp"
 #include "cpu/sampling_core.hpp"
 

@@ -1,6 +1,6 @@
 // CPU kernel for ChainSpeculativeSampling: per row, the n acceptance tests,
 // then one draw from the residual at the first failure (or the bonus draw).
-#include "cpu/cpu_kernels.hpp"
+#include "core/backend_kernels.hpp"
 #include "cpu/cpu_info.hpp"
 #include "cpu/sampling_core.hpp"
 #include "kvserve/speculative.hpp"

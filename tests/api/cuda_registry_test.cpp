@@ -5,6 +5,10 @@
 #if !KVSERVE_TEST_CUDA
 KVS_NEEDS_CUDA_BACKEND(CudaRegistry)
 #else
+#include <set>
+#include <string>
+
+#include "core/backend_kernels.hpp"
 #include "cuda/registry/registry.hpp"
 
 namespace kvserve::test {
@@ -34,6 +38,23 @@ TEST(CudaRegistry, AMissListsWhatIsBuilt) {
   EXPECT_EQ(kKernelRows[*hit].family, cuda::Family::norm);
   EXPECT_FALSE(cuda::find_row("RmsNorm", cuda::Family::norm, {DType::f16, DType::f16, 4100}))
       << "4100 f16 elements are not whole 16-byte chunks";
+}
+
+// The op list (core/op_list.hpp) marks `cuda` exactly the ops some kernel
+// family serves (kFamilyOps): a family added without its op-list mark, or a
+// mark without a family, shows up here (the first would never be selected,
+// the second would not link).
+TEST(CudaRegistry, OpListMarksTheOpsTheFamiliesServe) {
+  std::set<std::string> marked, served;
+#define KVSERVE_MARK_cuda(Op) marked.insert(Op::kName);
+#define KVSERVE_MARK_cpu_only(Op)
+#define KVSERVE_MARK(Op, backends) KVSERVE_MARK_##backends(Op)
+  KVSERVE_FOR_EACH_OP(KVSERVE_MARK)
+#undef KVSERVE_MARK
+#undef KVSERVE_MARK_cpu_only
+#undef KVSERVE_MARK_cuda
+  for (const auto& f : cuda::kFamilyOps) served.insert(std::string(f.op));
+  EXPECT_EQ(marked, served);
 }
 
 }  // namespace

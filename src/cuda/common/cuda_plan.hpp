@@ -79,8 +79,9 @@ struct CudaPlan {
 
 }  // namespace kvserve::detail::cuda
 
-// Defines the op's CUDA kernel (declared in cuda/cuda_kernels.hpp) as the plan
-// its traits describe; used at namespace kvserve::detail scope.
+// Defines the op's CUDA kernel (declared from the op list in
+// core/backend_kernels.hpp) as the plan its traits describe; used at
+// namespace kvserve::detail scope.
 #define KVSERVE_CUDA_KERNEL(Op, Traits)                                                          \
   template <>                                                                                    \
   Result<Kernel<Op>> cuda_kernel<Op>(const typename Op::Desc& desc, Device device) {             \
