@@ -454,6 +454,36 @@ kvs_status_code kvs_kv_cache_append_create(const kvs_kv_cache_append_desc* desc,
                                            kvs_kv_cache_append_plan** plan, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(kv_cache_append)
 
+/* ============================================================ MLA (mla.hpp) == */
+
+/* ------------------------------------------------- BatchPagedMlaDecode -- */
+
+typedef struct kvs_batch_paged_mla_decode_desc {
+  int32_t max_batch;
+  int32_t num_heads;        /* query heads over the one latent KV */
+  kvs_paged_mla_desc cache; /* its dtype is q's and out's too */
+  float sm_scale;           /* required, > 0 (DeepSeek-V3: 1 / sqrt(192)) */
+  int32_t kv_split_tokens;  /* 0: chosen by the plan; > 0: batch invariant */
+} kvs_batch_paged_mla_decode_desc;
+
+typedef struct kvs_batch_paged_mla_decode_args {
+  kvs_tensor q_nope; /* [B, num_heads, ckv_dim] */
+  kvs_tensor q_pe;   /* [B, num_heads, kpe_dim] */
+  kvs_paged_mla_cache cache;
+  kvs_tensor out; /* [B, num_heads, ckv_dim] */
+  kvs_tensor lse; /* optional f32 [B, num_heads] */
+} kvs_batch_paged_mla_decode_args;
+
+typedef struct kvs_batch_paged_mla_decode_plan kvs_batch_paged_mla_decode_plan;
+
+kvs_status_code kvs_batch_paged_mla_decode_create(const kvs_batch_paged_mla_decode_desc* desc, kvs_device device,
+                                                  kvs_batch_paged_mla_decode_plan** plan, kvs_error* err);
+/* indptr [batch + 1], last_page_len [batch]: host copies of the page table's lengths. */
+kvs_status_code kvs_batch_paged_mla_decode_prepare(kvs_batch_paged_mla_decode_plan* plan, const int32_t* indptr,
+                                                   const int32_t* last_page_len, int64_t batch, void* workspace,
+                                                   size_t workspace_bytes, void* stream, kvs_error* err);
+KVS_DECLARE_PLAN_COMMON(batch_paged_mla_decode)
+
 /* ====================================== BlockManager (block_manager.hpp) == */
 
 /* A host-side page allocator handing out the page tables of the paged ops.

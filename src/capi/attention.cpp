@@ -74,10 +74,7 @@ kvs_status_code kvs_batch_paged_decode_create(const kvs_batch_paged_decode_desc*
 kvs_status_code kvs_batch_paged_decode_prepare(kvs_batch_paged_decode_plan* plan, const int32_t* indptr,
                                                const int32_t* last_page_len, int64_t batch, void* workspace,
                                                size_t workspace_bytes, void* stream, kvs_error* err) {
-  return capi::prepare(plan, workspace, workspace_bytes, stream, err, [&](PagedKvLengths* host) -> Status {
-    KVSERVE_TRY(capi::check_count(batch, "batch"));
-    return capi::to_lengths(indptr, "indptr", last_page_len, "last_page_len", batch, host);
-  });
+  return capi::prepare_paged(plan, indptr, last_page_len, batch, workspace, workspace_bytes, stream, err);
 }
 
 // ----------------------------------------------------------- SingleDecode --

@@ -65,6 +65,17 @@ PagedKv to_paged(const kvs_paged_kv& kv) {
                  to_view(kv.last_page_len)};
 }
 
+PagedMlaDesc to_desc(const kvs_paged_mla_desc& d) {
+  return PagedMlaDesc{.page_size = d.page_size, .num_pages = d.num_pages, .ckv_dim = d.ckv_dim, .kpe_dim = d.kpe_dim,
+                      .dtype = to_dtype(d.dtype)};
+}
+
+PagedMlaCache to_mla_cache(const kvs_paged_mla_cache& c) {
+  return PagedMlaCache{.ckv_pages = to_view(c.ckv_pages), .kpe_pages = to_view(c.kpe_pages),
+                       .indptr = to_view(c.indptr), .indices = to_view(c.indices),
+                       .last_page_len = to_view(c.last_page_len)};
+}
+
 Status check_count(std::int64_t count, const char* name) {
   if (count >= 0) return Status::ok();
   return Status::invalid_argument(std::string("C ABI: argument '") + name + "': expected >= 0, got " +

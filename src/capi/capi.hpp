@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kvserve/attention.hpp"
+#include "kvserve/kv_cache.hpp"
 #include "kvserve/kvserve.h"
 
 namespace kvserve::capi {
@@ -21,6 +22,8 @@ TensorView to_view(const kvs_tensor& t);
 AttentionParams to_params(const kvs_attention_params& p);
 PagedKvDesc to_desc(const kvs_paged_kv_desc& d);
 PagedKv to_paged(const kvs_paged_kv& kv);
+PagedMlaDesc to_desc(const kvs_paged_mla_desc& d);
+PagedMlaCache to_mla_cache(const kvs_paged_mla_cache& c);
 inline bool to_bool(std::int32_t v) { return v != 0; }
 // An optional positive value whose C sentinel for "not given" is <= 0.
 inline std::optional<float> positive_or_default(float v) { return v > 0 ? std::optional<float>(v) : std::nullopt; }
@@ -116,6 +119,17 @@ kvs_status_code prepare(Handle* h, void* ws, std::size_t ws_bytes, void* stream,
     typename Handle::Operation::PrepareArgs host;
     KVSERVE_TRY(to_host(&host));
     return h->plan.prepare(host, Workspace{ws, ws_bytes}, Stream{stream});
+  });
+}
+
+// kvs_<op>_prepare of a plan over one paged table (PagedKvLengths): the C
+// call's indptr [batch + 1] and last_page_len [batch].
+template <class Handle>
+kvs_status_code prepare_paged(Handle* h, const std::int32_t* indptr, const std::int32_t* last_page_len,
+                              std::int64_t batch, void* ws, std::size_t ws_bytes, void* stream, kvs_error* err) {
+  return prepare(h, ws, ws_bytes, stream, err, [&](PagedKvLengths* host) -> Status {
+    KVSERVE_TRY(check_count(batch, "batch"));
+    return to_lengths(indptr, "indptr", last_page_len, "last_page_len", batch, host);
   });
 }
 

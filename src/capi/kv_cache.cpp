@@ -21,15 +21,9 @@ auto to_args(const kvs_paged_kv_append_args& a) {
 }
 
 auto to_args(const kvs_paged_mla_append_args& a) {
-  const kvs_paged_mla_cache& c = a.cache;
   return PagedMlaAppendArgs{.ckv = capi::to_view(a.ckv), .kpe = capi::to_view(a.kpe),
                             .batch_indices = capi::to_view(a.batch_indices),
-                            .positions = capi::to_view(a.positions),
-                            .cache = PagedMlaCache{.ckv_pages = capi::to_view(c.ckv_pages),
-                                                   .kpe_pages = capi::to_view(c.kpe_pages),
-                                                   .indptr = capi::to_view(c.indptr),
-                                                   .indices = capi::to_view(c.indices),
-                                                   .last_page_len = capi::to_view(c.last_page_len)}};
+                            .positions = capi::to_view(a.positions), .cache = capi::to_mla_cache(a.cache)};
 }
 
 auto to_args(const kvs_kv_cache_append_args& a) {
@@ -52,10 +46,7 @@ kvs_status_code kvs_paged_kv_append_create(const kvs_paged_kv_append_desc* desc,
 
 kvs_status_code kvs_paged_mla_append_create(const kvs_paged_mla_desc* desc, kvs_device device,
                                             kvs_paged_mla_append_plan** plan, kvs_error* err) {
-  return capi::create(desc, device, plan, err, [](const kvs_paged_mla_desc& d) {
-    return PagedMlaDesc{.page_size = d.page_size, .num_pages = d.num_pages, .ckv_dim = d.ckv_dim,
-                        .kpe_dim = d.kpe_dim, .dtype = capi::to_dtype(d.dtype)};
-  });
+  return capi::create(desc, device, plan, err, [](const kvs_paged_mla_desc& d) { return capi::to_desc(d); });
 }
 
 kvs_status_code kvs_kv_cache_append_create(const kvs_kv_cache_append_desc* desc, kvs_device device,

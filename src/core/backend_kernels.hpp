@@ -10,6 +10,7 @@
 #include "kvserve/gdn.hpp"
 #include "kvserve/kv_cache.hpp"
 #include "kvserve/merge.hpp"
+#include "kvserve/mla.hpp"
 #include "kvserve/norm.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"

@@ -102,12 +102,7 @@ Status OpRules<PagedKvAppend>::check_args(const PlanState<PagedKvAppend>& p, con
 
 template <>
 Status OpRules<PagedMlaAppend>::check_desc(const PagedMlaDesc& d) {
-  constexpr const char* op = PagedMlaAppend::kName;
-  KVSERVE_TRY(check_size(op, "page_size", d.page_size, kMaxPageSize));
-  KVSERVE_TRY(check_size(op, "num_pages", d.num_pages, kMaxPages));
-  KVSERVE_TRY(check_size(op, "ckv_dim", d.ckv_dim, kMaxRowWidth));
-  KVSERVE_TRY(check_size(op, "kpe_dim", d.kpe_dim, kMaxRowWidth));
-  return check_activation_dtype(op, "dtype", d.dtype);
+  return check_paged_mla_desc(PagedMlaAppend::kName, "", d);
 }
 
 template <>
@@ -119,20 +114,10 @@ Status OpRules<PagedMlaAppend>::check_args(const PlanState<PagedMlaAppend>& p, c
   KVSERVE_TRY(check_tensor(op, "ckv", a.ckv, p.device, d.dtype, {kAny, d.ckv_dim}));
   KVSERVE_TRY(check_tensor(op, "kpe", a.kpe, p.device, d.dtype, {n, d.kpe_dim}));
   KVSERVE_TRY(check_row_indices(op, a.batch_indices, a.positions, n, p.device));
-  KVSERVE_TRY(check_tensor(op, "cache.ckv_pages", c.ckv_pages, p.device, d.dtype, {d.num_pages, d.page_size, d.ckv_dim}));
-  KVSERVE_TRY(check_tensor(op, "cache.kpe_pages", c.kpe_pages, p.device, d.dtype, {d.num_pages, d.page_size, d.kpe_dim}));
-  KVSERVE_TRY(check_tensor(op, "cache.indptr", c.indptr, p.device, DType::int32, {batch + 1}));
-  KVSERVE_TRY(check_tensor(op, "cache.indices", c.indices, p.device, DType::int32, {kAny}));
-  KVSERVE_TRY(check_tensor(op, "cache.last_page_len", c.last_page_len, p.device, DType::int32, {batch}));
+  KVSERVE_TRY(check_paged_mla_cache(op, "cache", d, c, batch, p.device));
   if (!p.device.is_cpu()) return Status::ok();
-  // The page-table checks of the paged KV ops see only the table's geometry.
-  PagedKvDesc geometry;
-  geometry.page_size = d.page_size;
-  geometry.num_pages = d.num_pages;
   const auto* indptr = c.indptr.ptr<const std::int32_t>();
   const auto* last = c.last_page_len.ptr<const std::int32_t>();
-  KVSERVE_TRY(check_page_table_host(op, "cache", geometry, indptr, batch, c.indices.ptr<const std::int32_t>(),
-                                    c.indices.shape[0], last));
   return check_row_targets(op, a.batch_indices, a.positions, batch, "kv_len",
                            [&](std::int64_t b) { return paged_kv_len(indptr, last, b, d.page_size); });
 }

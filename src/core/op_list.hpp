@@ -21,6 +21,7 @@
   X(PagedKvAppend, cuda)                                                                \
   X(PagedMlaAppend, cuda)                                                               \
   X(KvCacheAppend, cuda)                                                                \
+  X(BatchPagedMlaDecode, cpu_only)                                                      \
   X(Sampling, cuda)                                                                     \
   X(SamplingRenorm, cuda)                                                               \
   X(ChainSpeculativeSampling, cuda)                                                     \

@@ -7,7 +7,7 @@
 namespace kvserve::detail {
 namespace {
 std::string f(std::string_view prefix, std::string_view field) {
-  return std::string(prefix) + "." + std::string(field);
+  return prefix.empty() ? std::string(field) : std::string(prefix) + "." + std::string(field);
 }
 
 Status check_scales(std::string_view op, const std::string& field, const std::vector<float>& scales, const PagedKvDesc& kv) {
@@ -57,6 +57,31 @@ Status check_attention_params(std::string_view op, std::string_view field, const
                          "-1 (off) or in [0, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
                          to_text(std::int64_t{attn.window_left}));
   return Status::ok();
+}
+
+Status check_paged_mla_desc(std::string_view op, std::string_view field, const PagedMlaDesc& d) {
+  KVSERVE_TRY(check_size(op, f(field, "page_size"), d.page_size, kMaxPageSize));
+  KVSERVE_TRY(check_size(op, f(field, "num_pages"), d.num_pages, kMaxPages));
+  KVSERVE_TRY(check_size(op, f(field, "ckv_dim"), d.ckv_dim, kMaxRowWidth));
+  KVSERVE_TRY(check_size(op, f(field, "kpe_dim"), d.kpe_dim, kMaxRowWidth));
+  return check_activation_dtype(op, f(field, "dtype"), d.dtype);
+}
+
+Status check_paged_mla_cache(std::string_view op, std::string_view name, const PagedMlaDesc& d,
+                             const PagedMlaCache& c, std::int64_t batch, Device device) {
+  KVSERVE_TRY(check_tensor(op, f(name, "ckv_pages"), c.ckv_pages, device, d.dtype, {d.num_pages, d.page_size, d.ckv_dim}));
+  KVSERVE_TRY(check_tensor(op, f(name, "kpe_pages"), c.kpe_pages, device, d.dtype, {d.num_pages, d.page_size, d.kpe_dim}));
+  KVSERVE_TRY(check_tensor(op, f(name, "indptr"), c.indptr, device, DType::int32, {batch + 1}));
+  KVSERVE_TRY(check_tensor(op, f(name, "indices"), c.indices, device, DType::int32, {kAny}));
+  KVSERVE_TRY(check_tensor(op, f(name, "last_page_len"), c.last_page_len, device, DType::int32, {batch}));
+  if (!device.is_cpu()) return Status::ok();
+  // The page-table checks of the paged KV ops see only the table's geometry.
+  PagedKvDesc geometry;
+  geometry.page_size = d.page_size;
+  geometry.num_pages = d.num_pages;
+  return check_page_table_host(op, name, geometry, c.indptr.ptr<const std::int32_t>(), batch,
+                               c.indices.ptr<const std::int32_t>(), c.indices.shape[0],
+                               c.last_page_len.ptr<const std::int32_t>());
 }
 
 std::string paged_config(DType q_dtype, const PagedKvDesc& kv) {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "kvserve/attention.hpp"
+#include "kvserve/kv_cache.hpp"
 
 namespace kvserve::detail {
 
@@ -40,6 +41,13 @@ Status check_prepared_batch(std::string_view op, std::int64_t batch, std::int64_
 // The same, naming `arg` as the argument the batch is read from.
 Status check_prepared_batch(std::string_view op, std::string_view arg, std::int64_t batch, std::int64_t prepared,
                             std::int64_t max_batch);
+// The paged MLA cache (PagedMlaAppend, BatchPagedMlaDecode): the descriptor's
+// fields, prefixed by `field` ("" names them bare), and the cache's tensors for
+// `batch` requests, `name` prefixing the argument names ("cache"); on the CPU
+// the page table's contents too.
+Status check_paged_mla_desc(std::string_view op, std::string_view field, const PagedMlaDesc& d);
+Status check_paged_mla_cache(std::string_view op, std::string_view name, const PagedMlaDesc& d,
+                             const PagedMlaCache& c, std::int64_t batch, Device device);
 // Request b's KV length from a host page table (0 when it has no pages).
 std::int64_t paged_kv_len(const std::int32_t* indptr, const std::int32_t* last_page_len, std::int64_t b,
                           int page_size);

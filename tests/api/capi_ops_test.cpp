@@ -23,6 +23,7 @@
 #include "kvserve/kv_cache.hpp"
 #include "kvserve/kvserve.h"
 #include "kvserve/merge.hpp"
+#include "kvserve/mla.hpp"
 #include "kvserve/norm.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
@@ -711,6 +712,46 @@ TEST(CApiTranslation, PagedMlaAppend) {
   };
   t.bad_field = "ckv_dim";
   t.break_field = [](kvs_paged_mla_desc& d) { d.ckv_dim = 0; };
+  expect_translation(t);
+}
+
+TEST(CApiTranslation, BatchPagedMlaDecode) {
+  auto rng = test::make_rng();
+  std::vector<std::int32_t> free_pages = shuffled_pages(rng, 6);
+  const Table table = make_table({6, 0, 9}, 4, &free_pages);
+  const HostTensor q_nope = random_tensor(rng, DType::bf16, {3, 4, 64}), q_pe = random_tensor(rng, DType::bf16, {3, 4, 16});
+  const HostTensor ckv_pages = random_tensor(rng, DType::bf16, {6, 4, 64}),
+                   kpe_pages = random_tensor(rng, DType::bf16, {6, 4, 16});
+
+  auto t = make_case<BatchPagedMlaDecode>(KVS_C_ENTRY_POINTS(batch_paged_mla_decode));
+  add_tensors(t, KVS_TENSOR(q_nope), KVS_TENSOR(q_pe), KVS_TENSOR(cache.ckv_pages), KVS_TENSOR(cache.kpe_pages), KVS_TENSOR(cache.indptr), KVS_TENSOR(cache.indices), KVS_TENSOR(cache.last_page_len), KVS_TENSOR(out), KVS_TENSOR(lse));
+  const PagedMlaDesc cache{.page_size = 4, .num_pages = 6, .ckv_dim = 64, .kpe_dim = 16, .dtype = DType::bf16};
+  t.desc = {.max_batch = 3, .num_heads = 4, .cache = cache, .sm_scale = 0.125f, .kv_split_tokens = 4};
+  t.cdesc = {.max_batch = 3, .num_heads = 4,
+             .cache = {.page_size = 4, .num_pages = 6, .ckv_dim = 64, .kpe_dim = 16, .dtype = KVS_BF16},
+             .sm_scale = 0.125f, .kv_split_tokens = 4};
+  t.outputs = {poisoned(DType::bf16, {3, 4, 64}), poisoned(DType::f32, {3, 4})};
+  t.args = [&](Tensors& o) {
+    return BatchPagedMlaDecodeArgs{.q_nope = q_nope.view(), .q_pe = q_pe.view(),
+                                   .cache = {.ckv_pages = ckv_pages.view(), .kpe_pages = kpe_pages.view(),
+                                             .indptr = table.indptr_t.view(), .indices = table.indices_t.view(),
+                                             .last_page_len = table.last_t.view()},
+                                   .out = o[0].view(), .lse = o[1].view()};
+  };
+  t.cargs = [&](Tensors& o) {
+    return kvs_batch_paged_mla_decode_args{.q_nope = to_c(q_nope), .q_pe = to_c(q_pe),
+                                           .cache = {.ckv_pages = to_c(ckv_pages), .kpe_pages = to_c(kpe_pages),
+                                                     .indptr = to_c(table.indptr_t), .indices = to_c(table.indices_t),
+                                                     .last_page_len = to_c(table.last_t)},
+                                           .out = to_c(o[0]), .lse = to_c(o[1])};
+  };
+  t.bad_field = "sm_scale";
+  t.break_field = [](kvs_batch_paged_mla_decode_desc& d) { d.sm_scale = 0.f; };
+  t.prepare = [&](BatchPagedMlaDecodePlan& p, Workspace ws) { return p.prepare(table.lengths(), ws, {}); };
+  t.cprepare = [&](kvs_batch_paged_mla_decode_plan* p, void* ws, std::size_t bytes, kvs_error* err) {
+    return kvs_batch_paged_mla_decode_prepare(p, table.indptr.data(), table.last_page_len.data(), 3, ws, bytes,
+                                              nullptr, err);
+  };
   expect_translation(t);
 }
 

@@ -1,0 +1,49 @@
+// Validation of the MLA decode op (mla.hpp).
+#include "core/paged_kv_rules.hpp"
+#include "core/plan_impl.hpp"
+#include "kvserve/mla.hpp"
+
+namespace kvserve {
+namespace detail {
+
+template <>
+Status OpRules<BatchPagedMlaDecode>::check_desc(const BatchPagedMlaDecodeDesc& d) {
+  constexpr const char* op = BatchPagedMlaDecode::kName;
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "num_heads", d.num_heads, kMaxHeads));
+  KVSERVE_TRY(check_paged_mla_desc(op, "cache", d.cache));
+  KVSERVE_TRY(check_finite_positive(op, "sm_scale", d.sm_scale));
+  if (d.kv_split_tokens < 0 || d.kv_split_tokens > kMaxSequenceLength)
+    return invalid_field(op, "kv_split_tokens", "0 (auto) or in [1, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
+                         to_text(std::int64_t{d.kv_split_tokens}));
+  return Status::ok();
+}
+
+template <>
+Status OpRules<BatchPagedMlaDecode>::check_prepare(const BatchPagedMlaDecodeDesc& d, const PagedKvLengths& host,
+                                                   std::int64_t* batch) {
+  PagedKvDesc geometry;
+  geometry.page_size = d.cache.page_size;
+  geometry.num_pages = d.cache.num_pages;
+  return check_paged_lengths(BatchPagedMlaDecode::kName, "host", geometry, host, d.max_batch, batch);
+}
+
+template <>
+Status OpRules<BatchPagedMlaDecode>::check_args(const PlanState<BatchPagedMlaDecode>& p,
+                                                const BatchPagedMlaDecodeArgs& a) {
+  constexpr const char* op = BatchPagedMlaDecode::kName;
+  const auto& d = p.desc;
+  const std::int64_t b = a.q_nope.rank > 0 ? a.q_nope.shape[0] : 0;
+  KVSERVE_TRY(check_tensor(op, "q_nope", a.q_nope, p.device, d.cache.dtype, {kAny, d.num_heads, d.cache.ckv_dim}));
+  KVSERVE_TRY(check_tensor(op, "q_pe", a.q_pe, p.device, d.cache.dtype, {b, d.num_heads, d.cache.kpe_dim}));
+  KVSERVE_TRY(check_prepared_batch(op, "q_nope", b, p.prepared_batch, d.max_batch));
+  KVSERVE_TRY(check_paged_mla_cache(op, "cache", d.cache, a.cache, b, p.device));
+  KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, d.cache.dtype, {b, d.num_heads, d.cache.ckv_dim}));
+  return check_optional_tensor(op, "lse", a.lse, p.device, DType::f32, {b, d.num_heads});
+}
+
+}  // namespace detail
+
+template class Plan<BatchPagedMlaDecode>;
+
+}  // namespace kvserve
