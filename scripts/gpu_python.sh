@@ -51,9 +51,11 @@ if [ "$stage" = install ] || [ "$stage" = all ]; then
 fi
 if [ "$stage" = test ] || [ "$stage" = all ]; then
   echo "== test (log: $logs/pytest.log)"
-  (cd tests/python && timeout "${KVSERVE_TEST_TIMEOUT:-480}" "$py" -m pytest -q -rs -p no:cacheprovider . \
+  (cd tests/python && timeout "${KVSERVE_TEST_TIMEOUT:-480}" "$py" -m pytest -v -rs -p no:cacheprovider . \
     >"$logs/pytest.log" 2>&1) || status=$?
-  tail -15 "$logs/pytest.log"
+  # A crash: the test that was running and the innermost frames faulthandler printed.
+  grep -B3 -A14 "Fatal Python error" "$logs/pytest.log" | head -40
+  grep -E "FAILED|ERROR|passed|failed" "$logs/pytest.log" | tail -15
   echo "== HF example, bf16 on cuda (log: $logs/hf_generate.log)"
   timeout 300 "$py" examples/hf_generate.py --device cuda --dtype bfloat16 >"$logs/hf_generate.log" 2>&1 ||
     status=$?

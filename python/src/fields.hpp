@@ -12,6 +12,7 @@
 #include <kvserve/gdn.hpp>
 #include <kvserve/kv_cache.hpp>
 #include <kvserve/merge.hpp>
+#include <kvserve/mla.hpp>
 #include <kvserve/norm.hpp>
 #include <kvserve/penalty.hpp>
 #include <kvserve/sampling.hpp>
@@ -57,6 +58,7 @@ KVSERVE_PY_FIELDS(MergeStatesDesc, F(num_heads), F(head_dim), F(dtype));
 KVSERVE_PY_FIELDS(PagedKvAppendDesc, F(kv), F(dtype), F(mode));
 KVSERVE_PY_FIELDS(PagedMlaDesc, F(page_size), F(num_pages), F(ckv_dim), F(kpe_dim), F(dtype));
 KVSERVE_PY_FIELDS(KvCacheAppendDesc, F(num_kv_heads), F(head_dim), F(dtype));
+KVSERVE_PY_FIELDS(BatchPagedMlaDecodeDesc, F(max_batch), F(num_heads), F(cache), F(sm_scale), F(kv_split_tokens));
 KVSERVE_PY_FIELDS(SamplingDesc, F(vocab), F(max_batch), F(input), F(filter), F(order), F(temperature), F(top_k),
                   F(top_p), F(min_p), F(params), F(random));
 KVSERVE_PY_FIELDS(SamplingRenormDesc, F(vocab), F(max_batch), F(kind), F(top_k), F(top_p), F(params));
@@ -80,6 +82,7 @@ KVSERVE_PY_FIELDS(MergeStateArgs, F(v_a), F(lse_a), F(v_b), F(lse_b), F(v_out), 
 KVSERVE_PY_FIELDS(MergeStatesArgs, F(v), F(lse), F(v_out), F(lse_out));
 KVSERVE_PY_FIELDS(PagedKvAppendArgs, F(k), F(v), F(batch_indices), F(positions), F(kv));
 KVSERVE_PY_FIELDS(PagedMlaAppendArgs, F(ckv), F(kpe), F(batch_indices), F(positions), F(cache));
+KVSERVE_PY_FIELDS(BatchPagedMlaDecodeArgs, F(q_nope), F(q_pe), F(cache), F(out), F(lse));
 KVSERVE_PY_FIELDS(KvCacheAppendArgs, F(k), F(v), F(batch_indices), F(positions), F(k_cache), F(v_cache));
 KVSERVE_PY_FIELDS(SamplingArgs, F(input), F(out), F(temperature), F(top_k), F(top_p), F(min_p), F(seed), F(offset),
                   F(seeds), F(offsets));
@@ -123,6 +126,7 @@ KVSERVE_PY_WRITTEN(MergeStates, "v_out", "lse_out");
 KVSERVE_PY_WRITTEN(PagedKvAppend, "kv.k_pages", "kv.v_pages");
 KVSERVE_PY_WRITTEN(PagedMlaAppend, "cache.ckv_pages", "cache.kpe_pages");
 KVSERVE_PY_WRITTEN(KvCacheAppend, "k_cache", "v_cache");
+KVSERVE_PY_WRITTEN(BatchPagedMlaDecode, "out", "lse");
 KVSERVE_PY_WRITTEN(Sampling, "out");
 KVSERVE_PY_WRITTEN(SamplingRenorm, "out");
 KVSERVE_PY_WRITTEN(ChainSpeculativeSampling, "out", "accepted", "emitted");

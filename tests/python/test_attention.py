@@ -37,6 +37,33 @@ def request_kv(kv, b, layout):
     return gather_pages(kv["k_pages"], pages, n, layout), gather_pages(kv["v_pages"], pages, n, layout)
 
 
+def test_batch_paged_mla_decode_is_attention_over_the_latent_rows(rng):
+    """Absorbed MLA: keys [ckv | kpe], values ckv, every head over the one latent KV."""
+    lengths, page_size, heads, ckv, kpe, scale = [9, 0, 1, 40], 4, 8, 64, 16, 0.1
+    cache, num_pages = paged_cache(rng, lengths, page_size, 1, ckv)
+    kpe_pages = rng.standard_normal((num_pages, page_size, kpe), np.float32)
+    mla = K.PagedMlaDesc(page_size=page_size, num_pages=num_pages, ckv_dim=ckv, kpe_dim=kpe, dtype=F32)
+    plan = K.BatchPagedMlaDecodePlan.create(
+        K.BatchPagedMlaDecodeDesc(max_batch=4, num_heads=heads, cache=mla, sm_scale=scale), "cpu")
+    ws = K.workspace(plan)
+    plan.prepare(indptr=cache["indptr"], last_page_len=cache["last_page_len"], workspace=ws)
+    q_nope = rng.standard_normal((len(lengths), heads, ckv), np.float32)
+    q_pe = rng.standard_normal((len(lengths), heads, kpe), np.float32)
+    out, lse = poisoned(q_nope.shape), poisoned(q_nope.shape[:2])
+    ckv_pages = cache["k_pages"][:, :, 0]
+    plan.run(q_nope=q_nope, q_pe=q_pe, out=out, lse=lse, workspace=ws,
+             cache=dict(ckv_pages=ckv_pages, kpe_pages=kpe_pages, indptr=cache["indptr"],
+                        indices=cache["indices"], last_page_len=cache["last_page_len"]))
+    for b, n in enumerate(lengths):
+        pages = cache["indices"][cache["indptr"][b]:cache["indptr"][b + 1]]
+        c = gather_pages(ckv_pages[:, :, None], pages, n)
+        keys = np.concatenate([c, gather_pages(kpe_pages[:, :, None], pages, n)], axis=2)
+        q = np.concatenate([q_nope[b:b + 1], q_pe[b:b + 1]], axis=2)
+        ref, ref_lse = attention(q, keys, c, sm_scale=scale)
+        np.testing.assert_allclose(out[b], ref[0], **TOL)
+        np.testing.assert_allclose(lse[b], ref_lse[0], **TOL)
+
+
 @pytest.mark.parametrize("layout", ["NHD", "HND"])
 @pytest.mark.parametrize("group,dim,page_size,cap,window", [(1, 64, 16, 0.0, -1), (4, 128, 5, 30.0, -1),
                                                           (2, 64, 1, 0.0, 7)])
