@@ -377,6 +377,17 @@ extern "C" {
         err: *mut kvs_error,
     ) -> kvs_status_code;
 
+    pub fn kvs_batch_paged_mla_decode_prepare(
+        plan: *mut kvs_batch_paged_mla_decode_plan,
+        indptr: *const i32,
+        last_page_len: *const i32,
+        batch: i64,
+        workspace: *mut c_void,
+        workspace_bytes: usize,
+        stream: *mut c_void,
+        err: *mut kvs_error,
+    ) -> kvs_status_code;
+
     pub fn kvs_batch_ragged_prefill_prepare(
         plan: *mut kvs_batch_ragged_prefill_plan,
         qo_indptr: *const i32,
@@ -516,6 +527,20 @@ c_structs! {
         pub positions: kvs_tensor,
         pub cache: kvs_paged_mla_cache,
     }
+    pub struct kvs_batch_paged_mla_decode_desc {
+        pub max_batch: i32,
+        pub num_heads: i32,
+        pub cache: kvs_paged_mla_desc,
+        pub sm_scale: f32,
+        pub kv_split_tokens: i32,
+    }
+    pub struct kvs_batch_paged_mla_decode_args {
+        pub q_nope: kvs_tensor,
+        pub q_pe: kvs_tensor,
+        pub cache: kvs_paged_mla_cache,
+        pub out: kvs_tensor,
+        pub lse: kvs_tensor,
+    }
     pub struct kvs_kv_cache_append_desc {
         pub num_kv_heads: i32,
         pub head_dim: i32,
@@ -539,6 +564,11 @@ plan!(paged_mla_append, kvs_paged_mla_append_plan, kvs_paged_mla_desc, kvs_paged
     kvs_paged_mla_append_create, kvs_paged_mla_append_run, kvs_paged_mla_append_can_implement,
     kvs_paged_mla_append_workspace_bytes, kvs_paged_mla_append_kernel, kvs_paged_mla_append_precision,
     kvs_paged_mla_append_destroy);
+plan!(batch_paged_mla_decode, kvs_batch_paged_mla_decode_plan, kvs_batch_paged_mla_decode_desc,
+    kvs_batch_paged_mla_decode_args:
+    kvs_batch_paged_mla_decode_create, kvs_batch_paged_mla_decode_run, kvs_batch_paged_mla_decode_can_implement,
+    kvs_batch_paged_mla_decode_workspace_bytes, kvs_batch_paged_mla_decode_kernel,
+    kvs_batch_paged_mla_decode_precision, kvs_batch_paged_mla_decode_destroy);
 plan!(kv_cache_append, kvs_kv_cache_append_plan, kvs_kv_cache_append_desc, kvs_kv_cache_append_args:
     kvs_kv_cache_append_create, kvs_kv_cache_append_run, kvs_kv_cache_append_can_implement,
     kvs_kv_cache_append_workspace_bytes, kvs_kv_cache_append_kernel, kvs_kv_cache_append_precision,

@@ -67,6 +67,8 @@ fn rust_structs() -> Vec<Layout> {
         kvs_paged_mla_desc { page_size, num_pages, ckv_dim, kpe_dim, dtype }
         kvs_paged_mla_cache { ckv_pages, kpe_pages, indptr, indices, last_page_len }
         kvs_paged_mla_append_args { ckv, kpe, batch_indices, positions, cache }
+        kvs_batch_paged_mla_decode_desc { max_batch, num_heads, cache, sm_scale, kv_split_tokens }
+        kvs_batch_paged_mla_decode_args { q_nope, q_pe, cache, out, lse }
         kvs_kv_cache_append_desc { num_kv_heads, head_dim, dtype }
         kvs_kv_cache_append_args { k, v, batch_indices, positions, k_cache, v_cache }
         kvs_sequence_info { length, prefix_pages, num_pages }

@@ -9,6 +9,7 @@ use crate::error::{check, Result};
 use crate::plan::{check_len, rows_of, Op, Plan};
 use crate::tensor::{AnyMut, AnyRef, Stream, TensorMut, TensorRef, ToC, Workspace};
 use kvserve_sys as sys;
+use std::ffi::c_void;
 
 /// Converts a field: through ToC, or the given function (sentinel encodings).
 macro_rules! conv {
@@ -426,6 +427,43 @@ args! {
     }
 }
 
+args! {
+    pub struct PagedMlaCache => kvs_paged_mla_cache {
+        pub ckv_pages: AnyRef<'a>,
+        pub kpe_pages: AnyRef<'a>,
+        pub indptr: I32<'a, 1>,
+        pub indices: I32<'a, 1>,
+        pub last_page_len: I32<'a, 1>,
+    }
+}
+
+desc! {
+    /// Absorbed-MLA decode over the paged MLA cache (mla.hpp).
+    pub struct BatchPagedMlaDecodeDesc => kvs_batch_paged_mla_decode_desc {
+        pub max_batch: i32 = 0,
+        pub num_heads: i32 = 0,
+        /// Its dtype is q's and out's too.
+        pub cache: PagedMlaDesc = PagedMlaDesc::default(),
+        /// Required: the model's 1 / sqrt(qk_nope_head_dim + qk_rope_head_dim).
+        pub sm_scale: f32 = 0.0,
+        /// 0: the plan balances splits; > 0: fixed split points (batch invariant).
+        pub kv_split_tokens: i32 = 0,
+    }
+}
+args! {
+    pub struct BatchPagedMlaDecodeArgs => kvs_batch_paged_mla_decode_args {
+        /// `[B, num_heads, ckv_dim]`
+        pub q_nope: AnyRef<'a>,
+        /// `[B, num_heads, kpe_dim]`
+        pub q_pe: AnyRef<'a>,
+        pub cache: PagedMlaCache<'a>,
+        /// `[B, num_heads, ckv_dim]`
+        pub out: AnyMut<'a>,
+        /// `[B, num_heads]`
+        pub lse: Option<F32Mut<'a, 2>>,
+    }
+}
+
 desc! {
     pub struct KvCacheAppendDesc => kvs_kv_cache_append_desc {
         pub num_kv_heads: i32 = 0,
@@ -627,6 +665,8 @@ ops! {
     PagedKvAppend, PagedKvAppendPlan: PagedKvAppendDesc, PagedKvAppendArgs => kvs_paged_kv_append_plan;
     PagedMlaAppend, PagedMlaAppendPlan: PagedMlaDesc, PagedMlaAppendArgs => kvs_paged_mla_append_plan;
     KvCacheAppend, KvCacheAppendPlan: KvCacheAppendDesc, KvCacheAppendArgs => kvs_kv_cache_append_plan;
+    BatchPagedMlaDecode, BatchPagedMlaDecodePlan: BatchPagedMlaDecodeDesc, BatchPagedMlaDecodeArgs
+        => kvs_batch_paged_mla_decode_plan;
     Sampling, SamplingPlan: SamplingDesc, SamplingArgs => kvs_sampling_plan;
     SamplingRenorm, SamplingRenormPlan: SamplingRenormDesc, SamplingRenormArgs => kvs_sampling_renorm_plan;
     ChainSpeculativeSampling, ChainSpeculativeSamplingPlan: ChainSpeculativeSamplingDesc,
@@ -639,32 +679,41 @@ ops! {
 // ------------------------------------------------------------------- prepare --
 // The ops scheduled from host-side lengths: once per step, before the runs.
 
+/// The C prepare of a plan over one paged table: (plan, indptr, last_page_len,
+/// batch, workspace, workspace_bytes, stream, err).
+type PreparePaged<R> =
+    unsafe extern "C" fn(*mut R, *const i32, *const i32, i64, *mut c_void, usize, *mut c_void, *mut sys::kvs_error)
+        -> sys::kvs_status_code;
+
+fn prepare_paged<O: Op>(
+    plan: &mut Plan<O>,
+    prepare: PreparePaged<O::Raw>,
+    stream: &Stream,
+    ws: &mut Workspace,
+    indptr: &[i32],
+    last_page_len: &[i32],
+) -> Result<()> {
+    let batch = rows_of("indptr", indptr)?;
+    check_len("last_page_len", last_page_len, batch)?;
+    let (w, n) = ws.raw_for(plan.device())?;
+    let raw = plan.raw_mut();
+    // SAFETY: live handle; the slices hold batch + 1 and batch entries.
+    check(|err| unsafe {
+        prepare(raw, indptr.as_ptr(), last_page_len.as_ptr(), batch, w, n, stream.as_raw(), err)
+    })
+}
+
 impl BatchPagedDecodePlan {
     /// indptr `[B + 1]` and last_page_len `[B]`: the host copy of the page table's lengths.
-    pub fn prepare(
-        &mut self,
-        stream: &Stream,
-        ws: &mut Workspace,
-        indptr: &[i32],
-        last_page_len: &[i32],
-    ) -> Result<()> {
-        let batch = rows_of("indptr", indptr)?;
-        check_len("last_page_len", last_page_len, batch)?;
-        let (w, n) = ws.raw_for(self.device())?;
-        let plan = self.raw_mut();
-        // SAFETY: live handle; the slices hold batch + 1 and batch entries.
-        check(|err| unsafe {
-            sys::kvs_batch_paged_decode_prepare(
-                plan,
-                indptr.as_ptr(),
-                last_page_len.as_ptr(),
-                batch,
-                w,
-                n,
-                stream.as_raw(),
-                err,
-            )
-        })
+    pub fn prepare(&mut self, stream: &Stream, ws: &mut Workspace, indptr: &[i32], last_page_len: &[i32]) -> Result<()> {
+        prepare_paged(self, sys::kvs_batch_paged_decode_prepare, stream, ws, indptr, last_page_len)
+    }
+}
+
+impl BatchPagedMlaDecodePlan {
+    /// indptr `[B + 1]` and last_page_len `[B]`: the host copy of the page table's lengths.
+    pub fn prepare(&mut self, stream: &Stream, ws: &mut Workspace, indptr: &[i32], last_page_len: &[i32]) -> Result<()> {
+        prepare_paged(self, sys::kvs_batch_paged_mla_decode_prepare, stream, ws, indptr, last_page_len)
     }
 }
 
