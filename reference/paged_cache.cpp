@@ -73,4 +73,36 @@ PagedCache make_paged_cache(std::mt19937_64& rng, PagedKvDesc desc, const std::v
   return c;
 }
 
+PagedMlaCache MlaCache::view() const {
+  const PagedKv t = table.view();
+  return {.ckv_pages = table.k.view({desc.num_pages, desc.page_size, desc.ckv_dim}),
+          .kpe_pages = kpe_pages.view({desc.num_pages, desc.page_size, desc.kpe_dim}),
+          .indptr = t.indptr,
+          .indices = t.indices,
+          .last_page_len = t.last_page_len};
+}
+
+std::vector<double> MlaCache::keys(std::int64_t b) const {
+  const std::vector<double> ckv = table.keys(b);
+  std::vector<double> out;
+  for (std::int64_t j = 0; j < table.lens[b]; ++j) {
+    out.insert(out.end(), ckv.begin() + j * desc.ckv_dim, ckv.begin() + (j + 1) * desc.ckv_dim);
+    const std::int64_t page = table.indices[table.indptr[b] + j / desc.page_size], slot = j % desc.page_size;
+    for (int x = 0; x < desc.kpe_dim; ++x) out.push_back(kpe_pages.get((page * desc.page_size + slot) * desc.kpe_dim + x));
+  }
+  return out;
+}
+
+MlaCache make_mla_cache(std::mt19937_64& rng, DType dtype, int page_size, int ckv_dim, int kpe_dim,
+                        const std::vector<std::int64_t>& lens, Device device) {
+  MlaCache c;
+  c.table = make_paged_cache(rng, {.page_size = page_size, .num_kv_heads = 1, .head_dim = ckv_dim, .dtype = dtype},
+                             lens, device);
+  c.desc = {.page_size = page_size, .num_pages = c.table.desc.num_pages, .ckv_dim = ckv_dim, .kpe_dim = kpe_dim,
+            .dtype = dtype};
+  c.kpe_pages = Buffer(dtype, c.desc.num_pages * page_size * kpe_dim, device);
+  c.kpe_pages.fill_uniform(rng, -1, 1);
+  return c;
+}
+
 }  // namespace kvserve::test

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kvserve/attention.hpp"
+#include "kvserve/kv_cache.hpp"
 #include "reference/buffer.hpp"
 
 namespace kvserve::test {
@@ -31,5 +32,20 @@ struct PagedCache {
 // mixed in) and fills the pools with values in [-1, 1].
 PagedCache make_paged_cache(std::mt19937_64& rng, PagedKvDesc desc, const std::vector<std::int64_t>& lens,
                             Device device, std::int64_t spare_pages = 3);
+
+// A paged MLA cache for tests: the page table and ckv pool of a random paged
+// cache with one head of width ckv_dim (its unused v pool aside), plus a kpe
+// pool on the same pages, filled with values in [-1, 1].
+struct MlaCache {
+  PagedCache table;
+  Buffer kpe_pages;
+  PagedMlaDesc desc;
+  PagedMlaCache view() const;
+  // Request b's absorbed-attention keys [len, 1, ckv_dim + kpe_dim] (ckv then
+  // kpe); its values are table.keys(b), [len, 1, ckv_dim].
+  std::vector<double> keys(std::int64_t b) const;
+};
+MlaCache make_mla_cache(std::mt19937_64& rng, DType dtype, int page_size, int ckv_dim, int kpe_dim,
+                        const std::vector<std::int64_t>& lens, Device device);
 
 }  // namespace kvserve::test

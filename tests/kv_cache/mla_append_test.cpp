@@ -15,35 +15,9 @@ struct MlaCase {
   std::vector<std::int64_t> old_lens, new_tokens;
 };
 
-// An MLA cache for tests: the page table and ckv pool of a random paged cache
-// with one head of width ckv_dim (its unused v pool aside), plus a kpe pool.
-struct MlaCache {
-  PagedCache table;
-  Buffer kpe_pages;
-  PagedMlaDesc desc;
-  PagedMlaCache view() const {
-    const PagedKv t = table.view();
-    return {.ckv_pages = table.k.view({desc.num_pages, desc.page_size, desc.ckv_dim}),
-            .kpe_pages = kpe_pages.view({desc.num_pages, desc.page_size, desc.kpe_dim}),
-            .indptr = t.indptr,
-            .indices = t.indices,
-            .last_page_len = t.last_page_len};
-  }
-  oracle::PoolShape ckv_shape() const { return {desc.num_pages, desc.page_size, 1, desc.ckv_dim}; }
-  oracle::PoolShape kpe_shape() const { return {desc.num_pages, desc.page_size, 1, desc.kpe_dim}; }
-};
-
-MlaCache make_mla_cache(std::mt19937_64& rng, DType dtype, int page_size, int ckv_dim, int kpe_dim,
-                        const std::vector<std::int64_t>& lens, Device device) {
-  MlaCache c;
-  c.table = make_paged_cache(rng, {.page_size = page_size, .num_kv_heads = 1, .head_dim = ckv_dim, .dtype = dtype},
-                             lens, device);
-  c.desc = {.page_size = page_size, .num_pages = c.table.desc.num_pages, .ckv_dim = ckv_dim, .kpe_dim = kpe_dim,
-            .dtype = dtype};
-  c.kpe_pages = Buffer(dtype, c.desc.num_pages * page_size * kpe_dim, device);
-  c.kpe_pages.fill_uniform(rng, -1, 1);
-  return c;
-}
+// The oracle's view of the two pools of an MLA cache.
+oracle::PoolShape ckv_shape(const MlaCache& c) { return {c.desc.num_pages, c.desc.page_size, 1, c.desc.ckv_dim}; }
+oracle::PoolShape kpe_shape(const MlaCache& c) { return {c.desc.num_pages, c.desc.page_size, 1, c.desc.kpe_dim}; }
 
 // New rows as one projection output [n, ckv_dim + kpe_dim]: ckv and kpe are
 // strided views of it.
@@ -88,12 +62,12 @@ void run_case(const MlaCase& c, Device device) {
   if (n > 0) expect_nonzero(rows.fused.values(), "new rows");
 
   std::vector<double> want_ckv = cache.table.k.values(), want_kpe = cache.kpe_pages.values();
-  oracle::paged_append(cache.ckv_shape(), cache.table.indptr, cache.table.indices, targets, rows.part(0, c.ckv_dim),
+  oracle::paged_append(ckv_shape(cache), cache.table.indptr, cache.table.indices, targets, rows.part(0, c.ckv_dim),
                        {}, c.dtype, &want_ckv);
-  oracle::paged_append(cache.kpe_shape(), cache.table.indptr, cache.table.indices, targets,
+  oracle::paged_append(kpe_shape(cache), cache.table.indptr, cache.table.indices, targets,
                        rows.part(c.ckv_dim, c.kpe_dim), {}, c.dtype, &want_kpe);
-  poison_targets(cache.ckv_shape(), cache.table, targets, &cache.table.k);
-  poison_targets(cache.kpe_shape(), cache.table, targets, &cache.kpe_pages);
+  poison_targets(ckv_shape(cache), cache.table, targets, &cache.table.k);
+  poison_targets(kpe_shape(cache), cache.table, targets, &cache.kpe_pages);
 
   Buffer bi = int_buffer(targets.batch, device), pos = int_buffer(targets.position, device);
   const Status s = plan->run(
