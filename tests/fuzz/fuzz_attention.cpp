@@ -60,7 +60,7 @@ void batch_paged_decode(FuzzInput& in, Arena& a) {
   BatchPagedDecodeDesc d;
   d.kv = paged_desc(in);
   d.max_batch = in.isize(4, kMaxBatch);
-  d.num_qo_heads = in.isize(d.kv.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.kv.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.q_dtype = in.dtype(is_fp8(d.kv.dtype) ? DType::bf16 : d.kv.dtype);
   d.attn = attention_params(in);
   d.kv_split_tokens = in.flag() ? in.isize(2, kMaxSequenceLength) : 0;
@@ -81,7 +81,7 @@ void single_decode(FuzzInput& in, Arena& a) {
   SingleDecodeDesc d;
   d.max_batch = in.isize(4, kMaxBatch);
   d.num_kv_heads = in.isize(1 + in.u8() % 2, kMaxHeads);
-  d.num_qo_heads = in.isize(d.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.head_dim = in.isize(16, kMaxHeadDim);
   d.dtype = in.dtype(in.flag() ? DType::f32 : DType::f16);
   d.attn = attention_params(in);
@@ -91,7 +91,7 @@ void single_decode(FuzzInput& in, Arena& a) {
   args.q = a.tensor(d.dtype, {b, d.num_qo_heads, d.head_dim});
   args.k = a.tensor(d.dtype, {b, d.num_kv_heads, l, d.head_dim});
   args.v = a.tensor(d.dtype, {b, d.num_kv_heads, l, d.head_dim});
-  if (in.flag()) args.kv_len = a.tensor(DType::int32, {b}, static_cast<std::int32_t>(l + 1));
+  if (in.flag()) args.kv_len = a.tensor(DType::int32, {b}, index_bound(l + 1));
   args.out = a.tensor(d.dtype, {b, d.num_qo_heads, d.head_dim});
   if (in.flag()) args.lse = a.tensor(DType::f32, {b, d.num_qo_heads});
   drive<SingleDecode>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
@@ -100,7 +100,7 @@ void single_decode(FuzzInput& in, Arena& a) {
 void single_prefill(FuzzInput& in, Arena& a) {
   SinglePrefillDesc d;
   d.num_kv_heads = in.isize(1 + in.u8() % 2, kMaxHeads);
-  d.num_qo_heads = in.isize(d.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.head_dim = in.isize(16, kMaxHeadDim);
   d.head_dim_v = in.flag() ? in.isize(32, kMaxHeadDim) : 0;
   d.dtype = in.dtype(in.flag() ? DType::f32 : DType::bf16);
@@ -140,7 +140,7 @@ void batch_ragged_prefill(FuzzInput& in, Arena& a) {
   BatchRaggedPrefillDesc d;
   d.max_batch = in.isize(4, kMaxBatch);
   d.num_kv_heads = in.isize(1 + in.u8() % 2, kMaxHeads);
-  d.num_qo_heads = in.isize(d.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.head_dim = in.isize(16, kMaxHeadDim);
   d.head_dim_v = in.flag() ? in.isize(32, kMaxHeadDim) : 0;
   d.dtype = in.dtype(in.flag() ? DType::f32 : DType::f16);
@@ -168,7 +168,7 @@ void batch_paged_prefill(FuzzInput& in, Arena& a) {
   BatchPagedPrefillDesc d;
   d.kv = paged_desc(in);
   d.max_batch = in.isize(4, kMaxBatch);
-  d.num_qo_heads = in.isize(d.kv.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.kv.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.q_dtype = in.dtype(is_fp8(d.kv.dtype) ? DType::bf16 : d.kv.dtype);
   d.causal = in.flag();
   d.attn = attention_params(in);
@@ -192,7 +192,7 @@ void cascade(FuzzInput& in, Arena& a) {
   d.kv = paged_desc(in);
   d.max_batch = in.isize(4, kMaxBatch);
   d.max_groups = in.isize(2, kMaxBatch);
-  d.num_qo_heads = in.isize(d.kv.num_kv_heads * (1 + in.u8() % 3), kMaxHeads);
+  d.num_qo_heads = in.isize(std::int64_t{d.kv.num_kv_heads} * (1 + in.u8() % 3), kMaxHeads);
   d.q_dtype = in.dtype(is_fp8(d.kv.dtype) ? DType::bf16 : d.kv.dtype);
   d.attn = attention_params(in);
   std::int64_t g = in.u8() % 3;

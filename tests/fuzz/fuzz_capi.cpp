@@ -17,10 +17,18 @@ using namespace kvserve::fuzz;
 
 namespace {
 
+// A C enum holding any int, as a C caller may store it (C++ may form such a
+// value only through the object's bytes).
+template <class E>
+void put(E& field, int value) {
+  static_assert(sizeof(E) == sizeof(int));
+  std::memcpy(&field, &value, sizeof field);
+}
+
 kvs_tensor to_c(const TensorView& t) {
   kvs_tensor c{};
   c.data = t.data;
-  c.dtype = static_cast<kvs_dtype>(t.dtype);
+  put(c.dtype, static_cast<int>(t.dtype));
   c.rank = t.rank;
   for (int i = 0; i < kMaxRank; ++i) {
     c.shape[i] = t.shape[i];
@@ -37,7 +45,7 @@ void check(kvs_status_code code, const kvs_error* err) {
 
 kvs_device device(FuzzInput& in) {
   switch (in.u8() % 16) {
-    case 0: return {static_cast<kvs_device_kind>(2 + in.u8()), 0};
+    case 0: { kvs_device d{KVS_DEVICE_CPU, 0}; put(d.kind, 2 + in.u8()); return d; }
     case 1: return {KVS_DEVICE_CUDA, in.u8() % 3};
     case 2: return {KVS_DEVICE_CPU, static_cast<int32_t>(in.u32())};
     default: return {KVS_DEVICE_CPU, 0};
@@ -99,7 +107,8 @@ void block_manager(FuzzInput& in, Arena& a) {
   // Page tables of some of the sequences (duplicates and unknown ids allowed).
   std::vector<kvs_seq_id> rows;
   for (int i = 0, n = in.u8() % 4; i < n; ++i) rows.push_back(any_seq());
-  auto part = static_cast<kvs_table_part>(in.u8() % 4);
+  kvs_table_part part = KVS_TABLE_ALL;
+  put(part, in.u8() % 4);
   kvs_page_table t{};
   code = kvs_block_manager_page_table(bm, rows.data(), static_cast<int64_t>(rows.size()), part, &t, &err);
   check(code, &err);
@@ -153,27 +162,30 @@ void boundary(FuzzInput& in, Arena& a) {
   kvs_error err_storage{};
   kvs_error* err = in.pick(8) == 0 ? nullptr : &err_storage;
 
-  kvs_rms_norm_desc nd{in.isize(16, KVS_MAX_ROW_WIDTH), static_cast<kvs_dtype>(in.enumeration(8, DType::f32)),
-                       in.param(1e-6f), 0.f, in.flag()};
+  DType nd_dtype = in.enumeration(8, DType::f32);
+  kvs_rms_norm_desc nd{in.isize(16, KVS_MAX_ROW_WIDTH), KVS_F32, in.param(1e-6f), 0.f, in.flag()};
+  put(nd.dtype, static_cast<int>(nd_dtype));
   kvs_rms_norm_plan* np = nullptr;
   kvs_status_code code = kvs_rms_norm_create(in.pick(16) == 0 ? nullptr : &nd, device(in),
                                              in.pick(16) == 0 ? nullptr : &np, err);
   check(code, err);
   std::int64_t rows = in.u8() % 3;
   kvs_rms_norm_args na{};
-  na.x = to_c(a.tensor(static_cast<DType>(nd.dtype), {rows, nd.hidden_size}));
-  na.weight = to_c(a.tensor(static_cast<DType>(nd.dtype), {nd.hidden_size}));
-  if (nd.fused_add) na.residual = to_c(a.tensor(static_cast<DType>(nd.dtype), {rows, nd.hidden_size}));
-  na.out = to_c(a.tensor(static_cast<DType>(nd.dtype), {rows, nd.hidden_size}));
+  na.x = to_c(a.tensor(nd_dtype, {rows, nd.hidden_size}));
+  na.weight = to_c(a.tensor(nd_dtype, {nd.hidden_size}));
+  if (nd.fused_add) na.residual = to_c(a.tensor(nd_dtype, {rows, nd.hidden_size}));
+  na.out = to_c(a.tensor(nd_dtype, {rows, nd.hidden_size}));
   if (in.pick(8) == 0) na.x.device = device(in);
-  if (in.pick(8) == 0) na.x.dtype = static_cast<kvs_dtype>(in.u8());
+  if (in.pick(8) == 0) put(na.x.dtype, in.u8());
   const kvs_rms_norm_plan* run_plan = in.pick(8) == 0 ? nullptr : np;
   check(kvs_rms_norm_can_implement(run_plan, in.pick(16) == 0 ? nullptr : &na, err), err);
   check(kvs_rms_norm_run(run_plan, in.pick(16) == 0 ? nullptr : &na, nullptr, 0, nullptr, err), err);
   char key[64];
+  std::memset(key, '#', sizeof key);
   std::size_t key_size = in.u8() % sizeof key;
-  std::size_t len = kvs_rms_norm_kernel(run_plan, in.flag() ? key : nullptr, key_size);
-  if (key_size > 0 && run_plan && len >= key_size && std::memchr(key, '\0', key_size) == nullptr) __builtin_trap();
+  char* buf = in.flag() ? key : nullptr;
+  (void)kvs_rms_norm_kernel(run_plan, buf, key_size);
+  if (buf && key_size > 0 && run_plan && std::memchr(key, '\0', key_size) == nullptr) __builtin_trap();
   kvs_precision prec{};
   check(kvs_rms_norm_precision(run_plan, in.pick(8) == 0 ? nullptr : &prec, err), err);
   (void)kvs_rms_norm_workspace_bytes(run_plan);
@@ -182,15 +194,15 @@ void boundary(FuzzInput& in, Arena& a) {
   kvs_sampling_desc sd{};
   sd.vocab = in.isize(16, KVS_MAX_VOCAB);
   sd.max_batch = in.isize(2, KVS_MAX_BATCH);
-  sd.input = static_cast<kvs_sampling_input>(in.pick(3));
-  sd.filter = static_cast<kvs_sampling_filter>(in.pick(7));
-  sd.order = static_cast<kvs_top_k_top_p_order>(in.pick(3));
+  put(sd.input, in.pick(3));
+  put(sd.filter, in.pick(7));
+  put(sd.order, in.pick(3));
   sd.temperature = in.param(1.f);
   sd.top_k = in.isize(4, KVS_MAX_VOCAB);
   sd.top_p = in.param(0.9f);
   sd.min_p = in.param(0.f);
-  sd.params = static_cast<kvs_param_source>(in.pick(3));
-  sd.random = static_cast<kvs_random_source>(in.pick(3));
+  put(sd.params, in.pick(3));
+  put(sd.random, in.pick(3));
   kvs_sampling_plan* sp = nullptr;
   code = kvs_sampling_create(&sd, device(in), &sp, err);
   check(code, err);
@@ -199,7 +211,7 @@ void boundary(FuzzInput& in, Arena& a) {
     kvs_sampling_args sa{};
     sa.input = to_c(a.tensor(DType::f32, {b, sd.vocab}));
     sa.out = to_c(a.tensor(DType::int32, {b}));
-    sa.top_k = to_c(a.tensor(DType::int32, {b}, 2 * sd.vocab));
+    sa.top_k = to_c(a.tensor(DType::int32, {b}, index_bound(2 * std::int64_t{sd.vocab})));
     sa.top_p = to_c(a.tensor(DType::f32, {b}));
     sa.min_p = to_c(a.tensor(DType::f32, {b}));
     sa.temperature = to_c(a.tensor(DType::f32, {b}));
@@ -216,10 +228,11 @@ void boundary(FuzzInput& in, Arena& a) {
   dd.max_batch = 2;
   dd.num_qo_heads = 2;
   int32_t nk = in.pick(8) == 0 ? -1 - in.pick(3) : in.pick(4), nv = in.pick(4);
-  dd.kv = {4, 4, in.isize(2, KVS_MAX_HEADS), 16, static_cast<kvs_dtype>(in.pick(7)),
-           static_cast<kvs_kv_layout>(in.pick(3)), nk > 0 ? ks : nullptr, nk, in.flag() ? vs : nullptr, nv};
+  dd.kv = {4, 4, in.isize(2, KVS_MAX_HEADS), 16, KVS_F32, KVS_NHD, nk > 0 ? ks : nullptr, nk, in.flag() ? vs : nullptr, nv};
+  put(dd.kv.dtype, in.pick(7));
+  put(dd.kv.layout, in.pick(3));
   if (dd.kv.v_scale == nullptr) dd.kv.num_v_scale = in.pick(2);  // NULL with a count: must be refused
-  dd.q_dtype = static_cast<kvs_dtype>(in.pick(6));
+  put(dd.q_dtype, in.pick(6));
   dd.attn = {in.param(0.f), in.param(0.f), in.isize(-1, KVS_MAX_SEQUENCE_LENGTH)};
   kvs_batch_paged_decode_plan* dp = nullptr;
   code = kvs_batch_paged_decode_create(&dd, {KVS_DEVICE_CPU, 0}, &dp, err);

@@ -31,6 +31,11 @@ namespace kvserve::fuzz {
 // then disagrees with the descriptor, which the library must refuse).
 inline constexpr std::int64_t kMaxElements = 1 << 16;
 
+// An index bound for Arena::tensor, clamped to int32.
+inline std::int32_t index_bound(std::int64_t v) {
+  return static_cast<std::int32_t>(std::clamp<std::int64_t>(v, 0, std::numeric_limits<std::int32_t>::max()));
+}
+
 class FuzzInput {
  public:
   FuzzInput(const std::uint8_t* data, std::size_t size) : p_(data), n_(size) {}
@@ -134,7 +139,7 @@ class FuzzInput {
     switch (b % 6) {
       case 0: return -1;
       case 1: return usual_hi;
-      case 2: return usual_hi + 1;
+      case 2: return usual_hi < std::numeric_limits<std::int32_t>::max() ? usual_hi + 1 : usual_hi;
       case 3: return std::numeric_limits<std::int32_t>::max();
       case 4: return std::numeric_limits<std::int32_t>::min();
       default: return static_cast<std::int32_t>(u32());
@@ -293,7 +298,7 @@ inline PageTable page_table(FuzzInput& in, std::int64_t batch, std::int64_t num_
     t.indptr.push_back(static_cast<std::int32_t>(t.indices.size()));
     int ps = page_size > 0 ? page_size : 1;
     std::uint8_t l = in.u8();
-    t.last_page_len.push_back(pages == 0 ? 0 : (l < 230 ? 1 + l % ps : (l % 2 ? 0 : ps + 1)));
+    t.last_page_len.push_back(pages == 0 ? 0 : (l < 230 ? 1 + l % ps : (l % 2 || ps == std::numeric_limits<int>::max() ? 0 : ps + 1)));
   }
   switch (in.u8() % 16) {
     case 0: if (t.indptr.size() > 1) t.indptr[1 + in.u8() % (t.indptr.size() - 1)] -= 1 + in.u8() % 3; break;

@@ -46,8 +46,8 @@ void paged_kv_append(FuzzInput& in, Arena& a) {
   args.k = a.tensor(d.dtype, {n, d.kv.num_kv_heads, d.kv.head_dim});
   args.v = a.tensor(d.dtype, {n, d.kv.num_kv_heads, d.kv.head_dim});
   if (d.mode == AppendMode::ragged || in.pick(8) == 0) {
-    args.batch_indices = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(b));
-    args.positions = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(2 * d.kv.page_size));
+    args.batch_indices = a.tensor(DType::int32, {n}, index_bound(b));
+    args.positions = a.tensor(DType::int32, {n}, index_bound(2 * std::int64_t{d.kv.page_size}));
   }
   args.kv.k_pages = a.tensor(d.kv.dtype, pool());
   args.kv.v_pages = a.tensor(d.kv.dtype, pool());
@@ -70,8 +70,8 @@ void paged_mla_append(FuzzInput& in, Arena& a) {
   PagedMlaAppendArgs args;
   args.ckv = a.tensor(d.dtype, {n, d.ckv_dim});
   args.kpe = a.tensor(d.dtype, {n, d.kpe_dim});
-  args.batch_indices = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(b));
-  args.positions = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(2 * d.page_size));
+  args.batch_indices = a.tensor(DType::int32, {n}, index_bound(b));
+  args.positions = a.tensor(DType::int32, {n}, index_bound(2 * std::int64_t{d.page_size}));
   args.cache.ckv_pages = a.tensor(d.dtype, {d.num_pages, d.page_size, d.ckv_dim});
   args.cache.kpe_pages = a.tensor(d.dtype, {d.num_pages, d.page_size, d.kpe_dim});
   args.cache.indptr = a.ints(t.indptr);
@@ -89,8 +89,8 @@ void kv_cache_append(FuzzInput& in, Arena& a) {
   KvCacheAppendArgs args;
   args.k = a.tensor(d.dtype, {n, d.num_kv_heads, d.head_dim});
   args.v = a.tensor(d.dtype, {n, d.num_kv_heads, d.head_dim});
-  if (in.flag()) args.batch_indices = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(b));
-  args.positions = a.tensor(DType::int32, {n}, static_cast<std::int32_t>(l));
+  if (in.flag()) args.batch_indices = a.tensor(DType::int32, {n}, index_bound(b));
+  args.positions = a.tensor(DType::int32, {n}, index_bound(l));
   args.k_cache = a.tensor(d.dtype, {b, d.num_kv_heads, l, d.head_dim});
   args.v_cache = a.tensor(d.dtype, {b, d.num_kv_heads, l, d.head_dim});
   drive<KvCacheAppend>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });

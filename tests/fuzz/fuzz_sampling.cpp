@@ -35,7 +35,7 @@ void sampling(FuzzInput& in, Arena& a) {
   args.out = a.tensor(DType::int32, {b});
   if (d.params == ParamSource::per_row || in.pick(8) == 0) {
     args.temperature = a.tensor(DType::f32, {b});
-    args.top_k = a.tensor(DType::int32, {b}, 2 * d.vocab);
+    args.top_k = a.tensor(DType::int32, {b}, index_bound(2 * std::int64_t{d.vocab}));
     args.top_p = a.tensor(DType::f32, {b});
     args.min_p = a.tensor(DType::f32, {b});
   }
@@ -61,7 +61,7 @@ void renorm(FuzzInput& in, Arena& a) {
   args.input = a.tensor(DType::f32, {b, d.vocab});
   args.out = in.pick(4) == 0 ? args.input : a.tensor(DType::f32, {b, d.vocab});
   if (d.params == ParamSource::per_row || in.pick(8) == 0) {
-    args.top_k = a.tensor(DType::int32, {b}, 2 * d.vocab);
+    args.top_k = a.tensor(DType::int32, {b}, index_bound(2 * std::int64_t{d.vocab}));
     args.top_p = a.tensor(DType::f32, {b});
   }
   drive<SamplingRenorm>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
