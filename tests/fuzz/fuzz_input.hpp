@@ -258,21 +258,26 @@ class Arena {
     fill(base, span, t.dtype, index_hi);
     t.data = base + (-lo) * static_cast<std::int64_t>(esize);
   }
+  // The first 64 elements from the input, the rest repeat them (memcpy
+  // doubling: large buffers cost little per iteration).
   void fill(std::uint8_t* base, std::int64_t n, DType dtype, std::int32_t index_hi) {
-    // A few elements from the input, the rest a cheap function of them.
-    std::size_t esize = size_of(dtype) ? size_of(dtype) : 4;
-    for (std::int64_t i = 0; i < n; ++i) {
+    if (size_of(dtype) == 0) return;
+    const std::int64_t head = std::min<std::int64_t>(n, 64);
+    for (std::int64_t i = 0; i < head; ++i) {
       if (dtype == DType::int32) {
-        std::int32_t v = i < 64 ? in_.index(index_hi) : static_cast<std::int32_t>(index_hi > 0 ? i % index_hi : 0);
+        std::int32_t v = in_.index(index_hi);
         std::memcpy(base + i * 4, &v, 4);
-      } else if (size_of(dtype) == 0) {
-        break;
       } else {
-        float x = i < 64 ? in_.element() : static_cast<float>((i * 37) % 17) / 8.f - 1.f;
-        store_from_float(dtype, base, i, x);
+        store_from_float(dtype, base, i, in_.element());
       }
     }
-    (void)esize;
+    const std::size_t total = static_cast<std::size_t>(n) * size_of(dtype);
+    std::size_t done = static_cast<std::size_t>(head) * size_of(dtype);
+    while (done < total) {
+      std::size_t step = std::min(done, total - done);
+      std::memcpy(base + done, base, step);
+      done += step;
+    }
   }
 
   FuzzInput& in_;
