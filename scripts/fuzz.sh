@@ -8,7 +8,8 @@
 # Usage: scripts/fuzz.sh BUILD_DIR [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=$1
+build=$(cd "$1" && pwd)
+repo=$(pwd)
 seconds=${2:-15}
 shift $(( $# >= 2 ? 2 : 1 ))
 targets=("$@")
@@ -20,8 +21,8 @@ for t in "${targets[@]}"; do
   corpus=tests/fuzz/corpus/$t
   mkdir -p "$corpus"
   if (cd "$out" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "$OLDPWD/$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 new "$OLDPWD/$corpus" >log 2>&1); then
+        "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 new "$repo/$corpus" >log 2>&1); then
     echo "$t: ok, $(grep -o 'stat::number_of_executed_units: [0-9]*' "$out/log" | grep -o '[0-9]*$') executions in ${seconds}s"
   else
     echo "$t: FAILED (log: $out/log)"; tail -n 40 "$out/log"; status=1
