@@ -14,6 +14,13 @@ command -v cargo >/dev/null || missing+=(cargo)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv python3-pip)
 python3 -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
   2>/dev/null || missing+=(python3-dev)
+# clang with libFuzzer and the sanitizer runtimes, for the fuzz tier of
+# scripts/test.sh (KVSERVE_FUZZ=0 skips both).
+if [ "${KVSERVE_FUZZ:-1}" != 0 ]; then
+  command -v clang++ >/dev/null || missing+=(clang)
+  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
+    || [ "$(uname -m)" != x86_64 ] || missing+=(libclang-rt-dev)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -21,9 +21,10 @@ static_assert(KVS_OK == static_cast<int>(StatusCode::ok) &&
               KVS_INTERNAL == static_cast<int>(StatusCode::internal) &&
               KVS_RESOURCE_EXHAUSTED == static_cast<int>(StatusCode::resource_exhausted));
 
-Device to_device(kvs_device d) {
-  return d.kind == KVS_DEVICE_CUDA ? Device::cuda(d.ordinal) : Device{DeviceKind::cpu, d.ordinal};
-}
+// The kind is read as its raw integer (to_enum): a C caller may store any
+// int there. An unknown kind stays unknown, and check_device / check_tensor
+// refuse it naming the device or the argument (it used to become cpu).
+Device to_device(const kvs_device& d) { return Device{to_enum<DeviceKind>(d.kind), d.ordinal}; }
 
 DType to_dtype(const kvs_dtype& t) { return to_enum<DType>(t); }
 

@@ -16,7 +16,7 @@
 
 namespace kvserve::capi {
 
-Device to_device(kvs_device d);
+Device to_device(const kvs_device& d);
 DType to_dtype(const kvs_dtype& t);
 TensorView to_view(const kvs_tensor& t);
 AttentionParams to_params(const kvs_attention_params& p);

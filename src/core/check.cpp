@@ -66,6 +66,10 @@ Status check_activation_dtype(std::string_view op, std::string_view field, DType
 }
 
 Status check_device(std::string_view op, Device device) {
+  if (!device.is_cpu() && !device.is_cuda()) {
+    return Status::invalid_argument(std::string(op) + ": device: expected kind cpu (0) or cuda (1), got " +
+                                    to_text(std::int64_t{static_cast<int>(device.kind)}));
+  }
   if (device.is_cpu()) {
     if (device.ordinal == 0) return Status::ok();
     return Status::invalid_argument(std::string(op) + ": device: expected ordinal 0 for cpu, got " +

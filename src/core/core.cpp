@@ -31,7 +31,9 @@ std::string Status::to_string() const {
 }
 
 std::string Device::to_string() const {
-  return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(ordinal);
+  if (is_cpu()) return "cpu";
+  if (is_cuda()) return "cuda:" + std::to_string(ordinal);
+  return "unknown device kind " + std::to_string(static_cast<int>(kind)) + ":" + std::to_string(ordinal);
 }
 
 namespace {

@@ -63,14 +63,22 @@ template <class Op>
 Status Plan<Op>::prepare(const typename Op::PrepareArgs& host, Workspace workspace, Stream stream)
   requires Op::kHasPrepare
 {
-  std::int64_t batch = -1;
-  if (Status s = detail::OpRules<Op>::check_prepare(state_->desc, host, &batch); !s) return s;
-  if (Status s = detail::check_workspace(workspace, state_->kernel.workspace_bytes); !s) return s;
-  if (state_->kernel.prepare) {
-    if (Status s = state_->kernel.prepare(*state_, host, workspace, stream); !s) return s;
+  // The constraint already excludes ops without prepare(); the `if constexpr`
+  // keeps their (undefined) check_prepare out of the explicit instantiation
+  // too, which clang 14 instantiates despite the unsatisfied constraint.
+  if constexpr (Op::kHasPrepare) {
+    std::int64_t batch = -1;
+    if (Status s = detail::OpRules<Op>::check_prepare(state_->desc, host, &batch); !s) return s;
+    if (Status s = detail::check_workspace(workspace, state_->kernel.workspace_bytes); !s) return s;
+    if (state_->kernel.prepare) {
+      if (Status s = state_->kernel.prepare(*state_, host, workspace, stream); !s) return s;
+    }
+    state_->prepared_batch = batch;
+    return Status::ok();
+  } else {
+    (void)host, (void)workspace, (void)stream;
+    return Status::internal(std::string(Op::kName) + ": prepare() on an op without one");
   }
-  state_->prepared_batch = batch;
-  return Status::ok();
 }
 
 template <class Op>
