@@ -1,5 +1,6 @@
 // Fuzz target: the KV-cache family on the CPU backend (PagedKvAppend in
-// decode and ragged mode, PagedMlaAppend, KvCacheAppend). The first byte picks
+// decode and ragged mode, PagedMlaAppend, KvCacheAppend) and the MLA decode
+// over that cache (BatchPagedMlaDecode). The first byte picks
 // the op. These ops write into caller memory at addresses taken from page
 // tables and positions, so every out-of-range id must be refused (or skipped,
 // as documented) rather than written.
@@ -8,6 +9,7 @@
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/kv_cache.hpp"
+#include "kvserve/mla.hpp"
 
 using namespace kvserve;
 using namespace kvserve::fuzz;
@@ -80,6 +82,36 @@ void paged_mla_append(FuzzInput& in, Arena& a) {
   drive<PagedMlaAppend>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
 }
 
+// BatchPagedMlaDecode reads the same cache PagedMlaAppend writes, so it is
+// fuzzed beside it: the pools' page ids and lengths come from the same tables.
+void batch_paged_mla_decode(FuzzInput& in, Arena& a) {
+  BatchPagedMlaDecodeDesc d;
+  d.max_batch = in.isize(4, kMaxBatch);
+  d.num_heads = in.isize(1 + in.u8() % 4, kMaxHeads);
+  d.cache.page_size = in.isize(1 + in.u8() % 8, kMaxPageSize);
+  d.cache.num_pages = in.size(1 + in.u8() % 6, kMaxPages);
+  d.cache.ckv_dim = in.isize(32, kMaxRowWidth);
+  d.cache.kpe_dim = in.isize(16, kMaxRowWidth);
+  d.cache.dtype = in.dtype(in.flag() ? DType::f32 : DType::bf16);
+  d.sm_scale = in.param(0.125f);
+  d.kv_split_tokens = in.flag() ? in.isize(2, kMaxSequenceLength) : 0;
+  std::int64_t b = in.u8() % 5;
+  PageTable t = page_table(in, b, d.cache.num_pages, d.cache.page_size);
+  BatchPagedMlaDecodeArgs args;
+  args.q_nope = a.tensor(d.cache.dtype, {b, d.num_heads, d.cache.ckv_dim});
+  args.q_pe = a.tensor(d.cache.dtype, {b, d.num_heads, d.cache.kpe_dim});
+  args.cache.ckv_pages = a.tensor(d.cache.dtype, {d.cache.num_pages, d.cache.page_size, d.cache.ckv_dim});
+  args.cache.kpe_pages = a.tensor(d.cache.dtype, {d.cache.num_pages, d.cache.page_size, d.cache.kpe_dim});
+  args.cache.indptr = a.ints(t.indptr);
+  args.cache.indices = a.ints(t.indices);
+  args.cache.last_page_len = a.ints(t.last_page_len);
+  args.out = a.tensor(d.cache.dtype, {b, d.num_heads, d.cache.ckv_dim});
+  if (in.flag()) args.lse = a.tensor(DType::f32, {b, d.num_heads});
+  drive<BatchPagedMlaDecode>(in, a, d, args, [&](auto& plan, Workspace ws) {
+    return plan.prepare(PagedKvLengths{t.indptr, t.last_page_len}, ws, {});
+  });
+}
+
 void kv_cache_append(FuzzInput& in, Arena& a) {
   KvCacheAppendDesc d;
   d.num_kv_heads = in.isize(1 + in.u8() % 2, kMaxHeads);
@@ -101,9 +133,10 @@ void kv_cache_append(FuzzInput& in, Arena& a) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzInput in(data, size);
   Arena arena(in);
-  switch (in.pick(3)) {
+  switch (in.pick(4)) {
     case 0: paged_kv_append(in, arena); break;
     case 1: paged_mla_append(in, arena); break;
+    case 2: batch_paged_mla_decode(in, arena); break;
     default: kv_cache_append(in, arena); break;
   }
   return 0;
