@@ -40,13 +40,6 @@ Status check_layout(std::string_view op, std::string_view field, KvLayout layout
   return invalid_field(op, field, "NHD or HND", to_text(static_cast<std::int64_t>(layout)));
 }
 
-Status check_split_tokens(std::string_view op, int kv_split_tokens) {
-  if (kv_split_tokens >= 0 && kv_split_tokens <= kMaxSequenceLength) return Status::ok();
-  return invalid_field(op, "kv_split_tokens",
-                       "0 (auto) or in [1, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
-                       to_text(std::int64_t{kv_split_tokens}));
-}
-
 // An int32 [B + 1] offsets tensor; returns B.
 Status check_offsets_arg(std::string_view op, std::string_view name, const TensorView& t, Device device,
                          std::int64_t* batch) {

@@ -13,19 +13,13 @@ Status OpRules<BatchPagedMlaDecode>::check_desc(const BatchPagedMlaDecodeDesc& d
   KVSERVE_TRY(check_size(op, "num_heads", d.num_heads, kMaxHeads));
   KVSERVE_TRY(check_paged_mla_desc(op, "cache", d.cache));
   KVSERVE_TRY(check_finite_positive(op, "sm_scale", d.sm_scale));
-  if (d.kv_split_tokens < 0 || d.kv_split_tokens > kMaxSequenceLength)
-    return invalid_field(op, "kv_split_tokens", "0 (auto) or in [1, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
-                         to_text(std::int64_t{d.kv_split_tokens}));
-  return Status::ok();
+  return check_split_tokens(op, d.kv_split_tokens);
 }
 
 template <>
 Status OpRules<BatchPagedMlaDecode>::check_prepare(const BatchPagedMlaDecodeDesc& d, const PagedKvLengths& host,
                                                    std::int64_t* batch) {
-  PagedKvDesc geometry;
-  geometry.page_size = d.cache.page_size;
-  geometry.num_pages = d.cache.num_pages;
-  return check_paged_lengths(BatchPagedMlaDecode::kName, "host", geometry, host, d.max_batch, batch);
+  return check_paged_lengths(BatchPagedMlaDecode::kName, "host", page_geometry(d.cache), host, d.max_batch, batch);
 }
 
 template <>

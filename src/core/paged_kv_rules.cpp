@@ -59,6 +59,20 @@ Status check_attention_params(std::string_view op, std::string_view field, const
   return Status::ok();
 }
 
+Status check_split_tokens(std::string_view op, int kv_split_tokens) {
+  if (kv_split_tokens >= 0 && kv_split_tokens <= kMaxSequenceLength) return Status::ok();
+  return invalid_field(op, "kv_split_tokens",
+                       "0 (auto) or in [1, " + to_text(std::int64_t{kMaxSequenceLength}) + "]",
+                       to_text(std::int64_t{kv_split_tokens}));
+}
+
+PagedKvDesc page_geometry(const PagedMlaDesc& d) {
+  PagedKvDesc geometry;
+  geometry.page_size = d.page_size;
+  geometry.num_pages = d.num_pages;
+  return geometry;
+}
+
 Status check_paged_mla_desc(std::string_view op, std::string_view field, const PagedMlaDesc& d) {
   KVSERVE_TRY(check_size(op, f(field, "page_size"), d.page_size, kMaxPageSize));
   KVSERVE_TRY(check_size(op, f(field, "num_pages"), d.num_pages, kMaxPages));
@@ -75,11 +89,7 @@ Status check_paged_mla_cache(std::string_view op, std::string_view name, const P
   KVSERVE_TRY(check_tensor(op, f(name, "indices"), c.indices, device, DType::int32, {kAny}));
   KVSERVE_TRY(check_tensor(op, f(name, "last_page_len"), c.last_page_len, device, DType::int32, {batch}));
   if (!device.is_cpu()) return Status::ok();
-  // The page-table checks of the paged KV ops see only the table's geometry.
-  PagedKvDesc geometry;
-  geometry.page_size = d.page_size;
-  geometry.num_pages = d.num_pages;
-  return check_page_table_host(op, name, geometry, c.indptr.ptr<const std::int32_t>(), batch,
+  return check_page_table_host(op, name, page_geometry(d), c.indptr.ptr<const std::int32_t>(), batch,
                                c.indices.ptr<const std::int32_t>(), c.indices.shape[0],
                                c.last_page_len.ptr<const std::int32_t>());
 }

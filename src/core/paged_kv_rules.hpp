@@ -41,6 +41,11 @@ Status check_prepared_batch(std::string_view op, std::int64_t batch, std::int64_
 // The same, naming `arg` as the argument the batch is read from.
 Status check_prepared_batch(std::string_view op, std::string_view arg, std::int64_t batch, std::int64_t prepared,
                             std::int64_t max_batch);
+// A decode descriptor's kv_split_tokens: 0 (auto) or a split length.
+Status check_split_tokens(std::string_view op, int kv_split_tokens);
+// The page-table checks of the paged KV ops read only the table's geometry:
+// an MLA cache's page_size and num_pages as a PagedKvDesc.
+PagedKvDesc page_geometry(const PagedMlaDesc& d);
 // The paged MLA cache (PagedMlaAppend, BatchPagedMlaDecode): the descriptor's
 // fields, prefixed by `field` ("" names them bare), and the cache's tensors for
 // `batch` requests, `name` prefixing the argument names ("cache"); on the CPU

@@ -1,6 +1,7 @@
 // The CPU kernel of BatchPagedMlaDecode (mla.hpp): attention with one KV head
 // whose keys are [ckv | kpe] rows and whose values are the ckv rows, all query
 // heads of a request reading it, through the backend's one attend().
+#include <algorithm>
 #include <vector>
 
 #include "core/backend_kernels.hpp"
@@ -32,11 +33,10 @@ Status run_batch_paged_mla_decode(const PlanState<BatchPagedMlaDecode>& p, const
     for (std::int64_t j = 0; j < row.len; ++j) {
       const std::int64_t page = row.pages[static_cast<std::size_t>(j / d.cache.page_size)];
       const std::int64_t slot = j % d.cache.page_size;
-      const char* c = cpu::element_ptr(a.cache.ckv_pages, {page, slot, 0});
-      cpu::widen_row(d.cache.dtype, c, ckv, 1.f, kv.k.data() + j * width);
-      cpu::widen_row(d.cache.dtype, cpu::element_ptr(a.cache.kpe_pages, {page, slot, 0}), kpe, 1.f,
-                     kv.k.data() + j * width + ckv);
-      cpu::widen_row(d.cache.dtype, c, ckv, 1.f, kv.v.data() + j * ckv);
+      float* key = kv.k.data() + j * width;
+      cpu::widen_row(d.cache.dtype, cpu::element_ptr(a.cache.ckv_pages, {page, slot, 0}), ckv, 1.f, key);
+      cpu::widen_row(d.cache.dtype, cpu::element_ptr(a.cache.kpe_pages, {page, slot, 0}), kpe, 1.f, key + ckv);
+      std::copy(key, key + ckv, kv.v.data() + j * ckv);  // the value is the key's ckv part
     }
     std::vector<float> q(static_cast<std::size_t>(heads) * width), o(static_cast<std::size_t>(heads) * ckv),
         lse(static_cast<std::size_t>(heads));
