@@ -10,6 +10,7 @@
 #include "kvserve/core.hpp"
 #include "options.hpp"
 #include "reference/buffer.hpp"
+#include "reference/compare.hpp"
 
 namespace kvserve::cli {
 
@@ -19,6 +20,7 @@ struct BenchContext {
   int iters = 20;
   bool check = true;
   std::uint64_t seed = 1;
+  bool on_gpu() const { return device.is_cuda(); }
 };
 
 struct BenchResult {
@@ -30,13 +32,19 @@ struct BenchResult {
   double flops = 0;
   std::string check = "skipped";
   bool check_ok = true;
+  // The --check verdict of a comparison with the oracle.
+  void set_check(const test::Comparison& c) {
+    check = c.summary();
+    check_ok = c.failures == 0;
+  }
 };
 
 struct BenchOp {
   std::string name;
   std::string summary;
   std::vector<OptionSpec> options;  // besides common_bench_options()
-  std::function<Status(const Options&, const BenchContext&, std::vector<BenchResult>*)> run;
+  // Fills one result; `op` is set to `name` before the call.
+  std::function<Status(const Options&, const BenchContext&, BenchResult*)> run;
 };
 
 // The table (bench/registry.cpp).

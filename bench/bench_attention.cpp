@@ -30,6 +30,8 @@ struct Heads {
   int group() const { return qo / kv; }
 };
 
+}  // namespace
+
 std::vector<OptionSpec> with_head_options(std::vector<OptionSpec> specs) {
   specs.insert(specs.end(), {
                                 {"num-qo-heads", OptKind::positive_int, "32", "query heads"},
@@ -52,6 +54,8 @@ std::vector<OptionSpec> with_paged_options(std::vector<OptionSpec> specs) {
                             });
   return with_head_options(std::move(specs));
 }
+
+namespace {
 
 Status read_heads(const Options& o, Heads* h) {
   h->qo = static_cast<int>(o.integer("num-qo-heads"));
@@ -76,13 +80,6 @@ std::string heads_text(const Heads& h) {
 
 oracle::AttentionSpec spec_of(const Heads& h, bool causal) {
   return test::attention_spec(h.qo, h.kv, h.dim, h.dim, h.attn, causal);
-}
-
-// A size option whose default depends on the device (GPU shapes would take
-// minutes on the CPU).
-std::int64_t size_option(const Options& o, const BenchContext& ctx, const std::string& name, std::int64_t gpu,
-                         std::int64_t cpu) {
-  return o.given(name) ? o.integer(name) : (ctx.device.is_cuda() ? gpu : cpu);
 }
 
 // A paged cache of `lens` tokens per row, pages in random order.
@@ -143,8 +140,7 @@ Status time_and_check(const BenchContext& ctx, const KernelInfo& kernel, const s
     test::append(&ref, o);
   }
   const test::Comparison cmp = test::compare(got, ref, h.dtype);
-  r->check = cmp.summary();
-  r->check_ok = cmp.failures == 0;
+  r->set_check(cmp);
   return Status::ok();
 }
 
@@ -162,10 +158,12 @@ test::Buffer poisoned_buffer(DType t, std::int64_t n, const BenchContext& ctx) {
 
 // ---------------------------------------------------------------- decode --
 
-Status run_decode(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+}  // namespace
+
+Status run_decode(const Options& o, const BenchContext& ctx, BenchResult* r) {
   Heads h;
   KVSERVE_TRY(read_heads(o, &h));
-  const std::int64_t batch = size_option(o, ctx, "batch", 64, 8), kv_len = size_option(o, ctx, "kv-len", 4096, 1024);
+  const std::int64_t batch = o.size("batch", ctx.on_gpu()), kv_len = o.size("kv-len", ctx.on_gpu());
   std::mt19937_64 rng(ctx.seed);
   const test::PagedCache cache = paged_cache(o, ctx, h, rng, std::vector<std::int64_t>(batch, kv_len));
   auto plan = BatchPagedDecodePlan::create({.max_batch = static_cast<int>(batch), .num_qo_heads = h.qo,
@@ -179,26 +177,23 @@ Status run_decode(const Options& o, const BenchContext& ctx, std::vector<BenchRe
   const BatchPagedDecodeArgs args{.q = q.view({batch, h.qo, h.dim}), .kv = cache.view(),
                                   .out = res.view({batch, h.qo, h.dim})};
 
-  BenchResult r;
-  r.op = "decode";
-  r.shape =
+  r->shape =
       "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " " + heads_text(h) + " " + paged_text(cache);
-  r.bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
+  r->bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
             4.0 * (cache.indices.size() + 2 * batch);
-  r.flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
+  r->flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
   KVSERVE_TRY(time_and_check(
       ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
-      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, cache.keys(b), cache.values(b)}; }, batch, &r));
-  out->push_back(r);
+      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, cache.keys(b), cache.values(b)}; }, batch, r));
   return Status::ok();
 }
 
 // --------------------------------------------------------- single-decode --
 
-Status run_single_decode(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+Status run_single_decode(const Options& o, const BenchContext& ctx, BenchResult* r) {
   Heads h;
   KVSERVE_TRY(read_heads(o, &h));
-  const std::int64_t batch = size_option(o, ctx, "batch", 64, 8), kv_len = size_option(o, ctx, "kv-len", 4096, 1024);
+  const std::int64_t batch = o.size("batch", ctx.on_gpu()), kv_len = o.size("kv-len", ctx.on_gpu());
   std::mt19937_64 rng(ctx.seed);
   const std::int64_t cache_size = batch * h.kv * kv_len * h.dim;
   const test::Buffer k = random_buffer(h.dtype, cache_size, ctx, rng, 1);
@@ -221,15 +216,12 @@ Status run_single_decode(const Options& o, const BenchContext& ctx, std::vector<
     return t;
   };
 
-  BenchResult r;
-  r.op = "single-decode";
-  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " " + heads_text(h);
-  r.bytes = (2.0 * cache_size + 2.0 * q.size()) * size_of(h.dtype);
-  r.flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
+  r->shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " " + heads_text(h);
+  r->bytes = (2.0 * cache_size + 2.0 * q.size()) * size_of(h.dtype);
+  r->flops = attention_flops(batch * visible_pairs(1, kv_len, true, h.attn.window_left), h);
   KVSERVE_TRY(time_and_check(
       ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
-      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, token_major(k, b), token_major(v, b)}; }, batch, &r));
-  out->push_back(r);
+      [&](std::int64_t b) { return CheckedRequest{b, 1, kv_len, token_major(k, b), token_major(v, b)}; }, batch, r));
   return Status::ok();
 }
 
@@ -237,10 +229,10 @@ Status run_single_decode(const Options& o, const BenchContext& ctx, std::vector<
 
 // BatchRaggedPrefill: `batch` requests of seq-len queries over their own
 // seq-len keys (a whole-prompt prefill).
-Status run_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+Status run_prefill(const Options& o, const BenchContext& ctx, BenchResult* r) {
   Heads h;
   KVSERVE_TRY(read_heads(o, &h));
-  const std::int64_t batch = size_option(o, ctx, "batch", 8, 2), len = size_option(o, ctx, "seq-len", 4096, 128);
+  const std::int64_t batch = o.size("batch", ctx.on_gpu()), len = o.size("seq-len", ctx.on_gpu());
   const bool causal = !o.flag("non-causal");
   std::mt19937_64 rng(ctx.seed);
   std::vector<std::int32_t> indptr(static_cast<std::size_t>(batch) + 1);
@@ -263,20 +255,17 @@ Status run_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchR
                                     .kv_indptr = indptr_dev.view({batch + 1}), .out = res.view({total, h.qo, h.dim})};
   const std::int64_t kv_row = static_cast<std::int64_t>(h.kv) * h.dim;
 
-  BenchResult r;
-  r.op = "prefill";
-  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(len) + " " + heads_text(h) +
+  r->shape = "B=" + std::to_string(batch) + " L=" + std::to_string(len) + " " + heads_text(h) +
             (causal ? " causal" : "");
-  r.bytes = (2.0 * q.size() + k.size() + v.size()) * size_of(h.dtype) + 8.0 * (batch + 1);
-  r.flops = attention_flops(batch * visible_pairs(len, len, causal, h.attn.window_left), h);
+  r->bytes = (2.0 * q.size() + k.size() + v.size()) * size_of(h.dtype) + 8.0 * (batch + 1);
+  r->flops = attention_flops(batch * visible_pairs(len, len, causal, h.attn.window_left), h);
   KVSERVE_TRY(time_and_check(
       ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, causal, q, res,
       [&](std::int64_t b) {
         return CheckedRequest{b * len, len, len, test::slice(k, b * len * kv_row, len * kv_row),
                               test::slice(v, b * len * kv_row, len * kv_row)};
       },
-      batch, &r));
-  out->push_back(r);
+      batch, r));
   return Status::ok();
 }
 
@@ -284,11 +273,11 @@ Status run_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchR
 
 // BatchPagedPrefill: a chunk of q-len new tokens per request at the end of its
 // kv-len cached tokens (chunked prefill).
-Status run_paged_prefill(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+Status run_paged_prefill(const Options& o, const BenchContext& ctx, BenchResult* r) {
   Heads h;
   KVSERVE_TRY(read_heads(o, &h));
-  const std::int64_t batch = size_option(o, ctx, "batch", 8, 2), kv_len = size_option(o, ctx, "kv-len", 8192, 256);
-  const std::int64_t q_len = size_option(o, ctx, "q-len", 1024, 32);
+  const std::int64_t batch = o.size("batch", ctx.on_gpu()), kv_len = o.size("kv-len", ctx.on_gpu());
+  const std::int64_t q_len = o.size("q-len", ctx.on_gpu());
   if (q_len > kv_len)
     return Status::invalid_argument("--q-len: expected at most --kv-len (" + std::to_string(kv_len) + "), got " +
                                     std::to_string(q_len));
@@ -309,18 +298,15 @@ Status run_paged_prefill(const Options& o, const BenchContext& ctx, std::vector<
   const BatchPagedPrefillArgs args{.q = q.view({total_q, h.qo, h.dim}), .qo_indptr = qo_dev.view({batch + 1}),
                                    .kv = cache.view(), .out = res.view({total_q, h.qo, h.dim})};
 
-  BenchResult r;
-  r.op = "paged-prefill";
-  r.shape = "B=" + std::to_string(batch) + " q=" + std::to_string(q_len) + " L=" + std::to_string(kv_len) + " " +
+  r->shape = "B=" + std::to_string(batch) + " q=" + std::to_string(q_len) + " L=" + std::to_string(kv_len) + " " +
             heads_text(h) + " " + paged_text(cache);
-  r.bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
+  r->bytes = 2.0 * batch * kv_len * h.kv * h.dim * size_of(cache.desc.dtype) + 2.0 * q.size() * size_of(h.dtype) +
             4.0 * (cache.indices.size() + 3 * batch);
-  r.flops = attention_flops(batch * visible_pairs(q_len, kv_len, true, h.attn.window_left), h);
+  r->flops = attention_flops(batch * visible_pairs(q_len, kv_len, true, h.attn.window_left), h);
   KVSERVE_TRY(time_and_check(
       ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
       [&](std::int64_t b) { return CheckedRequest{b * q_len, q_len, kv_len, cache.keys(b), cache.values(b)}; },
-      batch, &r));
-  out->push_back(r);
+      batch, r));
   return Status::ok();
 }
 
@@ -328,12 +314,12 @@ Status run_paged_prefill(const Options& o, const BenchContext& ctx, std::vector<
 
 // CascadeAttention: `groups` groups of `requests` decode requests, each group
 // sharing a prefix-len prefix, each request with its own suffix-len suffix.
-Status run_cascade(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+Status run_cascade(const Options& o, const BenchContext& ctx, BenchResult* r) {
   Heads h;
   KVSERVE_TRY(read_heads(o, &h));
-  const std::int64_t groups = size_option(o, ctx, "groups", 4, 2), per_group = size_option(o, ctx, "requests", 32, 4);
-  const std::int64_t prefix_len = size_option(o, ctx, "prefix-len", 8192, 512);
-  const std::int64_t suffix_len = size_option(o, ctx, "suffix-len", 256, 64);
+  const std::int64_t groups = o.size("groups", ctx.on_gpu()), per_group = o.size("requests", ctx.on_gpu());
+  const std::int64_t prefix_len = o.size("prefix-len", ctx.on_gpu());
+  const std::int64_t suffix_len = o.size("suffix-len", ctx.on_gpu());
   const std::int64_t batch = groups * per_group;
   std::mt19937_64 rng(ctx.seed);
   // Cache rows 0..groups are the prefixes, the rest the suffixes.
@@ -368,80 +354,20 @@ Status run_cascade(const Options& o, const BenchContext& ctx, std::vector<BenchR
     return t;
   };
 
-  BenchResult r;
-  r.op = "cascade";
-  r.shape = "G=" + std::to_string(groups) + "x" + std::to_string(per_group) + " P=" + std::to_string(prefix_len) +
+  r->shape = "G=" + std::to_string(groups) + "x" + std::to_string(per_group) + " P=" + std::to_string(prefix_len) +
             " S=" + std::to_string(suffix_len) + " " + heads_text(h) + " " + paged_text(cache);
   // Each prefix is read once per group: the saving cascade exists for.
-  r.bytes = 2.0 * (groups * prefix_len + batch * suffix_len) * h.kv * h.dim * size_of(cache.desc.dtype) +
+  r->bytes = 2.0 * (groups * prefix_len + batch * suffix_len) * h.kv * h.dim * size_of(cache.desc.dtype) +
             2.0 * q.size() * size_of(h.dtype) + 4.0 * (cache.indices.size() + 3 * (groups + batch));
-  r.flops = attention_flops(batch * visible_pairs(1, prefix_len + suffix_len, true, h.attn.window_left), h);
+  r->flops = attention_flops(batch * visible_pairs(1, prefix_len + suffix_len, true, h.attn.window_left), h);
   KVSERVE_TRY(time_and_check(
       ctx, plan->kernel(), [&] { return plan->run(args, test::workspace_of(ws), {}); }, h, true, q, res,
       [&](std::int64_t b) {
         return CheckedRequest{b, 1, prefix_len + suffix_len, joined(b, &test::PagedCache::keys),
                               joined(b, &test::PagedCache::values)};
       },
-      batch, &r));
-  out->push_back(r);
+      batch, r));
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp decode_bench() {
-  return {"decode",
-          "BatchPagedDecode: one query token per request against a paged KV cache (pages in random order)",
-          with_paged_options({
-              {"batch", OptKind::positive_int, "", "requests (default 64 on a GPU, 8 on the CPU)"},
-              {"kv-len", OptKind::positive_int, "", "KV tokens per request (default 4096 on a GPU, 1024 on the CPU)"},
-          }),
-          run_decode};
-}
-
-BenchOp single_decode_bench() {
-  return {"single-decode",
-          "SingleDecode: one query token per row against a contiguous cache [B, Hkv, L, D]",
-          with_head_options({
-              {"batch", OptKind::positive_int, "", "rows (default 64 on a GPU, 8 on the CPU)"},
-              {"kv-len", OptKind::positive_int, "", "cache length L (default 4096 on a GPU, 1024 on the CPU)"},
-          }),
-          run_single_decode};
-}
-
-BenchOp prefill_bench() {
-  return {"prefill",
-          "BatchRaggedPrefill: whole prompts, packed; flops count only the keys each query sees",
-          with_head_options({
-              {"batch", OptKind::positive_int, "", "requests (default 8 on a GPU, 2 on the CPU)"},
-              {"seq-len", OptKind::positive_int, "", "tokens per request (default 4096 on a GPU, 128 on the CPU)"},
-              {"non-causal", OptKind::flag, "", "every query sees every key (default: causal)"},
-          }),
-          run_prefill};
-}
-
-BenchOp paged_prefill_bench() {
-  return {"paged-prefill",
-          "BatchPagedPrefill: a causal chunk of new tokens per request over its paged KV cache",
-          with_paged_options({
-              {"batch", OptKind::positive_int, "", "requests (default 8 on a GPU, 2 on the CPU)"},
-              {"q-len", OptKind::positive_int, "", "new tokens per request (default 1024 on a GPU, 32 on the CPU)"},
-              {"kv-len", OptKind::positive_int, "", "KV tokens per request, the chunk included "
-                                                    "(default 8192 on a GPU, 256 on the CPU)"},
-          }),
-          run_paged_prefill};
-}
-
-BenchOp cascade_bench() {
-  return {"cascade",
-          "CascadeAttention: decode with a prefix shared per group, read once per group",
-          with_paged_options({
-              {"groups", OptKind::positive_int, "", "groups sharing a prefix (default 4 on a GPU, 2 on the CPU)"},
-              {"requests", OptKind::positive_int, "", "requests per group (default 32 on a GPU, 4 on the CPU)"},
-              {"prefix-len", OptKind::positive_int, "", "shared prefix tokens (default 8192 on a GPU, 512 on the CPU)"},
-              {"suffix-len", OptKind::positive_int, "", "own tokens per request (default 256 on a GPU, 64 on the CPU)"},
-          }),
-          run_cascade};
 }
 
 }  // namespace kvserve::cli

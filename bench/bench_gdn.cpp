@@ -15,10 +15,10 @@ namespace {
 // Sequences the --check compares against the oracle (fp64, one token at a time).
 constexpr std::int64_t kCheckedSequences = 1;
 
-Status run_gdn(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const bool gpu = ctx.device.is_cuda();
-  const std::int64_t batch = o.given("batch") ? o.integer("batch") : (gpu ? 4 : 2);
-  const std::int64_t seq_len = o.given("seq-len") ? o.integer("seq-len") : (gpu ? 2048 : 64);
+}  // namespace
+
+Status run_gdn(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const std::int64_t batch = o.size("batch", ctx.on_gpu()), seq_len = o.size("seq-len", ctx.on_gpu());
   const int hqk = static_cast<int>(o.integer("num-qk-heads")), hv = static_cast<int>(o.integer("num-v-heads"));
   const int dk = static_cast<int>(o.integer("head-dim")), dv = dk;
   const DType dtype = o.dtype("dtype");
@@ -48,17 +48,15 @@ Status run_gdn(const Options& o, const BenchContext& ctx, std::vector<BenchResul
                             .out = res.view({tokens, heads, dv}),
                             .final_state = final_state.view({batch, heads, dv, dk})};
 
-  BenchResult r;
-  r.op = "gdn";
-  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(seq_len) + " Hqk=" + std::to_string(hqk) +
+  r->shape = "B=" + std::to_string(batch) + " L=" + std::to_string(seq_len) + " Hqk=" + std::to_string(hqk) +
             " Hv=" + std::to_string(hv) + " D=" + std::to_string(dk) + " " + std::string(name_of(dtype));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
   const double state_bytes = 2.0 * batch * heads * dv * dk * 4;  // read in, written out
-  r.bytes = static_cast<double>(tokens) * ((2.0 * hqk * dk + hv * dv + heads * dv) * size_of(dtype) + 2 * heads * 4) +
+  r->bytes = static_cast<double>(tokens) * ((2.0 * hqk * dk + hv * dv + heads * dv) * size_of(dtype) + 2 * heads * 4) +
             state_bytes + 4.0 * (batch + 1);
   // Per token and head: S k and S q (2 d_v d_k each) and the rank-1 update (2 d_v d_k).
-  r.flops = 6.0 * tokens * heads * dv * dk;
+  r->flops = 6.0 * tokens * heads * dv * dk;
 
   if (ctx.check) {
     res.download();
@@ -83,27 +81,9 @@ Status run_gdn(const Options& o, const BenchContext& ctx, std::vector<BenchResul
     const test::Comparison c_state =
         test::compare(leading(final_state, checked * heads * dv * dk), ref_state, DType::f32);
     if (c_state.failures > 0) c = c_state;
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
+    r->set_check(c);
   }
-  out->push_back(r);
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp gdn_bench() {
-  return {"gdn",
-          "GdnPrefill: gated delta rule over equal-length packed sequences, state in and out, q/k L2 norm in kernel",
-          {
-              {"batch", OptKind::positive_int, "", "sequences (default 4 on a GPU, 2 on the CPU)"},
-              {"seq-len", OptKind::positive_int, "", "tokens per sequence (default 2048 on a GPU, 64 on the CPU)"},
-              {"num-qk-heads", OptKind::positive_int, "16", "q/k heads"},
-              {"num-v-heads", OptKind::positive_int, "16", "v heads (a multiple or divisor of --num-qk-heads)"},
-              {"head-dim", OptKind::head_dim, "128", "d_k = d_v"},
-              {"dtype", OptKind::act_dtype, "bf16", "q, k, v and output dtype"},
-          },
-          run_gdn};
 }
 
 }  // namespace kvserve::cli

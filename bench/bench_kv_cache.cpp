@@ -17,17 +17,6 @@ namespace {
 // Rows the --check compares (enough to cover several requests and pages).
 constexpr std::int64_t kCheckedRows = 64;
 
-std::int64_t device_default(const Options& o, const std::string& name, const BenchContext& ctx, std::int64_t gpu,
-                            std::int64_t cpu) {
-  return o.given(name) ? o.integer(name) : (ctx.device.is_cuda() ? gpu : cpu);
-}
-
-void set_check(const std::vector<double>& got, const std::vector<double>& ref, DType stored, BenchResult* r) {
-  const test::Comparison c = test::compare(got, ref, stored);
-  r->check = c.summary();
-  r->check_ok = c.failures == 0;
-}
-
 // `elements` values of new rows (K, V, ckv or kpe), random in [-2, 2].
 test::Buffer random_rows(std::mt19937_64& rng, DType dtype, std::int64_t elements, Device device) {
   test::Buffer b(dtype, elements, device);
@@ -51,14 +40,16 @@ oracle::Targets append_targets(const test::PagedCache& cache, bool decode, std::
 
 // ----------------------------------------------------------------- append --
 
-Status run_append(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
+}  // namespace
+
+Status run_append(const Options& o, const BenchContext& ctx, BenchResult* r) {
   const std::string& mode_name = o.text("mode");
   if (mode_name != "decode" && mode_name != "ragged")
     return Status::invalid_argument("--mode: expected decode or ragged, got " + mode_name);
   const bool decode = mode_name == "decode";
-  const std::int64_t batch = device_default(o, "batch", ctx, 256, 32);
-  const std::int64_t kv_len = device_default(o, "kv-len", ctx, 64, 64);
-  const std::int64_t tokens = decode ? 1 : device_default(o, "tokens", ctx, 64, 16);
+  const std::int64_t batch = o.size("batch", ctx.on_gpu());
+  const std::int64_t kv_len = o.integer("kv-len");
+  const std::int64_t tokens = decode ? 1 : o.size("tokens", ctx.on_gpu());
   const int hkv = static_cast<int>(o.integer("num-kv-heads")), d = static_cast<int>(o.integer("head-dim"));
   const DType row_dtype = o.dtype("dtype");
   const DType kv_dtype = o.given("kv-dtype") ? o.dtype("kv-dtype") : row_dtype;
@@ -84,20 +75,18 @@ Status run_append(const Options& o, const BenchContext& ctx, std::vector<BenchRe
     args.positions = pos.view({n});
   }
 
-  BenchResult r;
-  r.op = "append";
-  r.shape = mode_name + " B=" + std::to_string(batch) + " N=" + std::to_string(n) + " L=" + std::to_string(kv_len) +
+  r->shape = mode_name + " B=" + std::to_string(batch) + " N=" + std::to_string(n) + " L=" + std::to_string(kv_len) +
             " Hkv=" + std::to_string(hkv) + " D=" + std::to_string(d) + " page=" + std::to_string(kvd.page_size) +
             " rows=" + std::string(name_of(row_dtype)) + " kv=" + std::string(name_of(kv_dtype)) + " " +
             std::string(name_of(kvd.layout));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
   const double row_elements = 2.0 * n * hkv * d;  // K and V
   // Rows read and slots written once; per row its page id (and in ragged mode
   // its batch index and position); per request indptr and last_page_len.
-  r.bytes = row_elements * (size_of(row_dtype) + size_of(kv_dtype)) + 4.0 * n * (decode ? 1 : 3) +
+  r->bytes = row_elements * (size_of(row_dtype) + size_of(kv_dtype)) + 4.0 * n * (decode ? 1 : 3) +
             4.0 * (2 * batch + 1);
-  r.flops = is_fp8(kv_dtype) ? row_elements : 0;  // the division by the scale
+  r->flops = is_fp8(kv_dtype) ? row_elements : 0;  // the division by the scale
   if (ctx.check) {
     cache.k.download();
     const oracle::PoolShape shape{cache.desc.num_pages, kvd.page_size, hkv, d, kvd.layout == KvLayout::HND};
@@ -112,17 +101,16 @@ Status run_append(const Options& o, const BenchContext& ctx, std::vector<BenchRe
           ref.push_back(oracle::stored_value(k.get((i * hkv + h) * d + x), scale, kv_dtype));
         }
       }
-    set_check(got, ref, kv_dtype, &r);
+    r->set_check(test::compare(got, ref, kv_dtype));
   }
-  out->push_back(r);
   return Status::ok();
 }
 
 // ------------------------------------------------------------- mla-append --
 
-Status run_mla_append(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const std::int64_t batch = device_default(o, "batch", ctx, 256, 32);
-  const std::int64_t kv_len = device_default(o, "kv-len", ctx, 64, 64);
+Status run_mla_append(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const std::int64_t batch = o.size("batch", ctx.on_gpu());
+  const std::int64_t kv_len = o.integer("kv-len");
   const std::int64_t tokens = o.integer("tokens");
   const int ckv = static_cast<int>(o.integer("ckv-dim")), kpe = static_cast<int>(o.integer("kpe-dim"));
   const DType dtype = o.dtype("dtype");
@@ -151,14 +139,12 @@ Status run_mla_append(const Options& o, const BenchContext& ctx, std::vector<Ben
                 .kpe_pages = kpe_pages.view({desc.num_pages, desc.page_size, kpe}),
                 .indptr = table.indptr, .indices = table.indices, .last_page_len = table.last_page_len}};
 
-  BenchResult r;
-  r.op = "mla-append";
-  r.shape = "B=" + std::to_string(batch) + " N=" + std::to_string(n) + " L=" + std::to_string(kv_len) + " ckv=" +
+  r->shape = "B=" + std::to_string(batch) + " N=" + std::to_string(n) + " L=" + std::to_string(kv_len) + " ckv=" +
             std::to_string(ckv) + " kpe=" + std::to_string(kpe) + " page=" + std::to_string(desc.page_size) + " " +
             std::string(name_of(dtype));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
-  r.bytes = 2.0 * n * (ckv + kpe) * size_of(dtype) + 12.0 * n + 4.0 * (2 * batch + 1);
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
+  r->bytes = 2.0 * n * (ckv + kpe) * size_of(dtype) + 12.0 * n + 4.0 * (2 * batch + 1);
   if (ctx.check) {
     cache.k.download();
     const oracle::PoolShape shape{desc.num_pages, desc.page_size, 1, ckv};
@@ -171,17 +157,16 @@ Status run_mla_append(const Options& o, const BenchContext& ctx, std::vector<Ben
         ref.push_back(ckv_rows.get(i * ckv + x));
       }
     }
-    set_check(got, ref, dtype, &r);
+    r->set_check(test::compare(got, ref, dtype));
   }
-  out->push_back(r);
   return Status::ok();
 }
 
 // ----------------------------------------------------------- cache-append --
 
-Status run_cache_append(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const std::int64_t batch = device_default(o, "batch", ctx, 256, 32);
-  const std::int64_t max_len = device_default(o, "max-len", ctx, 512, 256);
+Status run_cache_append(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const std::int64_t batch = o.size("batch", ctx.on_gpu());
+  const std::int64_t max_len = o.size("max-len", ctx.on_gpu());
   const int hkv = static_cast<int>(o.integer("num-kv-heads")), d = static_cast<int>(o.integer("head-dim"));
   const DType dtype = o.dtype("dtype");
   if (is_fp8(dtype)) return Status::invalid_argument("--dtype: expected f16, bf16 or f32, got " + o.text("dtype"));
@@ -202,13 +187,11 @@ Status run_cache_append(const Options& o, const BenchContext& ctx, std::vector<B
                                .k_cache = k_cache.view({batch, hkv, max_len, d}),
                                .v_cache = v_cache.view({batch, hkv, max_len, d})};
 
-  BenchResult r;
-  r.op = "cache-append";
-  r.shape = "B=" + std::to_string(batch) + " L_max=" + std::to_string(max_len) + " Hkv=" + std::to_string(hkv) +
+  r->shape = "B=" + std::to_string(batch) + " L_max=" + std::to_string(max_len) + " Hkv=" + std::to_string(hkv) +
             " D=" + std::to_string(d) + " " + std::string(name_of(dtype));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
-  r.bytes = 2.0 * 2 * batch * hkv * d * size_of(dtype) + 4.0 * batch;
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
+  r->bytes = 2.0 * 2 * batch * hkv * d * size_of(dtype) + 4.0 * batch;
   if (ctx.check) {
     k_cache.download();
     std::vector<double> got, ref;
@@ -218,58 +201,9 @@ Status run_cache_append(const Options& o, const BenchContext& ctx, std::vector<B
           got.push_back(k_cache.get(((b * hkv + h) * max_len + positions[b]) * d + x));
           ref.push_back(k.get((b * hkv + h) * d + x));
         }
-    set_check(got, ref, dtype, &r);
+    r->set_check(test::compare(got, ref, dtype));
   }
-  out->push_back(r);
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp append_bench() {
-  return {"append",
-          "PagedKvAppend: new K/V rows into reserved slots of a paged cache (pages in random order)",
-          {
-              {"mode", OptKind::text, "decode", "decode (one row per request) or ragged (--tokens rows per request)"},
-              {"batch", OptKind::positive_int, "", "requests (default 256 on a GPU, 32 on the CPU)"},
-              {"kv-len", OptKind::count, "", "tokens each request holds before the append (default 64)"},
-              {"tokens", OptKind::positive_int, "", "ragged: new rows per request (default 64 on a GPU, 16 on the CPU)"},
-              {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
-              {"head-dim", OptKind::head_dim, "128", "head dimension"},
-              {"page-size", OptKind::positive_int, "16", "tokens per page"},
-              {"dtype", OptKind::act_dtype, "bf16", "new rows' dtype"},
-              {"kv-dtype", OptKind::dtype, "", "cache dtype (default: --dtype; fp8 gets scale 0.5)"},
-              {"layout", OptKind::layout, "NHD", "KV pool layout"},
-          },
-          run_append};
-}
-
-BenchOp mla_append_bench() {
-  return {"mla-append",
-          "PagedMlaAppend: new ckv/kpe rows into reserved slots of a paged MLA cache",
-          {
-              {"batch", OptKind::positive_int, "", "requests (default 256 on a GPU, 32 on the CPU)"},
-              {"kv-len", OptKind::count, "", "tokens each request holds before the append (default 64)"},
-              {"tokens", OptKind::positive_int, "1", "new rows per request (1: a decode step)"},
-              {"ckv-dim", OptKind::positive_int, "512", "compressed KV width"},
-              {"kpe-dim", OptKind::positive_int, "64", "rope key width"},
-              {"page-size", OptKind::positive_int, "16", "tokens per page"},
-              {"dtype", OptKind::act_dtype, "bf16", "rows and pools"},
-          },
-          run_mla_append};
-}
-
-BenchOp cache_append_bench() {
-  return {"cache-append",
-          "KvCacheAppend: one new K/V row per batch row into a contiguous cache [B, Hkv, L_max, D]",
-          {
-              {"batch", OptKind::positive_int, "", "batch rows (default 256 on a GPU, 32 on the CPU)"},
-              {"max-len", OptKind::positive_int, "", "cache length L_max (default 512 on a GPU, 256 on the CPU)"},
-              {"num-kv-heads", OptKind::positive_int, "8", "KV heads"},
-              {"head-dim", OptKind::head_dim, "128", "head dimension"},
-              {"dtype", OptKind::act_dtype, "bf16", "rows and cache"},
-          },
-          run_cache_append};
 }
 
 }  // namespace kvserve::cli

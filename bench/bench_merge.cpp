@@ -15,9 +15,10 @@ namespace {
 // Tokens --check compares against the oracle.
 constexpr std::int64_t kCheckedTokens = 64;
 
-Status run_merge(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const bool gpu = ctx.device.is_cuda();
-  const std::int64_t tokens = o.given("tokens") ? o.integer("tokens") : (gpu ? 4096 : 256);
+}  // namespace
+
+Status run_merge(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const std::int64_t tokens = o.size("tokens", ctx.on_gpu());
   const std::int64_t n = o.integer("states");
   const int heads = static_cast<int>(o.integer("num-heads")), dim = static_cast<int>(o.integer("head-dim"));
   const DType dtype = o.dtype("dtype");
@@ -34,14 +35,12 @@ Status run_merge(const Options& o, const BenchContext& ctx, std::vector<BenchRes
   const MergeStatesArgs args{.v = v.view({tokens, n, heads, dim}), .lse = lse.view({tokens, n, heads}),
                              .v_out = res.view({tokens, heads, dim}), .lse_out = res_lse.view({tokens, heads})};
 
-  BenchResult r;
-  r.op = "merge";
-  r.shape = "T=" + std::to_string(tokens) + " N=" + std::to_string(n) + " H=" + std::to_string(heads) +
+  r->shape = "T=" + std::to_string(tokens) + " N=" + std::to_string(n) + " H=" + std::to_string(heads) +
             " D=" + std::to_string(dim) + " " + std::string(name_of(dtype));
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, test::workspace_of(ws), {}); }, &r.time_us));
-  r.bytes = static_cast<double>(v.size() + res.size()) * size_of(dtype) + 4.0 * (lse.size() + res_lse.size());
-  r.flops = 2.0 * v.size();  // one multiply-add per input element
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, test::workspace_of(ws), {}); }, &r->time_us));
+  r->bytes = static_cast<double>(v.size() + res.size()) * size_of(dtype) + 4.0 * (lse.size() + res_lse.size());
+  r->flops = 2.0 * v.size();  // one multiply-add per input element
   if (ctx.check) {
     res.download();
     const std::int64_t checked = std::min(tokens, kCheckedTokens);
@@ -55,26 +54,9 @@ Status run_merge(const Options& o, const BenchContext& ctx, std::vector<BenchRes
         }
     oracle::merge_states(sv, sl, checked * heads, n, dim, &ref, &ref_lse);
     const test::Comparison c = test::compare(test::slice(res, 0, checked * heads * dim), ref, dtype);
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
+    r->set_check(c);
   }
-  out->push_back(r);
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp merge_bench() {
-  return {"merge",
-          "MergeStates: N partial attention states per (token, head) merged into one",
-          {
-              {"tokens", OptKind::positive_int, "", "tokens (default 4096 on a GPU, 256 on the CPU)"},
-              {"states", OptKind::positive_int, "4", "states per (token, head), N"},
-              {"num-heads", OptKind::positive_int, "32", "heads"},
-              {"head-dim", OptKind::positive_int, "128", "head dimension"},
-              {"dtype", OptKind::act_dtype, "bf16", "state dtype (lse is f32)"},
-          },
-          run_merge};
 }
 
 }  // namespace kvserve::cli

@@ -18,10 +18,11 @@ namespace {
 
 constexpr std::int64_t kCheckedRequests = 4;
 
-Status run_mla_decode(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const bool gpu = ctx.device.is_cuda();
-  const std::int64_t batch = o.given("batch") ? o.integer("batch") : (gpu ? 64 : 4);
-  const std::int64_t kv_len = o.given("kv-len") ? o.integer("kv-len") : (gpu ? 4096 : 512);
+}  // namespace
+
+Status run_mla_decode(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const std::int64_t batch = o.size("batch", ctx.on_gpu());
+  const std::int64_t kv_len = o.size("kv-len", ctx.on_gpu());
   const int heads = static_cast<int>(o.integer("num-heads"));
   const int ckv = static_cast<int>(o.integer("ckv-dim")), kpe = static_cast<int>(o.integer("kpe-dim"));
   const DType dtype = o.dtype("dtype");
@@ -46,17 +47,15 @@ Status run_mla_decode(const Options& o, const BenchContext& ctx, std::vector<Ben
   const BatchPagedMlaDecodeArgs args{.q_nope = q.view_strided({batch, heads, ckv}, {heads * width, width, 1}),
                                      .q_pe = q_pe, .cache = cache.view(), .out = res.view({batch, heads, ckv})};
 
-  BenchResult r;
-  r.op = "mla-decode";
-  r.shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " H=" + std::to_string(heads) +
+  r->shape = "B=" + std::to_string(batch) + " L=" + std::to_string(kv_len) + " H=" + std::to_string(heads) +
             " ckv=" + std::to_string(ckv) + " kpe=" + std::to_string(kpe) +
             " page=" + std::to_string(cache.desc.page_size) + " " + std::string(name_of(dtype));
-  r.kernel = plan->kernel().key();
-  r.bytes = (static_cast<double>(batch) * kv_len * width + static_cast<double>(batch) * heads * (width + ckv)) *
+  r->kernel = plan->kernel().key();
+  r->bytes = (static_cast<double>(batch) * kv_len * width + static_cast<double>(batch) * heads * (width + ckv)) *
                 size_of(dtype) +
             4.0 * (static_cast<double>(cache.table.indices.size()) + 2 * batch);
-  r.flops = 2.0 * batch * kv_len * heads * (width + ckv);  // q.k over width, p.v over ckv
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, test::workspace_of(ws), {}); }, &r.time_us));
+  r->flops = 2.0 * batch * kv_len * heads * (width + ckv);  // q.k over width, p.v over ckv
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, test::workspace_of(ws), {}); }, &r->time_us));
   if (ctx.check) {
     res.download();
     const oracle::AttentionSpec spec{.num_qo_heads = heads, .num_kv_heads = 1, .head_dim = width, .head_dim_v = ckv,
@@ -70,28 +69,9 @@ Status run_mla_decode(const Options& o, const BenchContext& ctx, std::vector<Ben
       test::append(&ref, o_ref);
     }
     const test::Comparison cmp = test::compare(got, ref, dtype);
-    r.check = cmp.summary();
-    r.check_ok = cmp.failures == 0;
+    r->set_check(cmp);
   }
-  out->push_back(r);
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp mla_decode_bench() {
-  return {"mla-decode",
-          "BatchPagedMlaDecode: absorbed-MLA decode, every head over one latent KV (pages in random order)",
-          {
-              {"batch", OptKind::positive_int, "", "requests (default 64 on a GPU, 4 on the CPU)"},
-              {"kv-len", OptKind::positive_int, "", "tokens per request (default 4096 on a GPU, 512 on the CPU)"},
-              {"num-heads", OptKind::positive_int, "128", "query heads"},
-              {"ckv-dim", OptKind::positive_int, "512", "compressed KV width"},
-              {"kpe-dim", OptKind::positive_int, "64", "rope key width"},
-              {"page-size", OptKind::positive_int, "64", "tokens per page"},
-              {"dtype", OptKind::act_dtype, "bf16", "q, cache and out"},
-          },
-          run_mla_decode};
 }
 
 }  // namespace kvserve::cli

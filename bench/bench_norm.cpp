@@ -9,8 +9,6 @@
 namespace kvserve::cli {
 namespace {
 
-enum class NormVariant { plain, fused_add, qk };
-
 // The rows one run normalises and where they live: rows of a [tokens, hidden]
 // tensor, or for QK norm the q heads of a fused projection
 // [tokens, (q_heads + 2 kv_heads) * head_dim], normalised in place.
@@ -21,17 +19,18 @@ struct NormShape {
   std::int64_t rows() const { return tokens * heads; }
 };
 
-Status run_norm(NormVariant variant, const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const bool gpu = ctx.device.is_cuda();
+}  // namespace
+
+Status run_norm(NormVariant variant, const Options& o, const BenchContext& ctx, BenchResult* r) {
   const DType dtype = o.dtype("dtype");
   NormShape shape;
-  shape.tokens = o.given("tokens") ? o.integer("tokens") : (gpu ? 4096 : 256);
+  shape.tokens = o.size("tokens", ctx.on_gpu());
   if (variant == NormVariant::qk) {
     shape.heads = o.integer("num-heads");
     shape.hidden = static_cast<int>(o.integer("head-dim"));
     shape.row_width = (shape.heads + 2 * o.integer("num-kv-heads")) * shape.hidden;
   } else {
-    shape.hidden = static_cast<int>(o.given("hidden") ? o.integer("hidden") : (gpu ? 8192 : 4096));
+    shape.hidden = static_cast<int>(o.size("hidden", ctx.on_gpu()));
     shape.row_width = shape.hidden;
   }
   const bool fused = variant == NormVariant::fused_add, in_place = variant == NormVariant::qk;
@@ -55,20 +54,18 @@ Status run_norm(NormVariant variant, const Options& o, const BenchContext& ctx, 
   if (fused) args.residual = residual.view({shape.tokens, shape.hidden});
   if (!in_place) args.out = y.view({shape.tokens, shape.hidden});
 
-  BenchResult r;
-  const char* names[] = {"rmsnorm", "fused-add-rmsnorm", "qk-norm"};  // by NormVariant
-  r.op = std::string(o.flag("gemma") ? "gemma-" : "") + names[static_cast<int>(variant)];
-  r.shape = "tokens=" + std::to_string(shape.tokens) +
+  if (o.flag("gemma")) r->op = "gemma-" + r->op;
+  r->shape = "tokens=" + std::to_string(shape.tokens) +
             (variant == NormVariant::qk ? " heads=" + std::to_string(shape.heads) + " D=" : " H=") +
             std::to_string(shape.hidden) + " " + std::string(name_of(dtype)) + (in_place ? " in place" : "");
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
   // Every row read once and written once (x -> out, or in place), the weight
   // once; fused add also reads and writes the residual.
   const double row_bytes = static_cast<double>(shape.rows()) * shape.hidden * size_of(dtype);
-  r.bytes = (fused ? 4 : 2) * row_bytes + shape.hidden * size_of(dtype);
+  r->bytes = (fused ? 4 : 2) * row_bytes + shape.hidden * size_of(dtype);
   // Per element: square-accumulate (2), scale and weight (2), and the add.
-  r.flops = static_cast<double>(shape.rows()) * shape.hidden * (fused ? 5 : 4);
+  r->flops = static_cast<double>(shape.rows()) * shape.hidden * (fused ? 5 : 4);
 
   if (ctx.check) {
     // The timed runs changed x (in place) or the residual: restore both from
@@ -98,16 +95,14 @@ Status run_norm(NormVariant variant, const Options& o, const BenchContext& ctx, 
     } else {
       c = test::compare(got, oracle::rms_norm(spec, rows_in, w.values()), dtype);
     }
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
+    r->set_check(c);
   }
-  out->push_back(r);
   return Status::ok();
 }
 
 std::vector<OptionSpec> norm_options(NormVariant variant) {
   std::vector<OptionSpec> opts = {
-      {"tokens", OptKind::positive_int, "", "tokens (default 4096 on a GPU, 256 on the CPU)"},
+      size_option("tokens", "tokens", 4096, 256),
       {"dtype", OptKind::act_dtype, "bf16", "x, weight and output dtype"},
       {"eps", OptKind::real, "1e-6", "added to mean(x^2)"},
       {"gemma", OptKind::flag, "", "Gemma weights: y = n * (1 + w)"},
@@ -117,34 +112,9 @@ std::vector<OptionSpec> norm_options(NormVariant variant) {
     opts.push_back({"num-kv-heads", OptKind::positive_int, "8", "kv heads beside them in the fused qkv rows"});
     opts.push_back({"head-dim", OptKind::head_dim, "128", "head dimension (the normalised row)"});
   } else {
-    opts.push_back({"hidden", OptKind::positive_int, "", "hidden size (default 8192 on a GPU, 4096 on the CPU)"});
+    opts.push_back(size_option("hidden", "hidden size", 8192, 4096));
   }
   return opts;
-}
-
-}  // namespace
-
-BenchOp rmsnorm_bench() {
-  return {"rmsnorm", "RmsNorm: y = x / rms(x) * w over [tokens, hidden]", norm_options(NormVariant::plain),
-          [](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_norm(NormVariant::plain, o, ctx, out);
-          }};
-}
-
-BenchOp fused_add_rmsnorm_bench() {
-  return {"fused-add-rmsnorm", "RmsNorm with fused residual add: residual += x in place, y = norm(residual)",
-          norm_options(NormVariant::fused_add),
-          [](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_norm(NormVariant::fused_add, o, ctx, out);
-          }};
-}
-
-BenchOp qk_norm_bench() {
-  return {"qk-norm", "RmsNorm per head, in place, on the q heads of a fused qkv projection",
-          norm_options(NormVariant::qk),
-          [](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_norm(NormVariant::qk, o, ctx, out);
-          }};
 }
 
 }  // namespace kvserve::cli

@@ -25,27 +25,9 @@ struct Rows {
   std::string text() const { return "B=" + std::to_string(batch) + " V=" + std::to_string(vocab); }
 };
 
-// Default batch sizes: the GPU's are those of the performance targets; the
-// CPU's keep a default run under ~2 s.
-struct DefaultBatch {
-  std::int64_t gpu, cpu;
-};
-constexpr DefaultBatch kSamplingBatch{512, 16}, kSpecBatch{512, 8}, kPenaltyBatch{256, 64};
-
 // --batch and --vocab.
-Rows rows_of(const Options& o, const BenchContext& ctx, DefaultBatch batch) {
-  return {o.given("batch") ? o.integer("batch") : (ctx.device.is_cuda() ? batch.gpu : batch.cpu),
-          static_cast<int>(o.integer("vocab"))};
-}
-
-std::vector<OptionSpec> rows_options(DefaultBatch batch, std::vector<OptionSpec> more) {
-  std::vector<OptionSpec> opts = {
-      {"batch", OptKind::positive_int, "",
-       "rows (default " + std::to_string(batch.gpu) + " on a GPU, " + std::to_string(batch.cpu) + " on the CPU)"},
-      {"vocab", OptKind::positive_int, "128256", "vocabulary size"},
-  };
-  opts.insert(opts.end(), more.begin(), more.end());
-  return opts;
+Rows rows_of(const Options& o, const BenchContext& ctx) {
+  return {o.size("batch", ctx.on_gpu()), static_cast<int>(o.integer("vocab"))};
 }
 
 // n logits ~ N(0, 3^2).
@@ -100,31 +82,36 @@ void set_check(BenchResult* r, std::int64_t bad, std::int64_t checked, const std
   r->check = (bad == 0 ? "ok: " : "FAIL: " + std::to_string(bad) + " of ") + std::to_string(checked) + " " + what;
 }
 
+}  // namespace
+
+std::vector<OptionSpec> rows_options(std::int64_t gpu_batch, std::int64_t cpu_batch, std::vector<OptionSpec> more) {
+  std::vector<OptionSpec> opts = {
+      size_option("batch", "rows", gpu_batch, cpu_batch),
+      {"vocab", OptKind::positive_int, "128256", "vocabulary size"},
+  };
+  opts.insert(opts.end(), more.begin(), more.end());
+  return opts;
+}
+
 // ---------------------------------------------------------------- Sampling --
 
-struct SamplingBench {
-  const char* name;
-  SamplingFilter filter;
-};
-
-Status run_sampling(const SamplingBench& which, const Options& o, const BenchContext& ctx,
-                    std::vector<BenchResult>* out) {
-  const Rows rows = rows_of(o, ctx, kSamplingBatch);
-  SamplingDesc desc{.vocab = rows.vocab, .max_batch = static_cast<int>(rows.batch), .filter = which.filter};
+Status run_sampling(SamplingFilter filter, const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const Rows rows = rows_of(o, ctx);
+  SamplingDesc desc{.vocab = rows.vocab, .max_batch = static_cast<int>(rows.batch), .filter = filter};
   std::string params;
-  if (o.given("top-k") || which.filter == SamplingFilter::top_k || which.filter == SamplingFilter::top_k_top_p) {
+  if (o.given("top-k") || filter == SamplingFilter::top_k || filter == SamplingFilter::top_k_top_p) {
     desc.top_k = static_cast<int>(o.integer("top-k"));
     params += " k=" + std::to_string(desc.top_k);
   }
-  if (which.filter == SamplingFilter::top_p || which.filter == SamplingFilter::top_k_top_p) {
+  if (filter == SamplingFilter::top_p || filter == SamplingFilter::top_k_top_p) {
     desc.top_p = static_cast<float>(o.real("top-p"));
     params += " p=" + number_text(desc.top_p);
   }
-  if (which.filter == SamplingFilter::min_p) {
+  if (filter == SamplingFilter::min_p) {
     desc.min_p = static_cast<float>(o.real("min-p"));
     params += " min_p=" + number_text(desc.min_p);
   }
-  if (which.filter == SamplingFilter::top_k_top_p) {
+  if (filter == SamplingFilter::top_k_top_p) {
     const std::string order = o.text("order");
     if (order != "k_then_p" && order != "joint")
       return Status::invalid_argument("--order: expected k_then_p or joint, got '" + order + "'");
@@ -149,17 +136,15 @@ Status run_sampling(const SamplingBench& which, const Options& o, const BenchCon
   test::Buffer tokens(DType::int32, rows.batch, ctx.device);
   tokens.poison();
   std::uint64_t step = 0;  // a fresh offset every run, as a serving loop would
-  BenchResult r;
-  r.op = which.name;
-  r.shape = rows.text() + params + " f32 probs";
-  r.kernel = plan->kernel().key();
+  r->shape = rows.text() + params + " f32 probs";
+  r->kernel = plan->kernel().key();
   KVSERVE_TRY(time_median_us(ctx, [&] {
     TensorView input = in.view({rows.batch, rows.vocab});
     input.data = static_cast<float*>(input.data) + static_cast<std::int64_t>(step % copies) * batch_floats;
     return plan->run({.input = input, .out = tokens.view({rows.batch}), .seed = ctx.seed, .offset = step++}, {}, {});
-  }, &r.time_us));
-  r.bytes = 4.0 * rows.batch * rows.vocab + 4.0 * rows.batch;  // each probability read once, one token written
-  r.flops = static_cast<double>(rows.batch) * rows.vocab;     // one accumulation per probability
+  }, &r->time_us));
+  r->bytes = 4.0 * rows.batch * rows.vocab + 4.0 * rows.batch;  // each probability read once, one token written
+  r->flops = static_cast<double>(rows.batch) * rows.vocab;     // one accumulation per probability
   if (ctx.check) {
     test::synchronize(ctx.device);
     tokens.download();
@@ -169,23 +154,16 @@ Status run_sampling(const SamplingBench& which, const Options& o, const BenchCon
       const auto token = static_cast<std::int64_t>(tokens.get(b));
       bad += token < 0 || token >= rows.vocab || !kept_by_oracle(row_of(probs, b, rows.vocab), t)[token];
     }
-    set_check(&r, bad, checked, "tokens in the oracle's kept set");
+    set_check(r, bad, checked, "tokens in the oracle's kept set");
   }
-  out->push_back(r);
   return Status::ok();
 }
 
-BenchOp sampling_bench(const SamplingBench& which, std::string summary, std::vector<OptionSpec> options) {
-  return {which.name, std::move(summary), rows_options(kSamplingBatch, std::move(options)),
-          [which](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_sampling(which, o, ctx, out);
-          }};
-}
 
 // ---------------------------------------------------------- SamplingRenorm --
 
-Status run_renorm(bool mask, const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const Rows rows = rows_of(o, ctx, kSamplingBatch);
+Status run_renorm(bool mask, const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const Rows rows = rows_of(o, ctx);
   SamplingRenormDesc desc{.vocab = rows.vocab, .max_batch = static_cast<int>(rows.batch),
                           .top_k = static_cast<int>(o.integer("top-k"))};
   std::string params = " k=" + std::to_string(desc.top_k);
@@ -211,13 +189,11 @@ Status run_renorm(bool mask, const Options& o, const BenchContext& ctx, std::vec
   test::Buffer res(DType::f32, rows.batch * rows.vocab, ctx.device);
   res.poison();
   const SamplingRenormArgs args{.input = in.view({rows.batch, rows.vocab}), .out = res.view({rows.batch, rows.vocab})};
-  BenchResult r;
-  r.op = mask ? "mask" : "renorm";
-  r.shape = rows.text() + " " + std::string(name_of(desc.kind)) + params;
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
-  r.bytes = 8.0 * rows.batch * rows.vocab;                // each row read once and written once
-  r.flops = static_cast<double>(rows.batch) * rows.vocab;  // one division (or select) per element
+  r->shape = rows.text() + " " + std::string(name_of(desc.kind)) + params;
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
+  r->bytes = 8.0 * rows.batch * rows.vocab;                // each row read once and written once
+  r->flops = static_cast<double>(rows.batch) * rows.vocab;  // one division (or select) per element
   if (ctx.check) {
     test::synchronize(ctx.device);
     res.download();
@@ -238,17 +214,15 @@ Status run_renorm(bool mask, const Options& o, const BenchContext& ctx, std::vec
       for (int j = 0; j < rows.vocab; ++j) got.push_back(res.get(b * rows.vocab + j));
     }
     const test::Comparison c = test::compare(got, want, DType::f32);
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
+    r->set_check(c);
   }
-  out->push_back(r);
   return Status::ok();
 }
 
 // ------------------------------------------------ ChainSpeculativeSampling --
 
-Status run_spec_verify(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const Rows rows = rows_of(o, ctx, kSpecBatch);
+Status run_spec_verify(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const Rows rows = rows_of(o, ctx);
   const int n = static_cast<int>(o.integer("num-draft"));
   const ChainSpeculativeSamplingDesc desc{.vocab = rows.vocab, .max_batch = static_cast<int>(rows.batch),
                                           .num_draft_tokens = n};
@@ -277,20 +251,18 @@ Status run_spec_verify(const Options& o, const BenchContext& ctx, std::vector<Be
   test::Buffer res(DType::int32, b_count * (n + 1), ctx.device), emitted(DType::int32, b_count, ctx.device);
   res.poison();
   std::uint64_t step = 0;
-  BenchResult r;
-  r.op = "spec-verify";
-  r.shape = rows.text() + " n=" + std::to_string(n) + " f32";
-  r.kernel = plan->kernel().key();
+  r->shape = rows.text() + " n=" + std::to_string(n) + " f32";
+  r->kernel = plan->kernel().key();
   KVSERVE_TRY(time_median_us(ctx, [&] {
     return plan->run({.draft_token_ids = ids_buffer.view({b_count, n}),
                       .draft_probs = draft_buffer.view({b_count, n, rows.vocab}),
                       .target_probs = target_buffer.view({b_count, n + 1, rows.vocab}),
                       .out = res.view({b_count, n + 1}), .emitted = emitted.view({b_count}),
                       .seed = ctx.seed, .offset = step++}, {}, {});
-  }, &r.time_us));
+  }, &r->time_us));
   // At least: one draw over a target row and its draft row per request.
-  r.bytes = 8.0 * b_count * rows.vocab + 4.0 * b_count * (2 * n + 1);
-  r.flops = 2.0 * b_count * rows.vocab;
+  r->bytes = 8.0 * b_count * rows.vocab + 4.0 * b_count * (2 * n + 1);
+  r->flops = 2.0 * b_count * rows.vocab;
   if (ctx.check) {
     // Each row: the emitted drafts, then a token the target (or the residual) can give, then -1.
     test::synchronize(ctx.device);
@@ -308,16 +280,15 @@ Status run_spec_verify(const Options& o, const BenchContext& ctx, std::vector<Be
       }
       bad += !ok;
     }
-    set_check(&r, bad, b_count, "rows well formed");
+    set_check(r, bad, b_count, "rows well formed");
   }
-  out->push_back(r);
   return Status::ok();
 }
 
 // ------------------------------------------------------------ TokenPenalty --
 
-Status run_penalty(const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-  const Rows rows = rows_of(o, ctx, kPenaltyBatch);
+Status run_penalty(const Options& o, const BenchContext& ctx, BenchResult* r) {
+  const Rows rows = rows_of(o, ctx);
   const std::int64_t len = o.integer("history-len");
   const std::string history = o.text("history");
   if (history != "ids" && history != "counts")
@@ -344,14 +315,12 @@ Status run_penalty(const Options& o, const BenchContext& ctx, std::vector<BenchR
   TokenPenaltyArgs args{.logits = x.view({rows.batch, rows.vocab})};
   if (by_ids) args.token_ids = hist.view({rows.batch, len});
   else args.counts = hist.view({rows.batch, rows.vocab});
-  BenchResult r;
-  r.op = "penalty";
-  r.shape = rows.text() + " history=" + std::to_string(len) + " " + history + " in place";
-  r.kernel = plan->kernel().key();
-  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r.time_us));
+  r->shape = rows.text() + " history=" + std::to_string(len) + " " + history + " in place";
+  r->kernel = plan->kernel().key();
+  KVSERVE_TRY(time_median_us(ctx, [&] { return plan->run(args, {}, {}); }, &r->time_us));
   // The history read once, the logits of the seen tokens read and written.
-  r.bytes = 4.0 * (by_ids ? rows.batch * len : rows.batch * rows.vocab) + 8.0 * seen;
-  r.flops = 4.0 * seen;
+  r->bytes = 4.0 * (by_ids ? rows.batch * len : rows.batch * rows.vocab) + 8.0 * seen;
+  r->flops = 4.0 * seen;
   if (ctx.check) {
     // The timed runs penalised x many times: restore it and run once more.
     x.upload();
@@ -368,67 +337,9 @@ Status run_penalty(const Options& o, const BenchContext& ctx, std::vector<BenchR
       for (int j = 0; j < rows.vocab; ++j) got.push_back(x.get(b * rows.vocab + j));
     }
     const test::Comparison c = test::compare(got, want, DType::f32);
-    r.check = c.summary();
-    r.check_ok = c.failures == 0;
+    r->set_check(c);
   }
-  out->push_back(r);
   return Status::ok();
-}
-
-}  // namespace
-
-BenchOp top_p_bench() {
-  return sampling_bench({"top-p", SamplingFilter::top_p}, "Sampling: top-p (nucleus) from probabilities, sort-free",
-                        {{"top-p", OptKind::real, "0.9", "nucleus mass, in (0, 1]"}});
-}
-
-BenchOp top_k_bench() {
-  return sampling_bench({"top-k", SamplingFilter::top_k}, "Sampling: top-k from probabilities, sort-free",
-                        {{"top-k", OptKind::positive_int, "50", "tokens kept"}});
-}
-
-BenchOp min_p_bench() {
-  return sampling_bench({"min-p", SamplingFilter::min_p}, "Sampling: min-p from probabilities",
-                        {{"min-p", OptKind::real, "0.1", "kept weight relative to the top, in [0, 1]"}});
-}
-
-BenchOp top_k_top_p_bench() {
-  return sampling_bench({"top-k-top-p", SamplingFilter::top_k_top_p},
-                        "Sampling: top-k and top-p together (k_then_p or joint)",
-                        {{"top-k", OptKind::positive_int, "50", "tokens kept by top-k"},
-                         {"top-p", OptKind::real, "0.9", "nucleus mass, in (0, 1]"},
-                         {"order", OptKind::text, "joint", "k_then_p | joint"}});
-}
-
-BenchOp renorm_bench() {
-  return {"renorm", "SamplingRenorm: top-k or top-p renormalised probabilities",
-          rows_options(kSamplingBatch, {{"kind", OptKind::text, "top-k", "top-k | top-p"},
-                            {"top-k", OptKind::positive_int, "50", "tokens kept (--kind top-k)"},
-                            {"top-p", OptKind::real, "0.9", "nucleus mass (--kind top-p)"}}),
-          [](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_renorm(false, o, ctx, out);
-          }};
-}
-
-BenchOp mask_bench() {
-  return {"mask", "SamplingRenorm: top-k masked logits (-inf outside the top k)",
-          rows_options(kSamplingBatch, {{"top-k", OptKind::positive_int, "50", "logits kept"}}),
-          [](const Options& o, const BenchContext& ctx, std::vector<BenchResult>* out) {
-            return run_renorm(true, o, ctx, out);
-          }};
-}
-
-BenchOp spec_verify_bench() {
-  return {"spec-verify", "ChainSpeculativeSampling: verify n draft tokens against the target",
-          rows_options(kSpecBatch, {{"num-draft", OptKind::positive_int, "4", "draft tokens per request"}}),
-          run_spec_verify};
-}
-
-BenchOp penalty_bench() {
-  return {"penalty", "TokenPenalty: repetition, frequency and presence penalties in place",
-          rows_options(kPenaltyBatch, {{"history-len", OptKind::positive_int, "2048", "history tokens per request"},
-                            {"history", OptKind::text, "ids", "ids | counts"}}),
-          run_penalty};
 }
 
 }  // namespace kvserve::cli

@@ -113,7 +113,7 @@ int cmd_bench(std::vector<std::string> args) {
       return usage_error("--device: expected a visible CUDA device (" + std::to_string(cuda_device_count()) +
                          " visible" + (cuda_backend_built() ? "" : "; this build has no CUDA backend") + "), got '" +
                          ctx.device.to_string() + "'");
-    ctx.iters = o.given("iters") ? static_cast<int>(o.integer("iters")) : (ctx.device.is_cuda() ? 200 : 20);
+    ctx.iters = static_cast<int>(o.size("iters", ctx.on_gpu()));
     ctx.warmup = static_cast<int>(o.integer("warmup"));
     ctx.check = !o.flag("no-check");
     ctx.seed = static_cast<std::uint64_t>(o.integer("seed"));
@@ -124,7 +124,9 @@ int cmd_bench(std::vector<std::string> args) {
                   cuda_device_count() > 0 ? "--device cuda for the GPU" : "no GPU found");
     std::printf("bench %s on %s ...\n", op->name.c_str(), ctx.device.to_string().c_str());
     std::fflush(stdout);
-    if (Status s = op->run(o, ctx, &results); !s) {
+    BenchResult& result = results.emplace_back();
+    result.op = op->name;
+    if (Status s = op->run(o, ctx, &result); !s) {
       std::fprintf(stderr, "kvserve bench %s: %s\n", op->name.c_str(), s.to_string().c_str());
       return s.code() == StatusCode::invalid_argument ? 2 : 1;
     }

@@ -63,6 +63,11 @@ bool valid(OptKind kind, const std::string& v) {
 
 }  // namespace
 
+OptionSpec size_option(std::string name, const std::string& what, std::int64_t gpu, std::int64_t cpu) {
+  return {std::move(name), OptKind::positive_int, "",
+          what + " (default " + std::to_string(gpu) + " on a GPU, " + std::to_string(cpu) + " on the CPU)", gpu, cpu};
+}
+
 Options::Options(const std::vector<OptionSpec>& specs, const std::vector<std::string>& args, const std::string& command)
     : specs_(specs) {
   for (const auto& s : specs_)
@@ -105,6 +110,11 @@ std::int64_t Options::integer(const std::string& name) const {
   parse_int(values_.at(name), &v);
   return v;
 }
+std::int64_t Options::size(const std::string& name, bool on_gpu) const {
+  const OptionSpec& s = spec(name);
+  if (s.gpu_default <= 0) throw std::logic_error("option --" + name + " is not a size_option");
+  return given(name) ? integer(name) : (on_gpu ? s.gpu_default : s.cpu_default);
+}
 double Options::real(const std::string& name) const {
   spec(name);
   return std::strtod(values_.at(name).c_str(), nullptr);
@@ -140,7 +150,7 @@ bool Options::flag(const std::string& name) const {
 std::vector<OptionSpec> common_bench_options() {
   return {
       {"device", OptKind::device, "", "cpu | cuda | cuda:N (default: cuda when a GPU is present, else cpu)"},
-      {"iters", OptKind::positive_int, "", "timed iterations (default: 20 on the CPU, 200 on a GPU)"},
+      size_option("iters", "timed iterations", 200, 20),
       {"warmup", OptKind::count, "3", "untimed iterations first"},
       {"json", OptKind::text, "", "also write the results to this file as JSON"},
       {"no-check", OptKind::flag, "", "skip the check against the fp64 oracle"},

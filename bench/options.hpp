@@ -31,7 +31,14 @@ struct OptionSpec {
   OptKind kind;
   std::string default_value;  // "" for none
   std::string help;
+  // A size whose default depends on the device: the GPU's is the shape a
+  // target is quoted at, the CPU's keeps a reference-backend run to seconds.
+  std::int64_t gpu_default = 0, cpu_default = 0;
 };
+
+// --name, a positive size defaulting to `gpu` on a GPU and `cpu` on the CPU;
+// its help names both defaults after `what`.
+OptionSpec size_option(std::string name, const std::string& what, std::int64_t gpu, std::int64_t cpu);
 
 // Thrown for a bad command line; main() prints what() and exits 2.
 struct BadOption : std::runtime_error {
@@ -44,6 +51,8 @@ class Options {
   Options(const std::vector<OptionSpec>& specs, const std::vector<std::string>& args, const std::string& command);
 
   std::int64_t integer(const std::string& name) const;
+  // A size_option: the value given, else its default for the device.
+  std::int64_t size(const std::string& name, bool on_gpu) const;
   double real(const std::string& name) const;
   DType dtype(const std::string& name) const;
   KvLayout layout(const std::string& name) const;
