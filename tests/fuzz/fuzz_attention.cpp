@@ -3,13 +3,13 @@
 // CascadeAttention), plus validate_page_table. The first byte picks the op.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #include <limits>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/attention.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
 namespace {
 
@@ -214,16 +214,9 @@ void cascade(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena arena(in);
-  switch (in.pick(6)) {
-    case 0: batch_paged_decode(in, arena); break;
-    case 1: single_decode(in, arena); break;
-    case 2: single_prefill(in, arena); break;
-    case 3: batch_ragged_prefill(in, arena); break;
-    case 4: batch_paged_prefill(in, arena); break;
-    default: cascade(in, arena); break;
-  }
-  return 0;
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {batch_paged_decode, single_decode, single_prefill, batch_ragged_prefill, batch_paged_prefill, cascade};
+  return cases;
 }
+
+}  // namespace kvserve::fuzz

@@ -12,8 +12,7 @@
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/kvserve.h"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
 namespace {
 
@@ -242,9 +241,9 @@ void boundary(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena arena(in);
-  if (in.flag()) block_manager(in, arena); else boundary(in, arena);
-  return 0;
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {boundary, block_manager};
+  return cases;
 }
+
+}  // namespace kvserve::fuzz

@@ -4,16 +4,16 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/gdn.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena a(in);
+namespace {
+
+void gdn_prefill(FuzzInput& in, Arena& a) {
   GdnPrefillDesc d;
   d.max_batch = in.isize(4, kMaxBatch);
   d.max_tokens = in.size(32, kMaxTokens);
@@ -54,5 +54,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     default: break;
   }
   drive<GdnPrefill>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
-  return 0;
 }
+
+}  // namespace
+
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {gdn_prefill};
+  return cases;
+}
+
+}  // namespace kvserve::fuzz

@@ -348,4 +348,10 @@ void drive(FuzzInput& in, Arena& arena, const typename Op::Desc& desc, const typ
   for (int i = 0; i < runs; ++i) expect_clear(plan->run(args, ws, Stream{}));
 }
 
+// A target is a list of cases, one function each, which it returns from
+// fuzz_cases(); the entry point (fuzz_main.cpp) lets the first input byte pick
+// one, and reads no byte for a target of a single case.
+using FuzzCase = void (*)(FuzzInput& in, Arena& arena);
+const std::vector<FuzzCase>& fuzz_cases();
+
 }  // namespace kvserve::fuzz

@@ -6,13 +6,13 @@
 // as documented) rather than written.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/kv_cache.hpp"
 #include "kvserve/mla.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
 namespace {
 
@@ -130,14 +130,9 @@ void kv_cache_append(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena arena(in);
-  switch (in.pick(4)) {
-    case 0: paged_kv_append(in, arena); break;
-    case 1: paged_mla_append(in, arena); break;
-    case 2: batch_paged_mla_decode(in, arena); break;
-    default: kv_cache_append(in, arena); break;
-  }
-  return 0;
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {paged_kv_append, paged_mla_append, batch_paged_mla_decode, kv_cache_append};
+  return cases;
 }
+
+}  // namespace kvserve::fuzz

@@ -2,12 +2,12 @@
 // that include NaN and +-inf. The first byte picks the op.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/merge.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
 namespace {
 
@@ -48,9 +48,9 @@ void merge_states(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena arena(in);
-  if (in.flag()) merge_states(in, arena); else merge_state(in, arena);
-  return 0;
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {merge_state, merge_states};
+  return cases;
 }
+
+}  // namespace kvserve::fuzz

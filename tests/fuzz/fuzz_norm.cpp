@@ -2,16 +2,16 @@
 // place, QK norm over [tokens, heads, hidden]), eps edges included.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/norm.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena a(in);
+namespace {
+
+void rms_norm(FuzzInput& in, Arena& a) {
   RmsNormDesc d;
   d.hidden_size = in.isize(1 + in.u8() % 64, kMaxRowWidth);
   d.dtype = in.dtype(in.flag() ? DType::f32 : DType::bf16);
@@ -27,5 +27,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (d.fused_add || in.pick(8) == 0) args.residual = a.tensor(d.dtype, shape);
   args.out = in.pick(8) == 0 ? args.x : a.tensor(d.dtype, shape);
   drive<RmsNorm>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
-  return 0;
 }
+
+}  // namespace
+
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {rms_norm};
+  return cases;
+}
+
+}  // namespace kvserve::fuzz

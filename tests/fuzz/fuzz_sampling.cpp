@@ -5,14 +5,14 @@
 // all-zero mass. The first byte picks the op.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "fuzz/fuzz_input.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
 #include "kvserve/speculative.hpp"
 
-using namespace kvserve;
-using namespace kvserve::fuzz;
+namespace kvserve::fuzz {
 
 namespace {
 
@@ -116,14 +116,9 @@ void penalty(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  FuzzInput in(data, size);
-  Arena arena(in);
-  switch (in.pick(4)) {
-    case 0: sampling(in, arena); break;
-    case 1: renorm(in, arena); break;
-    case 2: speculative(in, arena); break;
-    default: penalty(in, arena); break;
-  }
-  return 0;
+const std::vector<FuzzCase>& fuzz_cases() {
+  static const std::vector<FuzzCase> cases = {sampling, renorm, speculative, penalty};
+  return cases;
 }
+
+}  // namespace kvserve::fuzz
