@@ -10,12 +10,10 @@
 #include "reference/oracle_merge.hpp"
 
 namespace kvserve::cli {
-namespace {
 
 // Tokens --check compares against the oracle.
 constexpr std::int64_t kCheckedTokens = 64;
 
-}  // namespace
 
 Status run_merge(const Options& o, const BenchContext& ctx, BenchResult* r) {
   const std::int64_t tokens = o.size("tokens", ctx.on_gpu());

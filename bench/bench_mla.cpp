@@ -14,11 +14,9 @@
 #include "reference/paged_cache.hpp"
 
 namespace kvserve::cli {
-namespace {
 
 constexpr std::int64_t kCheckedRequests = 4;
 
-}  // namespace
 
 Status run_mla_decode(const Options& o, const BenchContext& ctx, BenchResult* r) {
   const std::int64_t batch = o.size("batch", ctx.on_gpu());

@@ -86,7 +86,6 @@ Status check_q_within_kv(std::string_view op, std::string_view name, const std::
 
 template <>
 Status OpRules<BatchPagedDecode>::check_desc(const BatchPagedDecodeDesc& d) {
-  constexpr const char* op = BatchPagedDecode::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn));
   return check_split_tokens(op, d.kv_split_tokens);
@@ -100,7 +99,6 @@ Status OpRules<BatchPagedDecode>::check_prepare(const BatchPagedDecodeDesc& d, c
 
 template <>
 Status OpRules<BatchPagedDecode>::check_args(const PlanState<BatchPagedDecode>& p, const BatchPagedDecodeArgs& a) {
-  constexpr const char* op = BatchPagedDecode::kName;
   const auto& d = p.desc;
   const std::int64_t b = a.q.rank > 0 ? a.q.shape[0] : 0;
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.q_dtype, {kAny, d.num_qo_heads, d.kv.head_dim}));
@@ -115,7 +113,6 @@ Status OpRules<BatchPagedDecode>::check_args(const PlanState<BatchPagedDecode>& 
 
 template <>
 Status OpRules<SingleDecode>::check_desc(const SingleDecodeDesc& d) {
-  constexpr const char* op = SingleDecode::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_heads(op, d.num_qo_heads, d.num_kv_heads));
   KVSERVE_TRY(check_head_dim(op, "head_dim", d.head_dim));
@@ -126,7 +123,6 @@ Status OpRules<SingleDecode>::check_desc(const SingleDecodeDesc& d) {
 
 template <>
 Status OpRules<SingleDecode>::check_args(const PlanState<SingleDecode>& p, const SingleDecodeArgs& a) {
-  constexpr const char* op = SingleDecode::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.dtype, {kAny, d.num_qo_heads, d.head_dim}));
   const std::int64_t b = a.q.shape[0];
@@ -153,7 +149,6 @@ Status OpRules<SingleDecode>::check_args(const PlanState<SingleDecode>& p, const
 
 template <>
 Status OpRules<SinglePrefill>::check_desc(const SinglePrefillDesc& d) {
-  constexpr const char* op = SinglePrefill::kName;
   KVSERVE_TRY(check_heads(op, d.num_qo_heads, d.num_kv_heads));
   KVSERVE_TRY(check_head_dims(op, d.head_dim, d.head_dim_v));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
@@ -163,7 +158,6 @@ Status OpRules<SinglePrefill>::check_desc(const SinglePrefillDesc& d) {
 
 template <>
 Status OpRules<SinglePrefill>::check_args(const PlanState<SinglePrefill>& p, const SinglePrefillArgs& a) {
-  constexpr const char* op = SinglePrefill::kName;
   const auto& d = p.desc;
   const int hq = d.num_qo_heads, hkv = d.num_kv_heads, dv = value_head_dim(d.head_dim, d.head_dim_v);
   const bool nhd = d.layout == KvLayout::NHD;
@@ -182,7 +176,6 @@ Status OpRules<SinglePrefill>::check_args(const PlanState<SinglePrefill>& p, con
 
 template <>
 Status OpRules<BatchRaggedPrefill>::check_desc(const BatchRaggedPrefillDesc& d) {
-  constexpr const char* op = BatchRaggedPrefill::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_heads(op, d.num_qo_heads, d.num_kv_heads));
   KVSERVE_TRY(check_head_dims(op, d.head_dim, d.head_dim_v));
@@ -193,7 +186,6 @@ Status OpRules<BatchRaggedPrefill>::check_desc(const BatchRaggedPrefillDesc& d) 
 template <>
 Status OpRules<BatchRaggedPrefill>::check_prepare(const BatchRaggedPrefillDesc& d, const RaggedLengths& host,
                                                   std::int64_t* batch) {
-  constexpr const char* op = BatchRaggedPrefill::kName;
   KVSERVE_TRY(check_indptr(op, "host.qo_indptr", host.qo_indptr));
   KVSERVE_TRY(check_indptr(op, "host.kv_indptr", host.kv_indptr));
   const std::int64_t b = static_cast<std::int64_t>(host.qo_indptr.size()) - 1;
@@ -210,7 +202,6 @@ Status OpRules<BatchRaggedPrefill>::check_prepare(const BatchRaggedPrefillDesc& 
 template <>
 Status OpRules<BatchRaggedPrefill>::check_args(const PlanState<BatchRaggedPrefill>& p,
                                                const BatchRaggedPrefillArgs& a) {
-  constexpr const char* op = BatchRaggedPrefill::kName;
   const auto& d = p.desc;
   const int hq = d.num_qo_heads, hkv = d.num_kv_heads, dv = value_head_dim(d.head_dim, d.head_dim_v);
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.dtype, {kAny, hq, d.head_dim}));
@@ -235,7 +226,6 @@ Status OpRules<BatchRaggedPrefill>::check_args(const PlanState<BatchRaggedPrefil
 
 template <>
 Status OpRules<BatchPagedPrefill>::check_desc(const BatchPagedPrefillDesc& d) {
-  constexpr const char* op = BatchPagedPrefill::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
 }
@@ -243,7 +233,6 @@ Status OpRules<BatchPagedPrefill>::check_desc(const BatchPagedPrefillDesc& d) {
 template <>
 Status OpRules<BatchPagedPrefill>::check_prepare(const BatchPagedPrefillDesc& d, const PagedPrefillLengths& host,
                                                  std::int64_t* batch) {
-  constexpr const char* op = BatchPagedPrefill::kName;
   std::int64_t b = 0;
   KVSERVE_TRY(check_paged_lengths(op, "host.kv", d.kv, host.kv, d.max_batch, &b));
   KVSERVE_TRY(check_indptr(op, "host.qo_indptr", host.qo_indptr));
@@ -258,7 +247,6 @@ Status OpRules<BatchPagedPrefill>::check_prepare(const BatchPagedPrefillDesc& d,
 
 template <>
 Status OpRules<BatchPagedPrefill>::check_args(const PlanState<BatchPagedPrefill>& p, const BatchPagedPrefillArgs& a) {
-  constexpr const char* op = BatchPagedPrefill::kName;
   const auto& d = p.desc;
   const int hq = d.num_qo_heads, dim = d.kv.head_dim;
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.q_dtype, {kAny, hq, dim}));
@@ -282,7 +270,6 @@ Status OpRules<BatchPagedPrefill>::check_args(const PlanState<BatchPagedPrefill>
 
 template <>
 Status OpRules<CascadeAttention>::check_desc(const CascadeAttentionDesc& d) {
-  constexpr const char* op = CascadeAttention::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_size(op, "max_groups", d.max_groups, kMaxBatch));
   return check_paged_attention(op, d.num_qo_heads, d.kv, d.q_dtype, d.attn);
@@ -291,7 +278,6 @@ Status OpRules<CascadeAttention>::check_desc(const CascadeAttentionDesc& d) {
 template <>
 Status OpRules<CascadeAttention>::check_prepare(const CascadeAttentionDesc& d, const CascadeLengths& host,
                                                 std::int64_t* batch) {
-  constexpr const char* op = CascadeAttention::kName;
   std::int64_t groups = 0, b = 0;
   KVSERVE_TRY(check_paged_lengths(op, "host.prefix", d.kv, host.prefix, d.max_groups, &groups, "max_groups"));
   KVSERVE_TRY(check_paged_lengths(op, "host.suffix", d.kv, host.suffix, d.max_batch, &b));
@@ -305,7 +291,6 @@ Status OpRules<CascadeAttention>::check_prepare(const CascadeAttentionDesc& d, c
 
 template <>
 Status OpRules<CascadeAttention>::check_args(const PlanState<CascadeAttention>& p, const CascadeAttentionArgs& a) {
-  constexpr const char* op = CascadeAttention::kName;
   const auto& d = p.desc;
   const int hq = d.num_qo_heads, dim = d.kv.head_dim;
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.q_dtype, {kAny, hq, dim}));

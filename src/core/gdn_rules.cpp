@@ -10,7 +10,6 @@ namespace detail {
 
 template <>
 Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
-  constexpr const char* op = GdnPrefill::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_size(op, "max_tokens", d.max_tokens, kMaxTokens));
   KVSERVE_TRY(check_size(op, "num_qk_heads", d.num_qk_heads, kMaxHeads));
@@ -30,7 +29,6 @@ Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
 
 template <>
 Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a) {
-  constexpr const char* op = GdnPrefill::kName;
   const auto& d = p.desc;
   const std::int64_t heads = std::max(d.num_qk_heads, d.num_v_heads);
   KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.dtype, {kAny, d.num_qk_heads, d.head_dim_k}));

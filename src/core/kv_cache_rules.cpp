@@ -64,7 +64,6 @@ Status check_row_indices(std::string_view op, const TensorView& batch_indices, c
 
 template <>
 Status OpRules<PagedKvAppend>::check_desc(const PagedKvAppendDesc& d) {
-  constexpr const char* op = PagedKvAppend::kName;
   KVSERVE_TRY(check_paged_kv_desc(op, "kv", d.kv));
   KVSERVE_TRY(check_row_dtype(op, "dtype", d.dtype, d.kv.dtype));
   if (d.mode != AppendMode::decode && d.mode != AppendMode::ragged)
@@ -74,7 +73,6 @@ Status OpRules<PagedKvAppend>::check_desc(const PagedKvAppendDesc& d) {
 
 template <>
 Status OpRules<PagedKvAppend>::check_args(const PlanState<PagedKvAppend>& p, const PagedKvAppendArgs& a) {
-  constexpr const char* op = PagedKvAppend::kName;
   const auto& d = p.desc;
   const bool decode = d.mode == AppendMode::decode;
   const std::int64_t n = rows_of(a.k);
@@ -107,7 +105,6 @@ Status OpRules<PagedMlaAppend>::check_desc(const PagedMlaDesc& d) {
 
 template <>
 Status OpRules<PagedMlaAppend>::check_args(const PlanState<PagedMlaAppend>& p, const PagedMlaAppendArgs& a) {
-  constexpr const char* op = PagedMlaAppend::kName;
   const auto& d = p.desc;
   const auto& c = a.cache;
   const std::int64_t n = rows_of(a.ckv), batch = table_batch(c.indptr);
@@ -126,7 +123,6 @@ Status OpRules<PagedMlaAppend>::check_args(const PlanState<PagedMlaAppend>& p, c
 
 template <>
 Status OpRules<KvCacheAppend>::check_desc(const KvCacheAppendDesc& d) {
-  constexpr const char* op = KvCacheAppend::kName;
   KVSERVE_TRY(check_size(op, "num_kv_heads", d.num_kv_heads, kMaxHeads));
   KVSERVE_TRY(check_head_dim(op, "head_dim", d.head_dim));
   return check_activation_dtype(op, "dtype", d.dtype);
@@ -134,7 +130,6 @@ Status OpRules<KvCacheAppend>::check_desc(const KvCacheAppendDesc& d) {
 
 template <>
 Status OpRules<KvCacheAppend>::check_args(const PlanState<KvCacheAppend>& p, const KvCacheAppendArgs& a) {
-  constexpr const char* op = KvCacheAppend::kName;
   const auto& d = p.desc;
   const std::int64_t n = rows_of(a.k);
   const std::int64_t batch = rows_of(a.k_cache), max_len = a.k_cache.rank == 4 ? a.k_cache.shape[2] : 0;

@@ -62,7 +62,6 @@ Status OpRules<MergeState>::check_desc(const MergeStateDesc& d) {
 
 template <>
 Status OpRules<MergeState>::check_args(const PlanState<MergeState>& p, const MergeStateArgs& a) {
-  constexpr const char* op = MergeState::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_tensor(op, "v_a", a.v_a, p.device, d.dtype, {kAny, d.num_heads, d.head_dim}));
   const std::int64_t tokens = a.v_a.shape[0];
@@ -94,7 +93,6 @@ Status OpRules<MergeStates>::check_desc(const MergeStatesDesc& d) {
 
 template <>
 Status OpRules<MergeStates>::check_args(const PlanState<MergeStates>& p, const MergeStatesArgs& a) {
-  constexpr const char* op = MergeStates::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_tensor(op, "v", a.v, p.device, d.dtype, {kAny, kAny, d.num_heads, d.head_dim}));
   const std::int64_t tokens = a.v.shape[0], n = a.v.shape[1];

@@ -8,7 +8,6 @@ namespace detail {
 
 template <>
 Status OpRules<BatchPagedMlaDecode>::check_desc(const BatchPagedMlaDecodeDesc& d) {
-  constexpr const char* op = BatchPagedMlaDecode::kName;
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_size(op, "num_heads", d.num_heads, kMaxHeads));
   KVSERVE_TRY(check_paged_mla_desc(op, "cache", d.cache));
@@ -25,7 +24,6 @@ Status OpRules<BatchPagedMlaDecode>::check_prepare(const BatchPagedMlaDecodeDesc
 template <>
 Status OpRules<BatchPagedMlaDecode>::check_args(const PlanState<BatchPagedMlaDecode>& p,
                                                 const BatchPagedMlaDecodeArgs& a) {
-  constexpr const char* op = BatchPagedMlaDecode::kName;
   const auto& d = p.desc;
   const std::int64_t b = a.q_nope.rank > 0 ? a.q_nope.shape[0] : 0;
   KVSERVE_TRY(check_tensor(op, "q_nope", a.q_nope, p.device, d.cache.dtype, {kAny, d.num_heads, d.cache.ckv_dim}));

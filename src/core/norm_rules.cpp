@@ -7,7 +7,6 @@ namespace detail {
 
 template <>
 Status OpRules<RmsNorm>::check_desc(const RmsNormDesc& d) {
-  constexpr const char* op = RmsNorm::kName;
   KVSERVE_TRY(check_size(op, "hidden_size", d.hidden_size, kMaxRowWidth));
   KVSERVE_TRY(check_activation_dtype(op, "dtype", d.dtype));
   KVSERVE_TRY(check_finite_positive(op, "eps", d.eps));
@@ -18,7 +17,6 @@ Status OpRules<RmsNorm>::check_desc(const RmsNormDesc& d) {
 
 template <>
 Status OpRules<RmsNorm>::check_args(const PlanState<RmsNorm>& p, const RmsNormArgs& a) {
-  constexpr const char* op = RmsNorm::kName;
   const auto& d = p.desc;
   // x fixes the shape every other row tensor must have: [rows, H] or [tokens, heads, H].
   if (a.x.defined()) KVSERVE_TRY(check_view(op, "x", a.x));

@@ -10,7 +10,6 @@ namespace detail {
 
 template <>
 Status OpRules<TokenPenalty>::check_desc(const TokenPenaltyDesc& d) {
-  constexpr const char* op = TokenPenalty::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "history", static_cast<int>(d.history), {"token_counts", "token_ids"}));
@@ -26,7 +25,6 @@ Status OpRules<TokenPenalty>::check_desc(const TokenPenaltyDesc& d) {
 
 template <>
 Status OpRules<TokenPenalty>::check_args(const PlanState<TokenPenalty>& p, const TokenPenaltyArgs& a) {
-  constexpr const char* op = TokenPenalty::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_batch_tensor(op, "logits", a.logits, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.logits.shape[0];

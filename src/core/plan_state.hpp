@@ -50,6 +50,8 @@ struct PlanState {
 template <class Op>
 struct OpRules {
   using Desc = typename Op::Desc;
+  // The op's name, which every message of its rules starts with.
+  static constexpr const char* op = Op::kName;
   // Every descriptor field, independent of backend.
   static Status check_desc(const Desc& desc);
   // Picks the kernel for a valid descriptor on a device (the one selection

@@ -81,7 +81,6 @@ constexpr const char* kScalarParams = "descriptor field 'params' is scalar";
 
 template <>
 Status OpRules<Sampling>::check_desc(const SamplingDesc& d) {
-  constexpr const char* op = Sampling::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "input", static_cast<int>(d.input), {"probs", "logits"}));
@@ -105,7 +104,6 @@ Status OpRules<Sampling>::check_desc(const SamplingDesc& d) {
 
 template <>
 Status OpRules<Sampling>::check_args(const PlanState<Sampling>& p, const SamplingArgs& a) {
-  constexpr const char* op = Sampling::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_batch_tensor(op, "input", a.input, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.input.shape[0];
@@ -126,7 +124,6 @@ Status OpRules<Sampling>::check_args(const PlanState<Sampling>& p, const Samplin
 
 template <>
 Status OpRules<SamplingRenorm>::check_desc(const SamplingRenormDesc& d) {
-  constexpr const char* op = SamplingRenorm::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_enum(op, "kind", static_cast<int>(d.kind),
@@ -139,7 +136,6 @@ Status OpRules<SamplingRenorm>::check_desc(const SamplingRenormDesc& d) {
 
 template <>
 Status OpRules<SamplingRenorm>::check_args(const PlanState<SamplingRenorm>& p, const SamplingRenormArgs& a) {
-  constexpr const char* op = SamplingRenorm::kName;
   const auto& d = p.desc;
   KVSERVE_TRY(check_batch_tensor(op, "input", a.input, p.device, DType::f32, d.vocab, d.max_batch));
   const std::int64_t b = a.input.shape[0];

@@ -8,7 +8,6 @@ namespace detail {
 
 template <>
 Status OpRules<ChainSpeculativeSampling>::check_desc(const ChainSpeculativeSamplingDesc& d) {
-  constexpr const char* op = ChainSpeculativeSampling::kName;
   KVSERVE_TRY(check_vocab(op, d.vocab));
   KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
   KVSERVE_TRY(check_size(op, "num_draft_tokens", d.num_draft_tokens, kMaxDraftTokens));
@@ -18,7 +17,6 @@ Status OpRules<ChainSpeculativeSampling>::check_desc(const ChainSpeculativeSampl
 template <>
 Status OpRules<ChainSpeculativeSampling>::check_args(const PlanState<ChainSpeculativeSampling>& p,
                                                      const ChainSpeculativeSamplingArgs& a) {
-  constexpr const char* op = ChainSpeculativeSampling::kName;
   const auto& d = p.desc;
   const std::int64_t n = d.num_draft_tokens;
   KVSERVE_TRY(check_batch_tensor(op, "draft_token_ids", a.draft_token_ids, p.device, DType::int32, n, d.max_batch));

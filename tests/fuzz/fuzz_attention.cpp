@@ -214,9 +214,6 @@ void cascade(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {batch_paged_decode, single_decode, single_prefill, batch_ragged_prefill, batch_paged_prefill, cascade};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(batch_paged_decode, single_decode, single_prefill, batch_ragged_prefill, batch_paged_prefill, cascade)
 
 }  // namespace kvserve::fuzz

@@ -241,9 +241,6 @@ void boundary(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {boundary, block_manager};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(boundary, block_manager)
 
 }  // namespace kvserve::fuzz

@@ -58,9 +58,6 @@ void gdn_prefill(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {gdn_prefill};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(gdn_prefill)
 
 }  // namespace kvserve::fuzz

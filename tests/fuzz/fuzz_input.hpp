@@ -354,4 +354,12 @@ void drive(FuzzInput& in, Arena& arena, const typename Op::Desc& desc, const typ
 using FuzzCase = void (*)(FuzzInput& in, Arena& arena);
 const std::vector<FuzzCase>& fuzz_cases();
 
+// A target's cases, in the order the first byte picks them:
+// KVSERVE_FUZZ_CASES(merge_state, merge_states) inside namespace kvserve::fuzz.
+#define KVSERVE_FUZZ_CASES(...)                                 \
+  const std::vector<FuzzCase>& fuzz_cases() {                   \
+    static const std::vector<FuzzCase> cases = {__VA_ARGS__};   \
+    return cases;                                               \
+  }
+
 }  // namespace kvserve::fuzz

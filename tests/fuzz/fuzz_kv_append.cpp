@@ -130,9 +130,6 @@ void kv_cache_append(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {paged_kv_append, paged_mla_append, batch_paged_mla_decode, kv_cache_append};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(paged_kv_append, paged_mla_append, batch_paged_mla_decode, kv_cache_append)
 
 }  // namespace kvserve::fuzz

@@ -48,9 +48,6 @@ void merge_states(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {merge_state, merge_states};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(merge_state, merge_states)
 
 }  // namespace kvserve::fuzz

@@ -31,9 +31,6 @@ void rms_norm(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {rms_norm};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(rms_norm)
 
 }  // namespace kvserve::fuzz

@@ -116,9 +116,6 @@ void penalty(FuzzInput& in, Arena& a) {
 
 }  // namespace
 
-const std::vector<FuzzCase>& fuzz_cases() {
-  static const std::vector<FuzzCase> cases = {sampling, renorm, speculative, penalty};
-  return cases;
-}
+KVSERVE_FUZZ_CASES(sampling, renorm, speculative, penalty)
 
 }  // namespace kvserve::fuzz
