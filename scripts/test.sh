@@ -23,6 +23,18 @@ if [ "${KVSERVE_SANITIZE:-1}" != 0 ]; then
     "$san/tests/kvserve_tests" --gtest_brief=1 --gtest_filter="${KVSERVE_SANITIZE_FILTER:-*}"
 fi
 
+# The thread tests (tests/api/thread_test.cpp: one plan run from several
+# threads, plans created on several threads) under ThreadSanitizer, in a
+# CPU-only build of the library and that one binary: about 1 minute on 2
+# cores. KVSERVE_TSAN=0 skips.
+if [ "${KVSERVE_TSAN:-1}" != 0 ]; then
+  tsan=$build-tsan
+  cmake -S . -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVSERVE_ENABLE_CUDA=OFF \
+    -DKVSERVE_ENABLE_CLI=OFF -DKVSERVE_SANITIZE=thread >/dev/null
+  cmake --build "$tsan" -j "$jobs" --target kvserve_thread_tests
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "$tsan/tests/kvserve_thread_tests" --gtest_brief=1
+fi
+
 # The libFuzzer targets (tests/fuzz/, docs/reliability.md): a clang build of
 # kvserve with ASan + UBSan and coverage, each target for KVSERVE_FUZZ_SECONDS
 # (15) over its seed corpus; any crash, sanitizer report, leak or hang fails.

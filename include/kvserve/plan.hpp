@@ -13,6 +13,8 @@
 // - create() and supports() share one selection, so they never disagree;
 // - run() is const: safe from several threads on different streams as long as
 //   each call has its own workspace (the workspace holds the schedule);
+//   create() and supports() are safe from any thread; prepare() is not (it
+//   records the prepared batch in the plan): one thread prepares, then runs;
 // - run() allocates nothing, never synchronises, and checks every tensor
 //   argument against the descriptor (dtype, rank, shape, strides, device)
 //   before anything is launched: a bad argument writes nothing;
