@@ -1,5 +1,7 @@
-// GDN prefill: the gated delta rule (Gated DeltaNet, Qwen3-Next's linear
-// attention) over packed variable-length sequences.
+// The gated delta rule (Gated DeltaNet, Qwen3-Next's linear attention):
+// GdnPrefill over packed variable-length sequences, and GdnDecode, one token
+// per sequence against states kept in a pool (the step a server runs after the
+// prefill).
 //
 // Per sequence and per head, a state S [d_v, d_k] starts from initial_state (or
 // zero) and for every token t of the sequence:
@@ -78,5 +80,51 @@ struct GdnPrefill : OpTypes<GdnPrefillDesc, GdnPrefillArgs> {
   static constexpr const char* kName = "GdnPrefill";
 };
 using GdnPrefillPlan = Plan<GdnPrefill>;
+
+// ---------------------------------------------------------------- GdnDecode --
+//
+// One decode step: sequence b's one new token updates its state in place and
+// gives its output, exactly as GdnPrefill over one-token sequences with
+// final_state = initial_state (the same heads, gates, l2 norm and numbers;
+// on the CPU bit for bit).
+//
+// States live in a pool of num_state_slots slots, f32 [slots, H, d_v, d_k],
+// the way a server keeps one state per running request: state_indices[b] is
+// sequence b's slot, or -1 for a padded row (a batch rounded up to a CUDA
+// graph's size), whose out row is written with zeros and which touches no
+// state. Two sequences of one run may not share a slot. On the CPU the indices
+// are checked (range, -1, distinct); on a GPU they are the caller's promise,
+// and an index outside [-1, slots) is treated as -1: never an access out of
+// the pool.
+struct GdnDecodeDesc {
+  int max_batch = 0;        // sequences per run, at most
+  int num_state_slots = 0;  // the state pool's first extent
+  int num_qk_heads = 0;
+  int num_v_heads = 0;
+  int head_dim_k = 0;  // d_k: a multiple of 16 in [16, 256]
+  int head_dim_v = 0;  // d_v: a multiple of 16 in [16, 256]
+  DType dtype = DType::bf16;   // q, k, v and out: f16, bf16 or f32
+  std::optional<float> scale;  // default 1 / sqrt(head_dim_k)
+  bool use_qk_l2norm = false;  // L2-normalise q and k rows in the kernel
+  float l2norm_eps = 1e-6f;    // > 0; used with use_qk_l2norm
+};
+
+// Shapes: B sequences (one token each), H = max(num_qk_heads, num_v_heads).
+// Every tensor's last dimension is contiguous; other strides are free.
+struct GdnDecodeArgs {
+  TensorView q;              // [B, num_qk_heads, head_dim_k], read
+  TensorView k;              // [B, num_qk_heads, head_dim_k], read
+  TensorView v;              // [B, num_v_heads, head_dim_v], read
+  TensorView alpha;          // f32 [B, H], read
+  TensorView beta;           // f32 [B, H], read
+  TensorView state_indices;  // int32 [B], contiguous: slot of each sequence, -1 for a padded row
+  TensorView state;          // f32 [num_state_slots, H, head_dim_v, head_dim_k], read and written
+  TensorView out;            // [B, H, head_dim_v], written
+};
+
+struct GdnDecode : OpTypes<GdnDecodeDesc, GdnDecodeArgs> {
+  static constexpr const char* kName = "GdnDecode";
+};
+using GdnDecodePlan = Plan<GdnDecode>;
 
 }  // namespace kvserve

@@ -1,6 +1,7 @@
-// Validation and kernel selection for GdnPrefill.
+// Validation for GdnPrefill and GdnDecode.
 #include <algorithm>
 #include <span>
+#include <vector>
 
 #include "core/plan_impl.hpp"
 #include "kvserve/gdn.hpp"
@@ -8,10 +9,12 @@
 namespace kvserve {
 namespace detail {
 
-template <>
-Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
-  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
-  KVSERVE_TRY(check_size(op, "max_tokens", d.max_tokens, kMaxTokens));
+namespace {
+
+// The fields GdnPrefillDesc and GdnDecodeDesc share: heads, head dims, dtype,
+// scale and the l2 norm.
+template <class Desc>
+Status check_gdn_heads(const char* op, const Desc& d) {
   KVSERVE_TRY(check_size(op, "num_qk_heads", d.num_qk_heads, kMaxHeads));
   KVSERVE_TRY(check_size(op, "num_v_heads", d.num_v_heads, kMaxHeads));
   // One head count must be a multiple of the other (GVA or GQA, or equal).
@@ -27,6 +30,26 @@ Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
   return Status::ok();
 }
 
+// q, k, v, alpha and beta of `tokens` tokens.
+template <class Desc, class Args>
+Status check_gdn_inputs(const char* op, const Desc& d, Device device, const Args& a, std::int64_t tokens) {
+  const std::int64_t heads = std::max(d.num_qk_heads, d.num_v_heads);
+  KVSERVE_TRY(check_tensor(op, "k", a.k, device, d.dtype, {tokens, d.num_qk_heads, d.head_dim_k}));
+  KVSERVE_TRY(check_tensor(op, "v", a.v, device, d.dtype, {tokens, d.num_v_heads, d.head_dim_v}));
+  KVSERVE_TRY(check_tensor(op, "alpha", a.alpha, device, DType::f32, {tokens, heads}));
+  KVSERVE_TRY(check_tensor(op, "beta", a.beta, device, DType::f32, {tokens, heads}));
+  return Status::ok();
+}
+
+}  // namespace
+
+template <>
+Status OpRules<GdnPrefill>::check_desc(const GdnPrefillDesc& d) {
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "max_tokens", d.max_tokens, kMaxTokens));
+  return check_gdn_heads(op, d);
+}
+
 template <>
 Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const GdnPrefillArgs& a) {
   const auto& d = p.desc;
@@ -35,10 +58,7 @@ Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const Gdn
   const std::int64_t tokens = a.q.shape[0];
   if (tokens > d.max_tokens)
     return invalid_arg(op, "q", "at most max_tokens (" + to_text(d.max_tokens) + ") tokens", to_text(tokens));
-  KVSERVE_TRY(check_tensor(op, "k", a.k, p.device, d.dtype, {tokens, d.num_qk_heads, d.head_dim_k}));
-  KVSERVE_TRY(check_tensor(op, "v", a.v, p.device, d.dtype, {tokens, d.num_v_heads, d.head_dim_v}));
-  KVSERVE_TRY(check_tensor(op, "alpha", a.alpha, p.device, DType::f32, {tokens, heads}));
-  KVSERVE_TRY(check_tensor(op, "beta", a.beta, p.device, DType::f32, {tokens, heads}));
+  KVSERVE_TRY(check_gdn_inputs(op, d, p.device, a, tokens));
 
   KVSERVE_TRY(check_tensor(op, "cu_seqlens", a.cu_seqlens, p.device, DType::int32, {kAny}));
   const std::int64_t batch = a.cu_seqlens.shape[0] - 1;
@@ -63,8 +83,49 @@ Status OpRules<GdnPrefill>::check_args(const PlanState<GdnPrefill>& p, const Gdn
   return Status::ok();
 }
 
+template <>
+Status OpRules<GdnDecode>::check_desc(const GdnDecodeDesc& d) {
+  KVSERVE_TRY(check_size(op, "max_batch", d.max_batch, kMaxBatch));
+  KVSERVE_TRY(check_size(op, "num_state_slots", d.num_state_slots, kMaxBatch));
+  return check_gdn_heads(op, d);
+}
+
+template <>
+Status OpRules<GdnDecode>::check_args(const PlanState<GdnDecode>& p, const GdnDecodeArgs& a) {
+  const auto& d = p.desc;
+  const std::int64_t heads = std::max(d.num_qk_heads, d.num_v_heads);
+  KVSERVE_TRY(check_tensor(op, "q", a.q, p.device, d.dtype, {kAny, d.num_qk_heads, d.head_dim_k}));
+  const std::int64_t batch = a.q.shape[0];
+  if (batch > d.max_batch)
+    return invalid_arg(op, "q", "at most max_batch (" + to_text(std::int64_t{d.max_batch}) + ") sequences",
+                       to_text(batch));
+  KVSERVE_TRY(check_gdn_inputs(op, d, p.device, a, batch));
+  KVSERVE_TRY(check_tensor(op, "state_indices", a.state_indices, p.device, DType::int32, {batch}));
+  KVSERVE_TRY(check_tensor(op, "state", a.state, p.device, DType::f32,
+                           {d.num_state_slots, heads, d.head_dim_v, d.head_dim_k}));
+  KVSERVE_TRY(check_tensor(op, "out", a.out, p.device, d.dtype, {batch, heads, d.head_dim_v}));
+  if (p.device.is_cpu()) {
+    // Host memory: each index in [-1, slots), no slot twice.
+    const std::int32_t* slot = a.state_indices.ptr<const std::int32_t>();
+    std::vector<bool> taken(static_cast<std::size_t>(d.num_state_slots), false);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      if (slot[b] == -1) continue;
+      const std::string entry = "entry " + to_text(b) + " ";
+      if (slot[b] < -1 || slot[b] >= d.num_state_slots)
+        return invalid_arg(op, "state_indices",
+                           "slots in [0, num_state_slots = " + to_text(std::int64_t{d.num_state_slots}) + ") or -1",
+                           entry + to_text(std::int64_t{slot[b]}));
+      if (taken[static_cast<std::size_t>(slot[b])])
+        return invalid_arg(op, "state_indices", "distinct slots", entry + "repeats slot " + to_text(std::int64_t{slot[b]}));
+      taken[static_cast<std::size_t>(slot[b])] = true;
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace detail
 
 template class Plan<GdnPrefill>;
+template class Plan<GdnDecode>;
 
 }  // namespace kvserve

@@ -18,6 +18,7 @@
   X(MergeStates, cuda)                                                                  \
   X(RmsNorm, cuda)                                                                      \
   X(GdnPrefill, cpu_only)                                                               \
+  X(GdnDecode, cpu_only)                                                                \
   X(PagedKvAppend, cuda)                                                                \
   X(PagedMlaAppend, cuda)                                                               \
   X(KvCacheAppend, cuda)                                                                \
