@@ -20,7 +20,7 @@ std::vector<OptionSpec> with_paged_options(std::vector<OptionSpec> specs);
 RunFn run_decode, run_single_decode, run_prefill, run_paged_prefill, run_cascade;
 
 RunFn run_merge;                                          // bench_merge.cpp
-RunFn run_gdn;                                            // bench_gdn.cpp
+RunFn run_gdn, run_gdn_decode;                            // bench_gdn.cpp
 RunFn run_append, run_mla_append, run_cache_append;       // bench_kv_cache.cpp
 RunFn run_mla_decode;                                     // bench_mla.cpp
 

@@ -775,6 +775,33 @@ kvs_status_code kvs_gdn_prefill_create(const kvs_gdn_prefill_desc* desc, kvs_dev
                                        kvs_gdn_prefill_plan** plan, kvs_error* err);
 KVS_DECLARE_PLAN_COMMON(gdn_prefill)
 
+/* ------------------------------------------------------------- GdnDecode -- */
+
+typedef struct kvs_gdn_decode_desc {
+  int32_t max_batch;
+  int32_t num_state_slots; /* the state pool's first extent */
+  int32_t num_qk_heads, num_v_heads, head_dim_k, head_dim_v;
+  kvs_dtype dtype;
+  float scale; /* <= 0: 1/sqrt(head_dim_k) */
+  int32_t use_qk_l2norm;
+  float l2norm_eps;
+} kvs_gdn_decode_desc;
+
+/* B sequences of one token each, H = max(num_qk_heads, num_v_heads). */
+typedef struct kvs_gdn_decode_args {
+  kvs_tensor q, k;          /* [B, num_qk_heads, head_dim_k] */
+  kvs_tensor v;             /* [B, num_v_heads, head_dim_v] */
+  kvs_tensor alpha, beta;   /* f32 [B, H] */
+  kvs_tensor state_indices; /* int32 [B]: each sequence's slot, -1 for a padded row */
+  kvs_tensor state;         /* f32 [num_state_slots, H, head_dim_v, head_dim_k], updated in place */
+  kvs_tensor out;           /* [B, H, head_dim_v] */
+} kvs_gdn_decode_args;
+
+typedef struct kvs_gdn_decode_plan kvs_gdn_decode_plan;
+kvs_status_code kvs_gdn_decode_create(const kvs_gdn_decode_desc* desc, kvs_device device,
+                                      kvs_gdn_decode_plan** plan, kvs_error* err);
+KVS_DECLARE_PLAN_COMMON(gdn_decode)
+
 #ifdef __cplusplus
 }
 #endif

@@ -135,6 +135,19 @@ class CompiledKernel:
     config: str
     def __init__(self, *, backend: Backend = ..., op: str = ..., config: str = ...) -> None: ...
 
+class GdnDecodeDesc:
+    max_batch: int
+    num_state_slots: int
+    num_qk_heads: int
+    num_v_heads: int
+    head_dim_k: int
+    head_dim_v: int
+    dtype: DType
+    scale: Optional[float]
+    use_qk_l2norm: bool
+    l2norm_eps: float
+    def __init__(self, *, max_batch: int = ..., num_state_slots: int = ..., num_qk_heads: int = ..., num_v_heads: int = ..., head_dim_k: int = ..., head_dim_v: int = ..., dtype: DType = ..., scale: Optional[float] = ..., use_qk_l2norm: bool = ..., l2norm_eps: float = ...) -> None: ...
+
 class GdnPrefillDesc:
     max_batch: int
     max_tokens: int
@@ -381,6 +394,24 @@ class ChainSpeculativeSamplingPlan:
     @property
     def precision(self) -> Precision: ...
     def run(self, *, draft_token_ids: Optional[Array] = None, draft_probs: Optional[Array] = None, target_probs: Optional[Array] = None, out: Optional[Array] = None, accepted: Optional[Array] = None, emitted: Optional[Array] = None, seed: int = None, offset: int = None, seeds: Optional[Array] = None, offsets: Optional[Array] = None, workspace: Optional[Array] = None, stream: StreamLike = None) -> None: ...
+
+class GdnDecodePlan:
+    @staticmethod
+    def create(desc: GdnDecodeDesc, device: DeviceLike = 'cpu') -> GdnDecodePlan: ...
+    @staticmethod
+    def supports(desc: GdnDecodeDesc, device: DeviceLike = 'cpu') -> bool: ...
+    def workspace_bytes(self) -> int: ...
+    @property
+    def desc(self) -> GdnDecodeDesc: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def kernel(self) -> KernelInfo: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def precision(self) -> Precision: ...
+    def run(self, *, q: Optional[Array] = None, k: Optional[Array] = None, v: Optional[Array] = None, alpha: Optional[Array] = None, beta: Optional[Array] = None, state_indices: Optional[Array] = None, state: Optional[Array] = None, out: Optional[Array] = None, workspace: Optional[Array] = None, stream: StreamLike = None) -> None: ...
 
 class GdnPrefillPlan:
     @staticmethod

@@ -68,6 +68,8 @@ KVSERVE_PY_FIELDS(TokenPenaltyDesc, F(vocab), F(max_batch), F(history), F(repeti
 KVSERVE_PY_FIELDS(RmsNormDesc, F(hidden_size), F(dtype), F(eps), F(weight_offset), F(fused_add));
 KVSERVE_PY_FIELDS(GdnPrefillDesc, F(max_batch), F(max_tokens), F(num_qk_heads), F(num_v_heads), F(head_dim_k),
                   F(head_dim_v), F(dtype), F(scale), F(use_qk_l2norm), F(l2norm_eps));
+KVSERVE_PY_FIELDS(GdnDecodeDesc, F(max_batch), F(num_state_slots), F(num_qk_heads), F(num_v_heads), F(head_dim_k),
+                  F(head_dim_v), F(dtype), F(scale), F(use_qk_l2norm), F(l2norm_eps));
 
 // ------------------------------------------------- run / prepare arguments --
 KVSERVE_PY_FIELDS(PagedKv, F(k_pages), F(v_pages), F(indptr), F(indices), F(last_page_len));
@@ -93,6 +95,7 @@ KVSERVE_PY_FIELDS(TokenPenaltyArgs, F(logits), F(counts), F(token_ids), F(repeti
 KVSERVE_PY_FIELDS(RmsNormArgs, F(x), F(weight), F(residual), F(out));
 KVSERVE_PY_FIELDS(GdnPrefillArgs, F(q), F(k), F(v), F(alpha), F(beta), F(cu_seqlens), F(initial_state), F(out),
                   F(final_state));
+KVSERVE_PY_FIELDS(GdnDecodeArgs, F(q), F(k), F(v), F(alpha), F(beta), F(state_indices), F(state), F(out));
 KVSERVE_PY_FIELDS(PagedKvLengths, F(indptr), F(last_page_len));
 KVSERVE_PY_FIELDS(RaggedLengths, F(qo_indptr), F(kv_indptr));
 KVSERVE_PY_FIELDS(PagedPrefillLengths, F(qo_indptr), F(kv));
@@ -133,6 +136,7 @@ KVSERVE_PY_WRITTEN(ChainSpeculativeSampling, "out", "accepted", "emitted");
 KVSERVE_PY_WRITTEN(TokenPenalty, "logits");
 KVSERVE_PY_WRITTEN(RmsNorm, "out", "residual");
 KVSERVE_PY_WRITTEN(GdnPrefill, "out", "final_state");
+KVSERVE_PY_WRITTEN(GdnDecode, "out", "state");
 #undef KVSERVE_PY_WRITTEN
 
 template <class T>

@@ -129,11 +129,11 @@ NB_MODULE(_kvserve, m) {
                BatchRaggedPrefillDesc, BatchPagedPrefillDesc, CascadeAttentionDesc, MergeStateDesc, MergeStatesDesc,
                PagedKvAppendDesc, PagedMlaDesc, KvCacheAppendDesc, BatchPagedMlaDecodeDesc, SamplingDesc,
                SamplingRenormDesc, ChainSpeculativeSamplingDesc, TokenPenaltyDesc, RmsNormDesc, GdnPrefillDesc,
-               Precision, CompiledKernel>(m);
+               GdnDecodeDesc, Precision, CompiledKernel>(m);
   bind_struct<KernelInfo>(m, "KernelInfo").def("key", &KernelInfo::key);
   bind_plans<BatchPagedDecode, SingleDecode, SinglePrefill, BatchRaggedPrefill, BatchPagedPrefill, CascadeAttention,
              MergeState, MergeStates, PagedKvAppend, PagedMlaAppend, KvCacheAppend, BatchPagedMlaDecode, Sampling,
-             SamplingRenorm, ChainSpeculativeSampling, TokenPenalty, RmsNorm, GdnPrefill>(m);
+             SamplingRenorm, ChainSpeculativeSampling, TokenPenalty, RmsNorm, GdnPrefill, GdnDecode>(m);
   bind_block_manager(m);
 
   m.def("compiled_kernels", &compiled_kernels);

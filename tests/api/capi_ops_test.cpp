@@ -1005,4 +1005,33 @@ TEST(CApiTranslation, GdnPrefill) {
   expect_translation(t);
 }
 
+TEST(CApiTranslation, GdnDecode) {
+  auto rng = test::make_rng();
+  const int batch = 3, slots = 5, heads = 4, dk = 16, dv = 32;
+  const HostTensor q = random_tensor(rng, DType::bf16, {batch, 2, dk}), k = random_tensor(rng, DType::bf16, {batch, 2, dk});
+  const HostTensor v = random_tensor(rng, DType::bf16, {batch, heads, dv});
+  const HostTensor alpha = random_tensor(rng, DType::f32, {batch, heads}, 0.5, 1);
+  const HostTensor beta = random_tensor(rng, DType::f32, {batch, heads}, 0, 1);
+  const HostTensor state_indices = int_tensor({4, -1, 1});
+
+  auto t = make_case<GdnDecode>(KVS_C_ENTRY_POINTS(gdn_decode));
+  add_tensors(t, KVS_TENSOR(q), KVS_TENSOR(k), KVS_TENSOR(v), KVS_TENSOR(alpha), KVS_TENSOR(beta), KVS_TENSOR(state_indices), KVS_TENSOR(state), KVS_TENSOR(out));
+  t.desc = {.max_batch = 4, .num_state_slots = slots, .num_qk_heads = 2, .num_v_heads = heads, .head_dim_k = dk,
+            .head_dim_v = dv, .dtype = DType::bf16, .scale = 0.3f, .use_qk_l2norm = true, .l2norm_eps = 1e-4f};
+  t.cdesc = {.max_batch = 4, .num_state_slots = slots, .num_qk_heads = 2, .num_v_heads = heads, .head_dim_k = dk,
+             .head_dim_v = dv, .dtype = KVS_BF16, .scale = 0.3f, .use_qk_l2norm = 1, .l2norm_eps = 1e-4f};
+  t.outputs = {random_tensor(rng, DType::f32, {slots, heads, dv, dk}), poisoned(DType::bf16, {batch, heads, dv})};
+  t.args = [&](Tensors& o) {
+    return GdnDecodeArgs{.q = q.view(), .k = k.view(), .v = v.view(), .alpha = alpha.view(), .beta = beta.view(),
+                         .state_indices = state_indices.view(), .state = o[0].view(), .out = o[1].view()};
+  };
+  t.cargs = [&](Tensors& o) {
+    return kvs_gdn_decode_args{.q = to_c(q), .k = to_c(k), .v = to_c(v), .alpha = to_c(alpha), .beta = to_c(beta),
+                               .state_indices = to_c(state_indices), .state = to_c(o[0]), .out = to_c(o[1])};
+  };
+  t.bad_field = "num_state_slots";
+  t.break_field = [](kvs_gdn_decode_desc& d) { d.num_state_slots = 0; };
+  expect_translation(t);
+}
+
 }  // namespace

@@ -1,6 +1,7 @@
-// Fuzz target: GdnPrefill (gated delta rule) on the CPU backend: GQA / GVA
-// head ratios, cu_seqlens not monotone or not ending at T, gates alpha / beta
-// with NaN, +-inf, 0, negative and > 1 values, optional and in-place state.
+// Fuzz target: GdnPrefill and GdnDecode (gated delta rule) on the CPU
+// backend: GQA / GVA head ratios, cu_seqlens not monotone or not ending at T,
+// gates alpha / beta with NaN, +-inf, 0, negative and > 1 values, optional
+// and in-place state; decode slots -1, out of range, negative, repeated.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,10 +14,9 @@ namespace kvserve::fuzz {
 
 namespace {
 
-void gdn_prefill(FuzzInput& in, Arena& a) {
-  GdnPrefillDesc d;
-  d.max_batch = in.isize(4, kMaxBatch);
-  d.max_tokens = in.size(32, kMaxTokens);
+// The fields GdnPrefillDesc and GdnDecodeDesc share.
+template <class Desc>
+void gdn_heads(FuzzInput& in, Desc& d) {
   int heads = 1 + in.u8() % 2;
   d.num_qk_heads = in.isize(heads, kMaxHeads);
   d.num_v_heads = in.isize(heads * (1 + in.u8() % 2), kMaxHeads);
@@ -26,6 +26,13 @@ void gdn_prefill(FuzzInput& in, Arena& a) {
   if (in.flag()) d.scale = in.param(0.25f);
   d.use_qk_l2norm = in.flag();
   d.l2norm_eps = in.param(1e-6f);
+}
+
+void gdn_prefill(FuzzInput& in, Arena& a) {
+  GdnPrefillDesc d;
+  d.max_batch = in.isize(4, kMaxBatch);
+  d.max_tokens = in.size(32, kMaxTokens);
+  gdn_heads(in, d);
 
   std::int64_t b = in.u8() % 4;
   std::vector<std::int32_t> cu{0};
@@ -56,8 +63,30 @@ void gdn_prefill(FuzzInput& in, Arena& a) {
   drive<GdnPrefill>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
 }
 
+// Slots in range, -1 (padding), out of range, negative and repeated.
+void gdn_decode(FuzzInput& in, Arena& a) {
+  GdnDecodeDesc d;
+  d.max_batch = in.isize(4, kMaxBatch);
+  d.num_state_slots = in.isize(4, kMaxBatch);
+  gdn_heads(in, d);
+  const std::int64_t b = in.u8() % 5, slots = std::clamp<std::int64_t>(d.num_state_slots, 0, 8);
+  const std::int64_t h = std::max(d.num_qk_heads, d.num_v_heads);
+  std::vector<std::int32_t> index;
+  for (std::int64_t i = 0; i < b; ++i) index.push_back(static_cast<std::int32_t>(in.u8() % 10) - 1);
+  GdnDecodeArgs args;
+  args.q = a.tensor(d.dtype, {b, d.num_qk_heads, d.head_dim_k});
+  args.k = a.tensor(d.dtype, {b, d.num_qk_heads, d.head_dim_k});
+  args.v = a.tensor(d.dtype, {b, d.num_v_heads, d.head_dim_v});
+  args.alpha = a.tensor(DType::f32, {b, h});
+  args.beta = a.tensor(DType::f32, {b, h});
+  args.state_indices = a.ints(index);
+  args.state = a.tensor(DType::f32, {slots, h, d.head_dim_v, d.head_dim_k});
+  args.out = a.tensor(d.dtype, {b, h, d.head_dim_v});
+  drive<GdnDecode>(in, a, d, args, [](auto&, Workspace) { return Status::ok(); });
+}
+
 }  // namespace
 
-KVSERVE_FUZZ_CASES(gdn_prefill)
+KVSERVE_FUZZ_CASES(gdn_prefill, gdn_decode)
 
 }  // namespace kvserve::fuzz

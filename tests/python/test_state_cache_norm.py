@@ -178,3 +178,42 @@ def test_gdn_prefill(rng, hqk, hv):
     ref, ref_final = gated_delta_rule(q, k, v, alpha, beta, cu, 1 / np.sqrt(dk), state0)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(final, ref_final, rtol=1e-4, atol=1e-4)
+
+
+def test_gdn_decode_steps_equal_prefill(rng):
+    # Two sequences in slots 3 and 0 of a 4-slot pool, one padded row (-1):
+    # four decode steps give the prefill's outputs and final states.
+    hqk, hv, dk, dv, steps, slots = 1, 2, 16, 32, 4, 4
+    heads = max(hqk, hv)
+    prefill = K.GdnPrefillPlan.create(K.GdnPrefillDesc(max_batch=2, max_tokens=2 * steps, num_qk_heads=hqk,
+                                                       num_v_heads=hv, head_dim_k=dk, head_dim_v=dv, dtype=F32))
+    decode = K.GdnDecodePlan.create(K.GdnDecodeDesc(max_batch=3, num_state_slots=slots, num_qk_heads=hqk,
+                                                    num_v_heads=hv, head_dim_k=dk, head_dim_v=dv, dtype=F32))
+    tokens = 2 * steps
+    q = rng.standard_normal((tokens, hqk, dk), np.float32)
+    k = rng.standard_normal((tokens, hqk, dk), np.float32)
+    k /= np.linalg.norm(k, axis=-1, keepdims=True)
+    v = rng.standard_normal((tokens, hv, dv), np.float32)
+    alpha = rng.uniform(0.8, 1.0, (tokens, heads)).astype(np.float32)
+    beta = rng.uniform(0.0, 1.0, (tokens, heads)).astype(np.float32)
+    state0 = rng.standard_normal((2, heads, dv, dk), np.float32)
+    cu = np.array([0, steps, tokens], np.int32)
+    ref_out, ref_final = poisoned((tokens, heads, dv)), poisoned((2, heads, dv, dk))
+    prefill.run(q=q, k=k, v=v, alpha=alpha, beta=beta, cu_seqlens=cu, initial_state=state0, out=ref_out,
+                final_state=ref_final, workspace=K.workspace(prefill))
+
+    pool = rng.standard_normal((slots, heads, dv, dk), np.float32)
+    spare = pool[[1, 2]].copy()
+    pool[3], pool[0] = state0[0], state0[1]
+    index = np.array([3, 0, -1], np.int32)
+    pad = lambda x: np.concatenate([x, np.ones_like(x[:1])])  # the padded row's inputs
+    for t in range(steps):
+        rows = [t, steps + t]
+        out = poisoned((3, heads, dv))
+        decode.run(q=pad(q[rows]), k=pad(k[rows]), v=pad(v[rows]), alpha=pad(alpha[rows]), beta=pad(beta[rows]),
+                   state_indices=index, state=pool, out=out)
+        np.testing.assert_array_equal(out[:2], ref_out[rows])
+        np.testing.assert_array_equal(out[2], 0)
+    np.testing.assert_array_equal(pool[3], ref_final[0])
+    np.testing.assert_array_equal(pool[0], ref_final[1])
+    np.testing.assert_array_equal(pool[[1, 2]], spare)

@@ -841,6 +841,28 @@ c_structs! {
         pub out: kvs_tensor,
         pub final_state: kvs_tensor,
     }
+    pub struct kvs_gdn_decode_desc {
+        pub max_batch: i32,
+        pub num_state_slots: i32,
+        pub num_qk_heads: i32,
+        pub num_v_heads: i32,
+        pub head_dim_k: i32,
+        pub head_dim_v: i32,
+        pub dtype: kvs_dtype,
+        pub scale: f32,
+        pub use_qk_l2norm: i32,
+        pub l2norm_eps: f32,
+    }
+    pub struct kvs_gdn_decode_args {
+        pub q: kvs_tensor,
+        pub k: kvs_tensor,
+        pub v: kvs_tensor,
+        pub alpha: kvs_tensor,
+        pub beta: kvs_tensor,
+        pub state_indices: kvs_tensor,
+        pub state: kvs_tensor,
+        pub out: kvs_tensor,
+    }
 }
 
 plan!(rms_norm, kvs_rms_norm_plan, kvs_rms_norm_desc, kvs_rms_norm_args:
@@ -849,3 +871,6 @@ plan!(rms_norm, kvs_rms_norm_plan, kvs_rms_norm_desc, kvs_rms_norm_args:
 plan!(gdn_prefill, kvs_gdn_prefill_plan, kvs_gdn_prefill_desc, kvs_gdn_prefill_args:
     kvs_gdn_prefill_create, kvs_gdn_prefill_run, kvs_gdn_prefill_can_implement, kvs_gdn_prefill_workspace_bytes,
     kvs_gdn_prefill_kernel, kvs_gdn_prefill_precision, kvs_gdn_prefill_destroy);
+plan!(gdn_decode, kvs_gdn_decode_plan, kvs_gdn_decode_desc, kvs_gdn_decode_args:
+    kvs_gdn_decode_create, kvs_gdn_decode_run, kvs_gdn_decode_can_implement, kvs_gdn_decode_workspace_bytes,
+    kvs_gdn_decode_kernel, kvs_gdn_decode_precision, kvs_gdn_decode_destroy);

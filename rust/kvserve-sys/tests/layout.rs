@@ -87,6 +87,9 @@ fn rust_structs() -> Vec<Layout> {
         kvs_gdn_prefill_desc { max_batch, max_tokens, num_qk_heads, num_v_heads, head_dim_k, head_dim_v, dtype,
                                scale, use_qk_l2norm, l2norm_eps }
         kvs_gdn_prefill_args { q, k, v, alpha, beta, cu_seqlens, initial_state, out, final_state }
+        kvs_gdn_decode_desc { max_batch, num_state_slots, num_qk_heads, num_v_heads, head_dim_k, head_dim_v, dtype,
+                              scale, use_qk_l2norm, l2norm_eps }
+        kvs_gdn_decode_args { q, k, v, alpha, beta, state_indices, state, out }
     }
 }
 

@@ -649,6 +649,40 @@ args! {
     }
 }
 
+desc! {
+    pub struct GdnDecodeDesc => kvs_gdn_decode_desc {
+        pub max_batch: i32 = 0,
+        /// The state pool's first extent.
+        pub num_state_slots: i32 = 0,
+        pub num_qk_heads: i32 = 0,
+        pub num_v_heads: i32 = 0,
+        pub head_dim_k: i32 = 0,
+        pub head_dim_v: i32 = 0,
+        pub dtype: DType = DType::BF16,
+        /// None: 1 / sqrt(head_dim_k).
+        pub scale: Option<f32> = None => |v: &Option<f32>| v.unwrap_or(0.0),
+        pub use_qk_l2norm: bool = false,
+        pub l2norm_eps: f32 = 1e-6,
+    }
+}
+args! {
+    pub struct GdnDecodeArgs => kvs_gdn_decode_args {
+        /// `[B, num_qk_heads, head_dim_k]`: one token per sequence
+        pub q: AnyRef<'a>,
+        pub k: AnyRef<'a>,
+        /// `[B, num_v_heads, head_dim_v]`
+        pub v: AnyRef<'a>,
+        /// `[B, H]`, H = max(num_qk_heads, num_v_heads)
+        pub alpha: F32<'a, 2>,
+        pub beta: F32<'a, 2>,
+        /// `[B]`: each sequence's slot in `state`, -1 for a padded row
+        pub state_indices: I32<'a, 1>,
+        /// `[num_state_slots, H, head_dim_v, head_dim_k]`, updated in place
+        pub state: F32Mut<'a, 4>,
+        pub out: AnyMut<'a>,
+    }
+}
+
 ops! {
     BatchPagedDecode, BatchPagedDecodePlan: BatchPagedDecodeDesc, BatchPagedDecodeArgs
         => kvs_batch_paged_decode_plan;
@@ -674,6 +708,7 @@ ops! {
     TokenPenalty, TokenPenaltyPlan: TokenPenaltyDesc, TokenPenaltyArgs => kvs_token_penalty_plan;
     RmsNorm, RmsNormPlan: RmsNormDesc, RmsNormArgs => kvs_rms_norm_plan;
     GdnPrefill, GdnPrefillPlan: GdnPrefillDesc, GdnPrefillArgs => kvs_gdn_prefill_plan;
+    GdnDecode, GdnDecodePlan: GdnDecodeDesc, GdnDecodeArgs => kvs_gdn_decode_plan;
 }
 
 // ------------------------------------------------------------------- prepare --

@@ -816,6 +816,87 @@ fn gdn_prefill_recurrence() {
     assert_close(&state, &want_state, 1e-4, "gdn final state");
 }
 
+/// One decode step over a state pool equals GdnPrefill over one-token sequences.
+#[test]
+fn gdn_decode_step_equals_prefill() {
+    let mut rng = Rng::new();
+    let (b, dk, dv, slots) = (2usize, 16usize, 16usize, 3usize);
+    let (q, k, v) = (rng.vec(b * dk), rng.vec(b * dk), rng.vec(b * dv));
+    let alpha: Vec<f32> = (0..b).map(|_| 0.5 + 0.25 * (rng.unit() + 1.0)).collect();
+    let beta: Vec<f32> = (0..b).map(|_| 0.1 * (rng.unit() + 1.0)).collect();
+    let initial = rng.vec(b * dv * dk);
+    let prefill = GdnPrefillPlan::select(
+        &GdnPrefillDesc {
+            max_batch: b as i32,
+            max_tokens: b as i64,
+            num_qk_heads: 1,
+            num_v_heads: 1,
+            head_dim_k: dk as i32,
+            head_dim_v: dv as i32,
+            dtype: DType::F32,
+            ..Default::default()
+        },
+        Device::Cpu,
+    )
+    .unwrap();
+    let cu = [0, 1, 2];
+    let (mut want, mut want_state) = (poisoned(b * dv), poisoned(b * dv * dk));
+    run_cpu(
+        &prefill,
+        GdnPrefillArgs {
+            q: any(&q, [b, 1, dk]),
+            k: any(&k, [b, 1, dk]),
+            v: any(&v, [b, 1, dv]),
+            alpha: view(&alpha, [b, 1]),
+            beta: view(&beta, [b, 1]),
+            cu_seqlens: view(&cu, [3]),
+            initial_state: Some(view(&initial, [b, 1, dv, dk])),
+            out: any_mut(&mut want, [b, 1, dv]),
+            final_state: Some(view_mut(&mut want_state, [b, 1, dv, dk])),
+        },
+    )
+    .unwrap();
+    // Sequence 0 in slot 2, sequence 1 in slot 0; slot 1 is spare.
+    let mut pool = rng.vec(slots * dv * dk);
+    let spare = pool[dv * dk..2 * dv * dk].to_vec();
+    pool[2 * dv * dk..].copy_from_slice(&initial[..dv * dk]);
+    pool[..dv * dk].copy_from_slice(&initial[dv * dk..]);
+    let decode = GdnDecodePlan::select(
+        &GdnDecodeDesc {
+            max_batch: b as i32,
+            num_state_slots: slots as i32,
+            num_qk_heads: 1,
+            num_v_heads: 1,
+            head_dim_k: dk as i32,
+            head_dim_v: dv as i32,
+            dtype: DType::F32,
+            ..Default::default()
+        },
+        Device::Cpu,
+    )
+    .unwrap();
+    let index = [2, 0];
+    let mut out = poisoned(b * dv);
+    run_cpu(
+        &decode,
+        GdnDecodeArgs {
+            q: any(&q, [b, 1, dk]),
+            k: any(&k, [b, 1, dk]),
+            v: any(&v, [b, 1, dv]),
+            alpha: view(&alpha, [b, 1]),
+            beta: view(&beta, [b, 1]),
+            state_indices: view(&index, [b]),
+            state: view_mut(&mut pool, [slots, 1, dv, dk]),
+            out: any_mut(&mut out, [b, 1, dv]),
+        },
+    )
+    .unwrap();
+    assert_eq!(out, want, "decode out");
+    assert_eq!(pool[2 * dv * dk..], want_state[..dv * dk], "sequence 0's state");
+    assert_eq!(pool[..dv * dk], want_state[dv * dk..], "sequence 1's state");
+    assert_eq!(pool[dv * dk..2 * dv * dk], spare[..], "spare slot");
+}
+
 /// Plain RMSNorm in each activation type: the element type travels with the views.
 fn rms_norm_in<T: Element + Default>(dtype: DType, to: fn(f32) -> T, from: fn(T) -> f32) {
     let mut rng = Rng::new();
