@@ -132,12 +132,11 @@ Status run_gdn_decode(const Options& o, const BenchContext& ctx, BenchResult* r)
     res.download();
     pool.download();
     const std::int64_t checked = std::min(batch, kCheckedSequences);
-    const auto rows = [](const test::Buffer& b, std::int64_t row, std::int64_t width) {
-      const std::vector<double> all = b.values();
+    const std::vector<double> qv = q.values(), kv = k.values(), vv = v.values(), av = alpha.values(),
+                              bv = beta.values(), outv = res.values(), after = pool.values();
+    // Row `row` of `width` values of a downloaded buffer.
+    const auto rows = [](const std::vector<double>& all, std::int64_t row, std::int64_t width) {
       return std::vector<double>(all.begin() + row * width, all.begin() + (row + 1) * width);
-    };
-    const auto slot_of = [&](const std::vector<double>& p, std::int64_t s) {
-      return std::vector<double>(p.begin() + s * state_size, p.begin() + (s + 1) * state_size);
     };
     std::vector<double> got, ref, got_state, ref_state;
     for (std::int64_t b = 0; b < checked; ++b) {
@@ -145,12 +144,12 @@ Status run_gdn_decode(const Options& o, const BenchContext& ctx, BenchResult* r)
       std::vector<double> out, state;
       oracle::gdn_prefill({.num_qk_heads = hqk, .num_v_heads = hv, .head_dim_k = dk, .head_dim_v = dv,
                            .scale = 1.0 / std::sqrt(double(dk)), .l2norm = true, .l2norm_eps = desc.l2norm_eps},
-                          rows(q, b, hqk * dk), rows(k, b, hqk * dk), rows(v, b, hv * dv), rows(alpha, b, heads),
-                          rows(beta, b, heads), {0, 1}, slot_of(before, slot), &out, &state);
+                          rows(qv, b, hqk * dk), rows(kv, b, hqk * dk), rows(vv, b, hv * dv), rows(av, b, heads),
+                          rows(bv, b, heads), {0, 1}, rows(before, slot, state_size), &out, &state);
       test::append(&ref, out);
       test::append(&ref_state, state);
-      test::append(&got, rows(res, b, heads * dv));
-      test::append(&got_state, slot_of(pool.values(), slot));
+      test::append(&got, rows(outv, b, heads * dv));
+      test::append(&got_state, rows(after, slot, state_size));
     }
     test::Comparison c = test::compare(got, ref, dtype);
     const test::Comparison c_state = test::compare(got_state, ref_state, DType::f32);

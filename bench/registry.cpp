@@ -10,6 +10,8 @@ namespace kvserve::cli {
 
 const std::vector<BenchOp>& bench_ops() {
   using std::bind_front;
+  // The sampling filters and renorm share the batch their targets are quoted at.
+  const auto sampling_rows = [](std::vector<OptionSpec> more) { return rows_options(512, 16, std::move(more)); };
   static const std::vector<BenchOp> ops = {
       {"decode", "BatchPagedDecode: one query token per request against a paged KV cache (pages in random order)",
        with_paged_options({size_option("batch", "requests", 64, 8),
@@ -99,26 +101,26 @@ const std::vector<BenchOp>& bench_ops() {
         {"dtype", OptKind::act_dtype, "bf16", "q, cache and out"}},
        run_mla_decode},
       {"top-p", "Sampling: top-p (nucleus) from probabilities, sort-free",
-       rows_options(512, 16, {{"top-p", OptKind::real, "0.9", "nucleus mass, in (0, 1]"}}),
+       sampling_rows({{"top-p", OptKind::real, "0.9", "nucleus mass, in (0, 1]"}}),
        bind_front(run_sampling, SamplingFilter::top_p)},
       {"top-k", "Sampling: top-k from probabilities, sort-free",
-       rows_options(512, 16, {{"top-k", OptKind::positive_int, "50", "tokens kept"}}),
+       sampling_rows({{"top-k", OptKind::positive_int, "50", "tokens kept"}}),
        bind_front(run_sampling, SamplingFilter::top_k)},
       {"min-p", "Sampling: min-p from probabilities",
-       rows_options(512, 16, {{"min-p", OptKind::real, "0.1", "kept weight relative to the top, in [0, 1]"}}),
+       sampling_rows({{"min-p", OptKind::real, "0.1", "kept weight relative to the top, in [0, 1]"}}),
        bind_front(run_sampling, SamplingFilter::min_p)},
       {"top-k-top-p", "Sampling: top-k and top-p together (k_then_p or joint)",
-       rows_options(512, 16, {{"top-k", OptKind::positive_int, "50", "tokens kept by top-k"},
+       sampling_rows({{"top-k", OptKind::positive_int, "50", "tokens kept by top-k"},
                               {"top-p", OptKind::real, "0.9", "nucleus mass, in (0, 1]"},
                               {"order", OptKind::text, "joint", "k_then_p | joint"}}),
        bind_front(run_sampling, SamplingFilter::top_k_top_p)},
       {"renorm", "SamplingRenorm: top-k or top-p renormalised probabilities",
-       rows_options(512, 16, {{"kind", OptKind::text, "top-k", "top-k | top-p"},
+       sampling_rows({{"kind", OptKind::text, "top-k", "top-k | top-p"},
                               {"top-k", OptKind::positive_int, "50", "tokens kept (--kind top-k)"},
                               {"top-p", OptKind::real, "0.9", "nucleus mass (--kind top-p)"}}),
        bind_front(run_renorm, false)},
       {"mask", "SamplingRenorm: top-k masked logits (-inf outside the top k)",
-       rows_options(512, 16, {{"top-k", OptKind::positive_int, "50", "logits kept"}}), bind_front(run_renorm, true)},
+       sampling_rows({{"top-k", OptKind::positive_int, "50", "logits kept"}}), bind_front(run_renorm, true)},
       {"spec-verify", "ChainSpeculativeSampling: verify n draft tokens against the target",
        rows_options(512, 8, {{"num-draft", OptKind::positive_int, "4", "draft tokens per request"}}),
        run_spec_verify},
