@@ -17,8 +17,8 @@
   X(MergeState, cuda)                                                                   \
   X(MergeStates, cuda)                                                                  \
   X(RmsNorm, cuda)                                                                      \
-  X(GdnPrefill, cpu_only)                                                               \
-  X(GdnDecode, cpu_only)                                                                \
+  X(GdnPrefill, cuda)                                                                   \
+  X(GdnDecode, cuda)                                                                    \
   X(PagedKvAppend, cuda)                                                                \
   X(PagedMlaAppend, cuda)                                                               \
   X(KvCacheAppend, cuda)                                                                \

@@ -24,6 +24,7 @@ enum class Family : std::uint8_t {
   cache_append,   // kv_cache/: KvCacheAppend (the same kernel)
   merge,          // merge/: MergeState, MergeStates
   norm,           // norm/: RmsNorm (plain, Gemma, fused add, QK norm)
+  gdn,            // gdn/: GdnPrefill, GdnDecode (one recurrent kernel)
   sampling,       // sampling/: Sampling
   renorm,         // sampling/: SamplingRenorm
   speculative,    // sampling/: ChainSpeculativeSampling
@@ -104,6 +105,10 @@ inline constexpr KernelRow kKernelRows[] = {
     {Family::norm, DType::f16, DType::f16, kChunkMultiple},
     {Family::norm, DType::bf16, DType::bf16, kChunkMultiple},
     {Family::norm, DType::f32, DType::f32, kChunkMultiple},
+    // gdn/gdn.cu: q / k / v / out dtype (state f32), any d_k and d_v.
+    {Family::gdn, DType::f16, DType::f16, kAnyHeadDim},
+    {Family::gdn, DType::bf16, DType::bf16, kAnyHeadDim},
+    {Family::gdn, DType::f32, DType::f32, kAnyHeadDim},
     // sampling/: f32 rows of any vocabulary; the launcher picks the
     // instantiation for the input kind and filter (or renorm kind) at run time.
     {Family::sampling, DType::f32, DType::f32, kAnyHeadDim},
@@ -132,6 +137,8 @@ inline constexpr FamilyOp kFamilyOps[] = {
     {"SingleDecode", Family::single_decode,
      "any strides (head stride 0 allowed), GQA ratio and L, split along L"},
     {"RmsNorm", Family::norm, "plain|Gemma|fused add|QK norm, any row strides"},
+    {"GdnPrefill", Family::gdn, "recurrent (token by token), any GQA/GVA ratio, d_k and d_v, state in place"},
+    {"GdnDecode", Family::gdn, "any GQA/GVA ratio, d_k and d_v; slots in any order, -1 padded rows"},
     {"CascadeAttention", Family::multi_query, "layout=NHD|HND any page size and GQA ratio, prefix split <= 8"},
     {"BatchPagedPrefill", Family::multi_query, "layout=NHD|HND any page size and GQA ratio, causal or not"},
     {"BatchRaggedPrefill", Family::multi_query, "head_dim_v = head_dim, any GQA ratio, causal or not"},
