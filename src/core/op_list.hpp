@@ -22,7 +22,7 @@
   X(PagedKvAppend, cuda)                                                                \
   X(PagedMlaAppend, cuda)                                                               \
   X(KvCacheAppend, cuda)                                                                \
-  X(BatchPagedMlaDecode, cpu_only)                                                      \
+  X(BatchPagedMlaDecode, cuda)                                                          \
   X(Sampling, cuda)                                                                     \
   X(SamplingRenorm, cuda)                                                               \
   X(ChainSpeculativeSampling, cuda)                                                     \

@@ -186,6 +186,24 @@ __device__ __forceinline__ float merge_states(int n, const float* lse, std::int6
   return m + logf(sum);
 }
 
+// Counts this block as one of `arrivals` blocks that write partial results
+// for one `counter` (zero between runs). Every thread of the block calls it;
+// it returns true in all threads of the block that arrived last, to which the
+// other blocks' results are then visible, and leaves the counter at zero.
+__device__ __forceinline__ bool last_to_arrive(unsigned* counter, int arrivals, int* flag_smem) {
+  __threadfence();  // this block's results are visible device-wide before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const bool last = atomicAdd(counter, 1u) == static_cast<unsigned>(arrivals - 1);
+    if (last) *counter = 0;  // every block has arrived: ready for the next run
+    *flag_smem = last;
+  }
+  __syncthreads();
+  const bool last = *flag_smem != 0;
+  if (last) __threadfence();
+  return last;
+}
+
 // Writes N results rounded to T (16-byte stores) and, where lse_out is not
 // null, the row's lse.
 template <DType T, int N>

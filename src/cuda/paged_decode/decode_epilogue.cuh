@@ -28,25 +28,14 @@ __device__ __forceinline__ void store_slice_result(const DecodeParams& p, const 
   if (write_lse) p.partial_lse[slot * hq + qo_head] = lse;
 }
 
-// Counts this block's slice of a split request as done. Every thread of the
-// block calls it; it returns true in all threads of the block that finished
-// last, after which the partial states of every slice are visible to it.
+// Counts this block's slice of a split request as done (last_to_arrive on
+// the counter of its request, KV head and head chunk).
 __device__ __forceinline__ bool arrive_last(const DecodeParams& p, const DecodeWorkItem& item, int kv_head,
                                             int head_chunk, int* flag_smem) {
-  __threadfence();  // this block's partial state is visible device-wide before it is counted
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* const counter =
-        p.split_counters + (static_cast<std::int64_t>(item.request) * p.num_kv_heads + kv_head) * p.head_chunks +
-        head_chunk;
-    const bool last = atomicAdd(counter, 1u) == static_cast<unsigned>(item.num_splits - 1);
-    if (last) *counter = 0;  // every slice has arrived: ready for the next run
-    *flag_smem = last;
-  }
-  __syncthreads();
-  const bool last = *flag_smem != 0;
-  if (last) __threadfence();
-  return last;
+  unsigned* const counter =
+      p.split_counters + (static_cast<std::int64_t>(item.request) * p.num_kv_heads + kv_head) * p.head_chunks +
+      head_chunk;
+  return last_to_arrive(counter, item.num_splits, flag_smem);
 }
 
 // In the last block: merges elements [e0, e0 + N) of query head qo_head over

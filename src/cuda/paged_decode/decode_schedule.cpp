@@ -53,15 +53,13 @@ DecodeSizing decode_sizing(const BatchPagedDecodeDesc& d, int sm_count) {
   return z;
 }
 
-int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, const PagedKvLengths& host,
-                          void* staging) {
-  auto* bytes = static_cast<unsigned char*>(staging);
-  auto* items = reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset);
+int build_work_items(const SplitPolicy& sp, const PagedKvLengths& host, int page_size, int window_left,
+                     DecodeWorkItem* items) {
   const std::int64_t batch = static_cast<std::int64_t>(host.indptr.size()) - 1;
   auto visible = [&](std::int64_t b, std::int64_t* begin) {
-    const std::int64_t len = paged_kv_len(host.indptr.data(), host.last_page_len.data(), b, d.kv.page_size);
+    const std::int64_t len = paged_kv_len(host.indptr.data(), host.last_page_len.data(), b, page_size);
     // The query sits at len - 1; a window keeps keys from len - 1 - window_left on.
-    *begin = d.attn.window_left >= 0 ? std::max<std::int64_t>(0, len - 1 - d.attn.window_left) : 0;
+    *begin = window_left >= 0 ? std::max<std::int64_t>(0, len - 1 - window_left) : 0;
     return len;
   };
 
@@ -71,7 +69,7 @@ int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, 
   // request's slices are equal (whole tiles), so none finishes early and
   // leaves its slot idle.
   std::int64_t total = 0;
-  if (z.split_tokens == 0)
+  if (sp.split_tokens == 0)
     for (std::int64_t b = 0; b < batch; ++b) {
       std::int64_t begin = 0;
       total += visible(b, &begin) - begin;
@@ -82,14 +80,14 @@ int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, 
     const std::int64_t end = visible(b, &begin);
     const std::int64_t tokens = end - begin;
     std::int64_t slice = 0;
-    if (z.split_tokens > 0) {
+    if (sp.split_tokens > 0) {
       // Fixed split, from this request's length alone.
-      const std::int64_t pieces = ceil_div(tokens, z.split_tokens);
-      slice = z.split_tokens * std::max<std::int64_t>(1, ceil_div(pieces, z.max_splits));
+      const std::int64_t pieces = ceil_div(tokens, sp.split_tokens);
+      slice = sp.split_tokens * std::max<std::int64_t>(1, ceil_div(pieces, sp.max_splits));
     } else {
-      const std::int64_t share = total > 0 ? tokens * z.target_items / total : 0;
+      const std::int64_t share = total > 0 ? tokens * sp.target_items / total : 0;
       const std::int64_t pieces = std::max<std::int64_t>(1, std::min(share, tokens / kDecodeMinSliceTokens));
-      const std::int64_t tile = z.shape.tile_tokens;
+      const std::int64_t tile = sp.tile_tokens;
       slice = std::max<std::int64_t>(tile, ceil_div(ceil_div(tokens, pieces), tile) * tile);
     }
     const int splits = static_cast<int>(std::max<std::int64_t>(1, ceil_div(tokens, slice)));
@@ -106,6 +104,15 @@ int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, 
     }
     if (splits > 1) partials += splits;
   }
+  return n;
+}
+
+int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, const PagedKvLengths& host,
+                          void* staging) {
+  auto* bytes = static_cast<unsigned char*>(staging);
+  const SplitPolicy policy{z.split_tokens, z.max_splits, z.target_items, z.shape.tile_tokens};
+  const int n = build_work_items(policy, host, d.kv.page_size, d.attn.window_left,
+                                 reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset));
 
   std::memset(bytes, 0, z.scales_offset);
   std::memcpy(bytes, &n, sizeof n);

@@ -41,6 +41,22 @@ inline constexpr int kDecodeFixedSplitPartials = 1024;
 
 DecodeSizing decode_sizing(const BatchPagedDecodeDesc& desc, int sm_count);
 
+// How requests are cut into slices, the split-KV rule of both paged decode
+// kernels (BatchPagedDecode, BatchPagedMlaDecode).
+struct SplitPolicy {
+  int split_tokens = 0;  // > 0: fixed slices of this many tokens (batch invariant)
+  int max_splits = 0;    // fixed split: slices per request at most
+  int target_items = 0;  // auto split: slices the batch is cut into
+  int tile_tokens = 0;   // auto split: slices are whole tiles of the kernel
+};
+
+// Writes the work items of the batch `host` describes (keys visible to a
+// query at the last position, a window of window_left keys when >= 0) and
+// returns their number, at most max_batch + target_items (auto) or
+// max_batch * max_splits (fixed).
+int build_work_items(const SplitPolicy& policy, const PagedKvLengths& host, int page_size, int window_left,
+                     DecodeWorkItem* items);
+
 // Writes the schedule for the batch `host` describes into `staging` (laid
 // out as the workspace's first sizing.items_offset + n * 32 bytes) and
 // returns n, the number of work items.

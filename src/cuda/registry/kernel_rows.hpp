@@ -17,6 +17,7 @@ namespace kvserve::detail::cuda {
 // A family is one kernel (template) and the ops it serves.
 enum class Family : std::uint8_t {
   paged_decode,   // paged_decode/: BatchPagedDecode
+  mla_decode,     // mla_decode/: BatchPagedMlaDecode
   single_decode,  // single_decode/: SingleDecode
   multi_query,    // multi_query/: CascadeAttention and the three prefill ops
   paged_append,   // kv_cache/: PagedKvAppend
@@ -64,6 +65,8 @@ inline constexpr KernelRow kKernelRows[] = {
     {Family::paged_decode, DType::f16, DType::fp8_e5m2, 256},
     {Family::paged_decode, DType::bf16, DType::fp8_e5m2, 64}, {Family::paged_decode, DType::bf16, DType::fp8_e5m2, 128},
     {Family::paged_decode, DType::bf16, DType::fp8_e5m2, 256},
+    // mla_decode/mla_decode.cu: q = cache = out dtype, ckv_dim 512 (kpe_dim 64).
+    {Family::mla_decode, DType::f16, DType::f16, 512}, {Family::mla_decode, DType::bf16, DType::bf16, 512},
     // single_decode/single_decode_<dtype>.cu: dtype x head_dim (contiguous caches).
     {Family::single_decode, DType::f16, DType::f16, 64}, {Family::single_decode, DType::f16, DType::f16, 128},
     {Family::single_decode, DType::f16, DType::f16, 256},
@@ -134,6 +137,7 @@ inline constexpr FamilyOp kFamilyOps[] = {
     {"PagedMlaAppend", Family::mla_append, "any page size, ckv_dim and kpe_dim multiples of 16 bytes"},
     {"KvCacheAppend", Family::cache_append, "any cache strides, batch_indices or not"},
     {"BatchPagedDecode", Family::paged_decode, "layout=NHD|HND any page size and GQA ratio"},
+    {"BatchPagedMlaDecode", Family::mla_decode, "kpe_dim 64, any page size, 1 to 64 heads a block, split along L"},
     {"SingleDecode", Family::single_decode,
      "any strides (head stride 0 allowed), GQA ratio and L, split along L"},
     {"RmsNorm", Family::norm, "plain|Gemma|fused add|QK norm, any row strides"},

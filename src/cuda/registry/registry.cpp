@@ -31,6 +31,7 @@ constexpr Labels labels_of(Family f) {
     case Family::single_decode:
     case Family::merge: return {"dtype", nullptr, "d"};
     case Family::norm: return {"dtype", nullptr, "hidden"};
+    case Family::mla_decode: return {"dtype", nullptr, "ckv"};
     default: return {"dtype", nullptr, nullptr};
   }
 }
