@@ -9,6 +9,9 @@
 #include "kvserve/mla.hpp"
 #include "reference/oracle.hpp"
 #include "reference/paged_cache.hpp"
+#if KVSERVE_TEST_CUDA
+#include "harness/cuda.hpp"
+#endif
 
 namespace kvserve::test {
 namespace {
@@ -145,6 +148,54 @@ TEST_P(BatchPagedMlaDecodeTest, ValidationNamesEveryFieldAndArgument) {
     rejected("cache.indices", [&](auto& a) { a.cache.indices = pages_buf.view({static_cast<std::int64_t>(bad_pages.size())}); });
   }
 }
+
+#if KVSERVE_TEST_CUDA
+// A split request, a one-slice one and an empty one, captured in a graph:
+// the replays write what the eager run wrote, bit for bit.
+TEST(CudaMlaDecode, GraphReplayEqualsEagerBitForBit) {
+  KVS_REQUIRE_GPU();
+  auto rng = make_rng();
+  const int h = 128, ckv = 512, kpe = 64;
+  const std::vector<std::int64_t> lens = {3000, 40, 0, 513};
+  const std::int64_t batch = static_cast<std::int64_t>(lens.size());
+  MlaCache cache = make_mla_cache(rng, DType::bf16, 64, ckv, kpe, lens, kGpu);
+  const BatchPagedMlaDecodeDesc desc{.max_batch = static_cast<int>(batch), .num_heads = h, .cache = cache.desc,
+                                     .sm_scale = 1.f / std::sqrt(192.f)};
+  auto plan = BatchPagedMlaDecodePlan::create(desc, kGpu);
+  ASSERT_TRUE(plan) << plan.status().to_string();
+  DeviceMemory ws(kGpu, plan->workspace_bytes());
+  Buffer q_nope(DType::bf16, batch * h * ckv, kGpu), q_pe(DType::bf16, batch * h * kpe, kGpu),
+      out(DType::bf16, batch * h * ckv, kGpu), lse(DType::f32, batch * h, kGpu);
+  q_nope.fill_uniform(rng, -2, 2);
+  q_pe.fill_uniform(rng, -2, 2);
+  out.poison();
+  lse.poison();
+  const BatchPagedMlaDecodeArgs args{.q_nope = q_nope.view({batch, h, ckv}), .q_pe = q_pe.view({batch, h, kpe}),
+                                     .cache = cache.view(), .out = out.view({batch, h, ckv}),
+                                     .lse = lse.view({batch, h})};
+  TestStream stream;
+  ASSERT_TRUE(plan->prepare(cache.table.lengths(), workspace_of(ws), stream.handle()));
+  ASSERT_TRUE(plan->run(args, workspace_of(ws), stream.handle()));
+  ASSERT_TRUE(finishes_within(stream.get(), kWatchdogSeconds));
+  const auto eager_out = device_bytes(out), eager_lse = device_bytes(lse);
+
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  KVS_CUDA_OK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
+  const Status captured = plan->run(args, workspace_of(ws), stream.handle());
+  KVS_CUDA_OK(cudaStreamEndCapture(stream.get(), &graph));
+  ASSERT_TRUE(captured) << captured.to_string();
+  KVS_CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  out.poison();
+  lse.poison();
+  for (int i = 0; i < 3; ++i) KVS_CUDA_OK(cudaGraphLaunch(exec, stream.get()));
+  ASSERT_TRUE(finishes_within(stream.get(), kWatchdogSeconds));
+  EXPECT_EQ(device_bytes(out), eager_out);
+  EXPECT_EQ(device_bytes(lse), eager_lse);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Devices, BatchPagedMlaDecodeTest, ::testing::ValuesIn(test_devices()),
                          [](const auto& info) { return device_label(info.param); });
