@@ -13,30 +13,30 @@
 //   4. projects the attention outputs to logits (ToyModel), applies
 //      TokenPenalty and samples with top-k + top-p (Sampling);
 //   5. retires finished requests.
-// With --check every attention row is compared with the fp64 oracle over the
-// request's full token history, every penalty with its formula, and every
-// sample with the kept set. On --device cuda each op runs on the GPU when the
+// --mla and --gdn add an MLA layer and a gated delta rule layer beside the
+// attention layers (demo_layers.hpp), prefilled and decoded with them.
+// With --check every attention row (the MLA and GDN layers' too) is compared
+// with the fp64 oracle over the request's full token history, every penalty
+// with its formula, and every sample with the kept set. On --device cuda each op runs on the GPU when the
 // build has a kernel for it, else on the CPU; the summary says which ran where.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <optional>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "bench.hpp"
 #include "demo.hpp"
+#include "demo_layers.hpp"
 #include "kvserve/attention.hpp"
 #include "kvserve/block_manager.hpp"
 #include "kvserve/kv_cache.hpp"
 #include "kvserve/penalty.hpp"
 #include "kvserve/sampling.hpp"
 #include "mirror.hpp"
-#include "reference/compare.hpp"
 #include "reference/oracle.hpp"
 #include "toy_model.hpp"
 
@@ -44,13 +44,6 @@ namespace kvserve::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// x as the nearest value of dtype t holds.
-double round_to(DType t, double x) {
-  std::uint32_t bits = 0;  // room for any element type up to f32
-  store_from_float(t, &bits, 0, static_cast<float>(x));
-  return load_as_float(t, &bits, 0);
-}
 
 struct Config {
   int requests, system_prompt, prompt_min, prompt_max, new_min, new_max, max_running, page_size, num_pages;
@@ -61,69 +54,7 @@ struct Config {
   Device gpu;  // Device::cpu() for a CPU run
   DType dtype;  // q, k, v, the KV pools and attention outputs
   bool check;
-};
-
-struct Request {
-  int id = 0;
-  int arrival_step = 0;
-  int max_new = 0;
-  std::vector<int> tokens;  // the whole history: system prompt, own prompt, generated
-  int prompt_len = 0;       // system prompt + own prompt
-  SeqId seq = -1;
-  std::int64_t shared = 0;  // tokens held in pages shared with the system prompt
-  enum class State { waiting, running, done } state = State::waiting;
-  int generated() const { return static_cast<int>(tokens.size()) - prompt_len; }
-};
-
-// Time and placement of one op across the run.
-struct OpStats {
-  Device where;
-  int calls = 0;
-  double ms = 0;
-};
-
-// A plan on the GPU when the build has a kernel for the configuration, else on
-// the CPU; `where` says which.
-template <class PlanT>
-Status place(const typename PlanT::Desc& desc, Device gpu, std::optional<PlanT>* plan, OpStats* stats) {
-  if (gpu.is_cuda()) {
-    auto p = PlanT::create(desc, gpu);
-    if (p) {
-      plan->emplace(std::move(*p));
-      stats->where = gpu;
-      return Status::ok();
-    }
-    if (p.status().code() != StatusCode::unsupported) return p.status();
-  }
-  auto p = PlanT::create(desc, Device::cpu());
-  if (!p) return p.status();
-  plan->emplace(std::move(*p));
-  stats->where = Device::cpu();
-  return Status::ok();
-}
-
-// A host vector of int32 as a Mirror (page tables, indices, positions).
-Mirror int_mirror(const std::vector<std::int32_t>& v, Device gpu) {
-  Mirror m(DType::int32, std::max<std::int64_t>(1, static_cast<std::int64_t>(v.size())), gpu);
-  for (std::size_t i = 0; i < v.size(); ++i) m.set(static_cast<std::int64_t>(i), v[i]);
-  return m;
-}
-
-struct TableMirror {
-  Mirror indptr, indices, last;
-  std::int64_t batch = 0, num_indices = 0;
-  TableMirror(const PageTable& t, Device gpu)
-      : indptr(int_mirror(t.indptr, gpu)),
-        indices(int_mirror(t.indices, gpu)),
-        last(int_mirror(t.last_page_len, gpu)),
-        batch(t.batch()),
-        num_indices(static_cast<std::int64_t>(t.indices.size())) {}
-  // `write_pools`: the op writes the pools (an append).
-  PagedKv on(Device d, Mirror& k_pool, Mirror& v_pool, const PagedKvDesc& kv, bool write_pools = false) {
-    return PagedKv{k_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}, write_pools),
-                   v_pool.on(d, {kv.num_pages, kv.page_size, kv.num_kv_heads, kv.head_dim}, write_pools),
-                   indptr.on(d, {batch + 1}), indices.on(d, {num_indices}), last.on(d, {batch})};
-  }
+  bool mla, gdn;  // the optional layers
 };
 
 class Demo {
@@ -137,14 +68,11 @@ class Demo {
   Status prefill(std::vector<Request*>& batch, std::vector<std::vector<double>>* attn);
   Status decode(std::vector<Request*>& batch, std::vector<std::vector<double>>* attn);
   Status sample(std::vector<Request*>& rows, const std::vector<std::vector<double>>& attn);
-  // Runs a plan's run() with timing (and a device sync so the time is real).
-  Status timed(const char* op, const std::function<Status()>& fn);
   // Checks attention rows of request r (queries at positions [first, first + n))
   // of one layer against the fp64 oracle over its history.
   void check_attention(const Request& r, int layer, std::int64_t first, std::int64_t n, Mirror& out,
                        std::int64_t out_row0);
   PagedKvDesc kv_desc() const;
-  Device where(const char* op) { return stats_[op].where; }
 
   Config c_;
   ToyModel model_;
@@ -158,7 +86,9 @@ class Demo {
   std::optional<TokenPenaltyPlan> penalty_;
   std::optional<SamplingPlan> sampler_;
   std::unique_ptr<test::DeviceMemory> prefill_ws_, cascade_ws_;
-  std::map<std::string, OpStats> stats_;
+  std::optional<MlaLayer> mla_;
+  std::optional<GdnLayer> gdn_;
+  OpTable ops_;
   std::mt19937_64 rng_{0};
   // Summary.
   std::int64_t peak_pages_ = 0, tokens_generated_ = 0, checked_rows_ = 0, checked_samples_ = 0;
@@ -183,26 +113,36 @@ Status Demo::setup() {
   }
   const int max_rows = c_.max_running;
   KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = c_.dtype, .mode = AppendMode::ragged}, c_.gpu,
-                    &append_ragged_, &stats_["PagedKvAppend (ragged)"]));
+                    &append_ragged_, &ops_["PagedKvAppend (ragged)"]));
   KVSERVE_TRY(place(PagedKvAppendDesc{.kv = kv, .dtype = c_.dtype, .mode = AppendMode::decode}, c_.gpu,
-                    &append_decode_, &stats_["PagedKvAppend (decode)"]));
+                    &append_decode_, &ops_["PagedKvAppend (decode)"]));
   KVSERVE_TRY(place(BatchPagedPrefillDesc{.max_batch = max_rows, .num_qo_heads = c_.model.num_qo_heads, .kv = kv,
                                           .q_dtype = c_.dtype, .causal = true},
-                    c_.gpu, &prefill_, &stats_["BatchPagedPrefill"]));
+                    c_.gpu, &prefill_, &ops_["BatchPagedPrefill"]));
   KVSERVE_TRY(place(CascadeAttentionDesc{.max_batch = max_rows, .max_groups = 1,
                                          .num_qo_heads = c_.model.num_qo_heads, .kv = kv, .q_dtype = c_.dtype},
-                    c_.gpu, &cascade_, &stats_["CascadeAttention"]));
+                    c_.gpu, &cascade_, &ops_["CascadeAttention"]));
   KVSERVE_TRY(place(TokenPenaltyDesc{.vocab = c_.model.vocab, .max_batch = 2 * max_rows,
                                      .history = PenaltyHistory::token_ids, .repetition = c_.repetition,
                                      .frequency = c_.frequency, .presence = c_.presence},
-                    c_.gpu, &penalty_, &stats_["TokenPenalty"]));
+                    c_.gpu, &penalty_, &ops_["TokenPenalty"]));
   KVSERVE_TRY(place(SamplingDesc{.vocab = c_.model.vocab, .max_batch = 2 * max_rows, .input = SamplingInput::logits,
                                  .filter = SamplingFilter::top_k_top_p, .order = TopKTopPOrder::k_then_p,
                                  .temperature = c_.temperature, .top_k = c_.top_k, .top_p = c_.top_p,
                                  .random = RandomSource::per_row},
-                    c_.gpu, &sampler_, &stats_["Sampling (top-k, top-p)"]));
-  prefill_ws_ = std::make_unique<test::DeviceMemory>(where("BatchPagedPrefill"), prefill_->workspace_bytes());
-  cascade_ws_ = std::make_unique<test::DeviceMemory>(where("CascadeAttention"), cascade_->workspace_bytes());
+                    c_.gpu, &sampler_, &ops_["Sampling (top-k, top-p)"]));
+  prefill_ws_ = std::make_unique<test::DeviceMemory>(ops_.where("BatchPagedPrefill"), prefill_->workspace_bytes());
+  cascade_ws_ = std::make_unique<test::DeviceMemory>(ops_.where("CascadeAttention"), cascade_->workspace_bytes());
+  const LayerContext cx{.gpu = c_.gpu, .dtype = c_.dtype, .check = c_.check, .seed = c_.seed,
+                        .vocab = c_.model.vocab, .ops = &ops_, .check_failures = &check_failures_};
+  if (c_.mla) {
+    mla_.emplace(cx, c_.page_size, c_.num_pages, max_rows);
+    KVSERVE_TRY(mla_->setup());
+  }
+  if (c_.gdn) {
+    gdn_.emplace(cx, max_rows, std::int64_t{max_rows} * (c_.system_prompt + c_.prompt_max));
+    KVSERVE_TRY(gdn_->setup());
+  }
 
   // The workload: a shared system prompt, then requests with their own prompts.
   std::uniform_int_distribution<int> token(1, c_.model.vocab - 1), plen(c_.prompt_min, c_.prompt_max),
@@ -263,41 +203,25 @@ void Demo::admit(int step) {
   }
 }
 
-Status Demo::timed(const char* op, const std::function<Status()>& fn) {
-  OpStats& s = stats_[op];
-  const auto start = Clock::now();
-  KVSERVE_TRY(fn());
-  test::synchronize(s.where);
-  s.ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  ++s.calls;
-  return Status::ok();
-}
-
 // Prefill: the requests' own tokens (after the shared pages) get K/V written
 // and attend to the whole sequence; attn receives, per request, the summed
 // attention output of its last token.
 Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<double>>* attn) {
   const int hq = c_.model.num_qo_heads, hkv = c_.model.num_kv_heads, d = c_.model.head_dim;
   std::vector<SeqId> seqs;
-  std::vector<std::int32_t> qo_indptr{0}, batch_idx, positions;
-  for (std::size_t b = 0; b < batch.size(); ++b) {
-    seqs.push_back(batch[b]->seq);
-    for (std::int64_t p = batch[b]->shared; p < static_cast<std::int64_t>(batch[b]->tokens.size()); ++p) {
-      batch_idx.push_back(static_cast<std::int32_t>(b));
-      positions.push_back(static_cast<std::int32_t>(p));
-    }
-    qo_indptr.push_back(static_cast<std::int32_t>(positions.size()));
-  }
-  const std::int64_t n = static_cast<std::int64_t>(positions.size()), nb = static_cast<std::int64_t>(batch.size());
+  for (Request* r : batch) seqs.push_back(r->seq);
+  PackedTokens rows(batch, PackedTokens::Which::uncached, c_.gpu);
+  const auto &qo_indptr = rows.qo_indptr, &batch_idx = rows.batch_idx, &positions = rows.positions;
+  const std::int64_t n = rows.size(), nb = static_cast<std::int64_t>(batch.size());
   auto table = bm_->page_table(seqs);
   if (!table) return table.status();
   TableMirror tm(*table, c_.gpu);
-  Mirror bidx = int_mirror(batch_idx, c_.gpu), pos = int_mirror(positions, c_.gpu), qo = int_mirror(qo_indptr, c_.gpu);
+  Mirror qo = int_mirror(qo_indptr, c_.gpu);
   const PagedKvDesc kv = kv_desc();
   Mirror k(c_.dtype, n * hkv * d, c_.gpu), v(c_.dtype, n * hkv * d, c_.gpu), q(c_.dtype, n * hq * d, c_.gpu),
       out(c_.dtype, n * hq * d, c_.gpu);
   std::vector<double> row(static_cast<std::size_t>(hq * d));
-  const Device pd = where("BatchPagedPrefill");
+  const Device pd = ops_.where("BatchPagedPrefill");
   if (attn) {
     KVSERVE_TRY(prefill_->prepare({qo_indptr, table->indptr, table->last_page_len},
                                   test::workspace_of(*prefill_ws_), {}));
@@ -311,10 +235,10 @@ Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<doubl
       model_.v(l, r.tokens[positions[i]], row.data());
       for (int x = 0; x < hkv * d; ++x) v.set(i * hkv * d + x, row[x]);
     }
-    const Device ad = where("PagedKvAppend (ragged)");
-    KVSERVE_TRY(timed("PagedKvAppend (ragged)", [&] {
+    const Device ad = ops_.where("PagedKvAppend (ragged)");
+    KVSERVE_TRY(ops_.timed("PagedKvAppend (ragged)", [&] {
       return append_ragged_->run({.k = k.on(ad, {n, hkv, d}), .v = v.on(ad, {n, hkv, d}),
-                                  .batch_indices = bidx.on(ad, {n}), .positions = pos.on(ad, {n}),
+                                  .batch_indices = rows.bidx.on(ad, {n}), .positions = rows.pos.on(ad, {n}),
                                   .kv = tm.on(ad, k_pools_[l], v_pools_[l], kv, true)},
                                  {}, {});
     }));
@@ -323,7 +247,7 @@ Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<doubl
       model_.q(l, batch[batch_idx[i]]->tokens[positions[i]], positions[i], row.data());
       for (int x = 0; x < hq * d; ++x) q.set(i * hq * d + x, row[x]);
     }
-    KVSERVE_TRY(timed("BatchPagedPrefill", [&] {
+    KVSERVE_TRY(ops_.timed("BatchPagedPrefill", [&] {
       return prefill_->run({.q = q.on(pd, {n, hq, d}), .qo_indptr = qo.on(pd, {nb + 1}),
                             .kv = tm.on(pd, k_pools_[l], v_pools_[l], kv), .out = out.on(pd, {n, hq, d}, true)},
                            test::workspace_of(*prefill_ws_), {});
@@ -335,6 +259,8 @@ Status Demo::prefill(std::vector<Request*>& batch, std::vector<std::vector<doubl
         check_attention(*batch[b], l, positions[qo_indptr[b]], qo_indptr[b + 1] - qo_indptr[b], out, qo_indptr[b]);
     }
   }
+  if (mla_) KVSERVE_TRY(mla_->prefill(batch, rows, tm, attn));
+  if (gdn_ && attn) KVSERVE_TRY(gdn_->prefill(batch, attn));  // a request's state covers the system prompt too
   return Status::ok();
 }
 
@@ -356,7 +282,7 @@ Status Demo::decode(std::vector<Request*>& batch, std::vector<std::vector<double
   const PagedKvDesc kv = kv_desc();
   Mirror k(c_.dtype, nb * hkv * d, c_.gpu), v(c_.dtype, nb * hkv * d, c_.gpu), q(c_.dtype, nb * hq * d, c_.gpu),
       out(c_.dtype, nb * hq * d, c_.gpu);
-  const Device cd = where("CascadeAttention"), ad = where("PagedKvAppend (decode)");
+  const Device cd = ops_.where("CascadeAttention"), ad = ops_.where("PagedKvAppend (decode)");
   KVSERVE_TRY(cascade_->prepare(tables->lengths(), test::workspace_of(*cascade_ws_), {}));
   attn->assign(batch.size(), std::vector<double>(static_cast<std::size_t>(hq * d), 0.0));
   std::vector<double> row(static_cast<std::size_t>(hq * d));
@@ -371,12 +297,12 @@ Status Demo::decode(std::vector<Request*>& batch, std::vector<std::vector<double
       model_.q(l, r.tokens[p], p, row.data());
       for (int x = 0; x < hq * d; ++x) q.set(b * hq * d + x, row[x]);
     }
-    KVSERVE_TRY(timed("PagedKvAppend (decode)", [&] {
+    KVSERVE_TRY(ops_.timed("PagedKvAppend (decode)", [&] {
       return append_decode_->run(
           {.k = k.on(ad, {nb, hkv, d}), .v = v.on(ad, {nb, hkv, d}), .kv = all.on(ad, k_pools_[l], v_pools_[l], kv, true)},
           {}, {});
     }));
-    KVSERVE_TRY(timed("CascadeAttention", [&] {
+    KVSERVE_TRY(ops_.timed("CascadeAttention", [&] {
       return cascade_->run({.q = q.on(cd, {nb, hq, d}), .group_indptr = groups_m.on(cd, {2}),
                             .prefix = prefix.on(cd, k_pools_[l], v_pools_[l], kv),
                             .suffix = suffix.on(cd, k_pools_[l], v_pools_[l], kv), .out = out.on(cd, {nb, hq, d}, true)},
@@ -388,6 +314,8 @@ Status Demo::decode(std::vector<Request*>& batch, std::vector<std::vector<double
         check_attention(*batch[b], l, static_cast<std::int64_t>(batch[b]->tokens.size()) - 1, 1, out, b);
     }
   }
+  if (mla_) KVSERVE_TRY(mla_->decode(batch, all, attn));
+  if (gdn_) KVSERVE_TRY(gdn_->decode(batch, attn));
   return Status::ok();
 }
 
@@ -403,17 +331,13 @@ void Demo::check_attention(const Request& r, int layer, std::int64_t first, std:
   }
   for (std::int64_t i = 0; i < n; ++i) model_.q(layer, r.tokens[first + i], first + i, q.data() + i * hq * d);
   // The kernels saw q, k and v rounded to the demo's dtype: so does the oracle.
-  for (std::vector<double>* x : {&q, &k, &v})
-    for (double& e : *x) e = round_to(c_.dtype, e);
+  round_all(c_.dtype, {&q, &k, &v});
   oracle::attention({.num_qo_heads = hq, .num_kv_heads = hkv, .head_dim = d, .head_dim_v = d,
                      .sm_scale = 1.0 / std::sqrt(double(d)), .causal = true},
                     q, k, v, n, kv_len, &ref, &lse);
   for (std::int64_t i = 0; i < n * hq * d; ++i) got[i] = out.get(out_row0 * hq * d + i);
-  const test::Comparison cmp = test::compare(got, ref, c_.dtype);
-  checked_rows_ += n;
-  if (cmp.failures)
-    check_failures_.push_back("request " + std::to_string(r.id) + " layer " + std::to_string(layer) + ": " +
-                              cmp.summary());
+  check_rows("request " + std::to_string(r.id) + " layer " + std::to_string(layer), got, ref, c_.dtype, n,
+             &checked_rows_, &check_failures_);
 }
 
 // Logits (host projection), penalties from each row's history (its own prompt
@@ -451,13 +375,13 @@ Status Demo::sample(std::vector<Request*>& rows, const std::vector<std::vector<d
     seeds.set(b, static_cast<double>((c_.seed * 7919 + static_cast<std::uint64_t>(r.id)) % 2147483647u));
     offsets.set(b, r.generated());
   }
-  const Device pd = where("TokenPenalty"), sd = where("Sampling (top-k, top-p)");
-  KVSERVE_TRY(timed("TokenPenalty", [&] {
+  const Device pd = ops_.where("TokenPenalty"), sd = ops_.where("Sampling (top-k, top-p)");
+  KVSERVE_TRY(ops_.timed("TokenPenalty", [&] {
     return penalty_->run({.logits = logits.on(pd, {nb, vocab}, true),
                           .token_ids = ids.on(pd, {nb, static_cast<std::int64_t>(hist)})},
                          {}, {});
   }));
-  KVSERVE_TRY(timed("Sampling (top-k, top-p)", [&] {
+  KVSERVE_TRY(ops_.timed("Sampling (top-k, top-p)", [&] {
     return sampler_->run({.input = logits.on(sd, {nb, vocab}), .out = out.on(sd, {nb}, true),
                           .seeds = seeds.on(sd, {nb}), .offsets = offsets.on(sd, {nb})},
                          {}, {});
@@ -490,9 +414,10 @@ Status Demo::run() {
   const auto start = Clock::now();
   KVSERVE_TRY(setup());
   std::printf("demo: %d requests, system prompt %d tokens, prompts %d-%d, %d-%d new tokens, page %d, %d pages, "
-              "model %d layers x %d/%d heads x %d, vocab %d, %s\n",
+              "model %d layers x %d/%d heads x %d%s%s, vocab %d, %s\n",
               c_.requests, c_.system_prompt, c_.prompt_min, c_.prompt_max, c_.new_min, c_.new_max, c_.page_size,
               c_.num_pages, c_.model.layers, c_.model.num_qo_heads, c_.model.num_kv_heads, c_.model.head_dim,
+              mla_ ? MlaLayer::kSummary : "", gdn_ ? GdnLayer::kSummary : "",
               c_.model.vocab, std::string(name_of(c_.dtype)).c_str());
   int done = 0, step = 0;
   for (; done < c_.requests; ++step) {
@@ -516,6 +441,7 @@ Status Demo::run() {
     for (Request* r : rows) {
       if (r->generated() < r->max_new) continue;
       KVSERVE_TRY(bm_->release(r->seq));
+      if (gdn_) gdn_->retire(*r);
       r->state = Request::State::done;
       ++done;
     }
@@ -534,7 +460,7 @@ Status Demo::run() {
               c_.requests, step, static_cast<long long>(tokens_generated_), secs, tokens_generated_ / secs,
               static_cast<long long>(peak_pages_), c_.num_pages, static_cast<long long>(Mirror::bytes_copied()));
   std::printf("%-26s %-7s %7s %11s %11s\n", "op", "ran on", "calls", "total (ms)", "mean (us)");
-  for (const auto& [name, s] : stats_)
+  for (const auto& [name, s] : ops_.all())
     std::printf("%-26s %-7s %7d %11.2f %11.1f\n", name.c_str(), s.where.to_string().c_str(), s.calls, s.ms,
                 s.calls ? 1e3 * s.ms / s.calls : 0.0);
   if (bm_->free_pages() != bm_->num_pages())
@@ -546,8 +472,11 @@ Status Demo::run() {
         std::printf("check: %s\n", check_failures_[i].c_str());
       return Status::internal("demo --check: " + std::to_string(check_failures_.size()) + " failures");
     }
-    std::printf("check: every step verified against the fp64 oracle (%lld attention rows, %lld samples)\n",
-                static_cast<long long>(checked_rows_), static_cast<long long>(checked_samples_));
+    std::string layers;  // the optional layers' rows, when they ran
+    if (mla_) layers += ", " + std::to_string(mla_->checked_rows()) + " MLA rows";
+    if (gdn_) layers += ", " + std::to_string(gdn_->checked_rows()) + " GDN rows";
+    std::printf("check: every step verified against the fp64 oracle (%lld attention rows%s, %lld samples)\n",
+                static_cast<long long>(checked_rows_), layers.c_str(), static_cast<long long>(checked_samples_));
   }
   return Status::ok();
 }
@@ -574,6 +503,8 @@ std::vector<OptionSpec> demo_options() {
       {"top-p", OptKind::real, "0.9", "top-p"},
       {"temperature", OptKind::real, "0.8", "sampling temperature"},
       {"seed", OptKind::count, "1", "seed of the workload, the weights and the samples"},
+      {"mla", OptKind::flag, "", "add an MLA layer (BatchPagedMlaDecode, 16 heads, over its own paged latent cache)"},
+      {"gdn", OptKind::flag, "", "add a gated delta rule layer (GdnPrefill, GdnDecode: a state slot per request)"},
       {"check", OptKind::flag, "", "verify every step against the fp64 oracle"},
       {"help", OptKind::flag, "", "print the options"},
   };
@@ -601,6 +532,8 @@ int run_demo(const Options& o) {
   c.seed = static_cast<std::uint64_t>(o.integer("seed"));
   c.gpu = o.given("device") ? o.device("device") : default_device();
   c.check = o.flag("check");
+  c.mla = o.flag("mla");
+  c.gdn = o.flag("gdn");
   c.dtype = o.dtype("dtype");
   if (c.prompt_min > c.prompt_max) throw BadOption("--prompt-min: expected <= --prompt-max, got " + std::to_string(c.prompt_min));
   if (c.new_min > c.new_max) throw BadOption("--new-min: expected <= --new-max, got " + std::to_string(c.new_min));

@@ -20,8 +20,8 @@ ToyModel::ToyModel(const ToyModelShape& s, std::uint64_t seed) : s_(s) {
   for (float& x : wout_) x = n(rng) * out_scale;
 }
 
-void ToyModel::rotate(std::int64_t pos, int heads, double* x) const {
-  const int d = s_.head_dim, half = d / 2;
+void rope(std::int64_t pos, int heads, int d, double* x) {
+  const int half = d / 2;
   for (int h = 0; h < heads; ++h) {
     double* r = x + static_cast<std::ptrdiff_t>(h) * d;
     for (int i = 0; i < half; ++i) {
@@ -33,18 +33,25 @@ void ToyModel::rotate(std::int64_t pos, int heads, double* x) const {
   }
 }
 
+ToyTable::ToyTable(int rows, int width, std::uint64_t seed)
+    : width_(width), t_(static_cast<std::size_t>(rows) * width) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (float& x : t_) x = n(rng);
+}
+
 void ToyModel::q(int layer, int token, std::int64_t pos, double* out) const {
   const std::size_t w = static_cast<std::size_t>(s_.num_qo_heads) * s_.head_dim;
   const float* row = eq_.data() + (static_cast<std::size_t>(layer) * s_.vocab + token) * w;
   for (std::size_t i = 0; i < w; ++i) out[i] = row[i];
-  rotate(pos, s_.num_qo_heads, out);
+  rope(pos, s_.num_qo_heads, s_.head_dim, out);
 }
 
 void ToyModel::k(int layer, int token, std::int64_t pos, double* out) const {
   const std::size_t w = static_cast<std::size_t>(s_.num_kv_heads) * s_.head_dim;
   const float* row = ek_.data() + (static_cast<std::size_t>(layer) * s_.vocab + token) * w;
   for (std::size_t i = 0; i < w; ++i) out[i] = row[i];
-  rotate(pos, s_.num_kv_heads, out);
+  rope(pos, s_.num_kv_heads, s_.head_dim, out);
 }
 
 void ToyModel::v(int layer, int token, double* out) const {

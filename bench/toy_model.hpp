@@ -10,6 +10,22 @@
 
 namespace kvserve::cli {
 
+// Rotates each of `heads` consecutive rows of width d by position pos (RoPE,
+// base 10000, the row's halves paired).
+void rope(std::int64_t pos, int heads, int d, double* x);
+
+// A seeded table of N(0, 1) rows: the per-token weights of the demo's
+// optional layers (demo_layers.hpp).
+class ToyTable {
+ public:
+  ToyTable(int rows, int width, std::uint64_t seed);
+  const float* row(int r) const { return t_.data() + static_cast<std::size_t>(r) * width_; }
+
+ private:
+  int width_;
+  std::vector<float> t_;
+};
+
 struct ToyModelShape {
   int vocab = 2048;
   int layers = 2;
@@ -31,7 +47,6 @@ class ToyModel {
   void logits(const double* attn, float* out) const;
 
  private:
-  void rotate(std::int64_t pos, int heads, double* x) const;
   ToyModelShape s_;
   std::vector<float> eq_, ek_, ev_, wout_;  // [layers][vocab][width] / [vocab][hq * d]
 };

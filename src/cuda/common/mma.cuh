@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "cuda/common/device_types.cuh"
 #include "kvserve/dtype.hpp"
 
 namespace kvserve::detail::cuda {
@@ -56,6 +57,24 @@ __device__ __forceinline__ unsigned pack2(float x, float y) {
   } else {
     const __half2 v = __floats2half2_rn(x, y);
     return *reinterpret_cast<const unsigned*>(&v);
+  }
+}
+
+// The online-softmax step of a lane's two MMA rows (lane / 4 and lane / 4 +
+// 8): each row's max over the 4 lanes sharing it is folded into its state,
+// and its columns of the N n-tiles of O are rescaled (skipped once the max
+// settles: most tiles then save the 2 N multiplies).
+template <int N>
+__device__ __forceinline__ void rescale_row_pair(SoftmaxState (&st)[2], float (&row_max)[2], float (&o)[N][4]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
+    row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
+    const float factor = st[r].rescale_to(row_max[r]);
+    if (factor != 1.f) {
+#pragma unroll
+      for (int n = 0; n < N; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
+    }
   }
 }
 

@@ -40,4 +40,19 @@ Status PinnedStaging::copy_to_device(std::string_view op, void* dst, std::size_t
   return cuda_status(cudaEventRecord(copied_[current_], stream), op, "cudaEventRecord");
 }
 
+Status stage_schedule(std::string_view op, Device device, PinnedStaging& staging, Workspace ws, Stream stream,
+                      const std::function<Result<std::size_t>(void* staging)>& build, std::size_t clear_offset,
+                      std::size_t clear_bytes) {
+  return on_device(device, op, [&]() -> Status {
+    auto buffer = staging.acquire(op);
+    if (!buffer) return buffer.status();
+    auto bytes = build(*buffer);
+    if (!bytes) return bytes.status();
+    KVSERVE_TRY(staging.copy_to_device(op, ws.data, *bytes, stream_of(stream)));
+    if (clear_bytes == 0) return Status::ok();
+    return cuda_status(cudaMemsetAsync(static_cast<char*>(ws.data) + clear_offset, 0, clear_bytes, stream_of(stream)),
+                       op, "clearing the split counters");
+  });
+}
+
 }  // namespace kvserve::detail::cuda

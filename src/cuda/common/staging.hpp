@@ -9,7 +9,9 @@
 
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <string_view>
 
 #include "kvserve/core.hpp"
 
@@ -38,5 +40,26 @@ class PinnedStaging {
   std::array<cudaEvent_t, 2> copied_{};
   int current_ = 0;
 };
+
+// A plan's create(): the staging its prepare() builds schedules in, sized by
+// the selection (every scheduled plan keeps `staging` and
+// `sizing.staging_bytes` in its Selected).
+template <class Selected>
+Status create_staging(Selected& s, Device device) {
+  auto staging = PinnedStaging::create(device, s.sizing.staging_bytes);
+  if (!staging) return staging.status();
+  s.staging = std::move(*staging);
+  return Status::ok();
+}
+
+// A plan's prepare(), with `device` current: `build` writes the schedule into
+// the next staging buffer and returns the bytes written (or why it could
+// not); they are copied to the workspace's start on `stream`, and
+// [clear_offset, clear_offset + clear_bytes) of the workspace (split
+// counters, which the kernels leave at zero: clearing them as well recovers
+// from a run that never finished) is zeroed on the same stream.
+Status stage_schedule(std::string_view op, Device device, PinnedStaging& staging, Workspace ws, Stream stream,
+                      const std::function<Result<std::size_t>(void* staging)>& build, std::size_t clear_offset = 0,
+                      std::size_t clear_bytes = 0);
 
 }  // namespace kvserve::detail::cuda

@@ -162,8 +162,8 @@ __global__ void __launch_bounds__(kMlaThreads, 1) mla_decode_kernel(const __grid
         s[j][0] += t.x, s[j][1] += t.y, s[j][2] += t.z, s[j][3] += t.w;
       }
     }
-    // Logits in base 2, masked past the slice's end; the row max over the
-    // 4 lanes sharing a row; the online-softmax rescale of O.
+    // Logits in base 2, masked past the slice's end; the online-softmax
+    // rescale of O.
     float row_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kSTiles; ++j)
@@ -173,16 +173,7 @@ __global__ void __launch_bounds__(kMlaThreads, 1) mla_decode_kernel(const __grid
         s[j][e] = x;
         row_max[e / 2] = fmaxf(row_max[e / 2], x);
       }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
-      const float factor = st[r].rescale_to(row_max[r]);
-      if (factor != 1.f) {
-#pragma unroll
-        for (int n = 0; n < kOTiles; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
-      }
-    }
+    rescale_row_pair(st, row_max, o);
     // P as A fragments of O += P V: k-step j (tokens 16 j .. 16 j + 15) is
     // S n-tiles 2 j and 2 j + 1.
     unsigned pa[kSTiles / 2][4];

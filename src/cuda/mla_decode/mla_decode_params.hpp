@@ -29,7 +29,9 @@ inline constexpr int kMlaRowElems = kMlaCkvDim + kMlaKpeDim;
 inline constexpr int kMlaSmemBytes = kMlaStages * kMlaTileTokens * kMlaRowElems * 2 +
                                      kMlaHeadsPerBlock * kMlaRowElems * 2 + 2 * 8 * 32 * 16 * 4 + 16;
 
-struct MlaDecodeParams {
+// The split schedule (decode_params.hpp): counters [max_batch * head_chunks],
+// partial states [partial slots, H, 512].
+struct MlaDecodeParams : SplitSchedule {
   // q_nope [B, H, 512], q_pe [B, H, 64], out [B, H, 512], lse [B, H]
   // (null when not asked for); strides in elements, last dimension contiguous.
   const void* q_nope = nullptr;
@@ -49,14 +51,6 @@ struct MlaDecodeParams {
   int num_heads = 0;
   int head_chunks = 1;  // grid.x: blocks of kMlaHeadsPerBlock heads per item
   float q_scale = 1.f;  // sm_scale * log2 e: logits in base 2
-
-  // Schedule, in the workspace.
-  const std::int32_t* num_items = nullptr;  // device scalar
-  const DecodeWorkItem* items = nullptr;    // [max_items]
-  unsigned* split_counters = nullptr;       // [max_batch * head_chunks], zero between runs
-  float* partial_out = nullptr;             // [partial slots, H, 512] normalised
-  float* partial_lse = nullptr;             // [partial slots, H] natural log
-  int max_items = 0;                        // grid.y
 };
 
 using MlaDecodeLaunch = int (*)(const MlaDecodeParams&, void* stream);

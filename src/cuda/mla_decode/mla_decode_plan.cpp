@@ -102,35 +102,27 @@ struct BatchPagedMlaDecodeTraits {
   static std::size_t workspace_bytes(const Selected& s) { return s.sizing.workspace_bytes; }
 
   static Status create(Selected& s, const BatchPagedMlaDecodeDesc&, Device device) {
-    auto staging = PinnedStaging::create(device, s.sizing.staging_bytes);
-    if (!staging) return staging.status();
-    s.staging = std::move(*staging);
-    return Status::ok();
+    return create_staging(s, device);
   }
 
   static Status prepare(Selected& s, const BatchPagedMlaDecodeDesc& d, Device device, const PagedKvLengths& host,
                         Workspace ws, Stream stream) {
-    return on_device(device, Op::kName, [&]() -> Status {
-      auto buffer = s.staging->acquire(Op::kName);
-      if (!buffer) return buffer.status();
-      const MlaDecodeSizing& z = s.sizing;
-      auto* bytes = static_cast<unsigned char*>(*buffer);
-      auto* items = reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset);
-      const int n = build_work_items(z.split, host, d.cache.page_size, /*window_left=*/-1, items);
-      for (int i = 0; i < n; ++i)  // the bound the sizing relies on
-        if (items[i].num_splits > 1 && items[i].partial_base + items[i].num_splits > z.partial_slots)
-          return Status::internal(std::string(Op::kName) + ": the schedule needs more than the " +
-                                                  std::to_string(z.partial_slots) + " partial slots sized");
-      std::fill(bytes, bytes + z.items_offset, 0);
-      std::copy_n(reinterpret_cast<const unsigned char*>(&n), sizeof n, bytes);
-      KVSERVE_TRY(s.staging->copy_to_device(Op::kName, ws.data, z.items_offset + sizeof(DecodeWorkItem) * n,
-                                            stream_of(stream)));
-      // The kernel leaves the counters at zero; clearing them here as well
-      // recovers from a run that never finished.
-      return cuda_status(cudaMemsetAsync(static_cast<char*>(ws.data) + z.counters_offset, 0,
-                                         z.partial_lse_offset - z.counters_offset, stream_of(stream)),
-                         Op::kName, "clearing the split counters");
-    });
+    const MlaDecodeSizing& z = s.sizing;
+    return stage_schedule(
+        Op::kName, device, *s.staging, ws, stream,
+        [&](void* staging) -> Result<std::size_t> {
+          auto* bytes = static_cast<unsigned char*>(staging);
+          auto* items = reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset);
+          const int n = build_work_items(z.split, host, d.cache.page_size, /*window_left=*/-1, items);
+          for (int i = 0; i < n; ++i)  // the bound the sizing relies on
+            if (items[i].num_splits > 1 && items[i].partial_base + items[i].num_splits > z.partial_slots)
+              return Status::internal(std::string(Op::kName) + ": the schedule needs more than the " +
+                                      std::to_string(z.partial_slots) + " partial slots sized");
+          std::fill(bytes, bytes + z.items_offset, 0);
+          std::copy_n(reinterpret_cast<const unsigned char*>(&n), sizeof n, bytes);
+          return z.items_offset + sizeof(DecodeWorkItem) * n;
+        },
+        z.counters_offset, z.partial_lse_offset - z.counters_offset);
   }
 
   static Status run(const Selected& s, const BatchPagedMlaDecodeDesc& d, Device device,
@@ -156,13 +148,8 @@ struct BatchPagedMlaDecodeTraits {
     p.num_heads = d.num_heads;
     p.head_chunks = z.head_chunks;
     p.q_scale = d.sm_scale * 1.4426950408889634f;  // log2 e: the kernel's exp2
-    auto* base = static_cast<char*>(ws.data);
-    p.num_items = reinterpret_cast<const std::int32_t*>(base);
-    p.items = reinterpret_cast<const DecodeWorkItem*>(base + z.items_offset);
-    p.split_counters = reinterpret_cast<unsigned*>(base + z.counters_offset);
-    p.partial_lse = reinterpret_cast<float*>(base + z.partial_lse_offset);
-    p.partial_out = reinterpret_cast<float*>(base + z.partial_out_offset);
-    p.max_items = z.max_items;
+    static_cast<SplitSchedule&>(p) = SplitSchedule::in(ws.data, z.items_offset, z.counters_offset,
+                                                       z.partial_lse_offset, z.partial_out_offset, z.max_items);
     return launch_on(device, Op::kName, [&] { return s.launch(p, stream.handle); });
   }
 };

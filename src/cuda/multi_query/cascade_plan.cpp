@@ -41,7 +41,7 @@ struct CascadeAttentionTraits : ScheduledMultiQueryTraits {
 
   static Status prepare(Selected& s, const CascadeAttentionDesc& d, Device device, const CascadeLengths& host,
                         Workspace ws, Stream stream) {
-    return stage_schedule(Op::kName, device, s, ws, stream, [&](void* staging) {
+    return stage_schedule(Op::kName, device, *s.staging, ws, stream, [&](void* staging) -> Result<std::size_t> {
       const int n = build_cascade_schedule(s.sizing, d, host, staging);
       return s.sizing.items_offset + sizeof(MultiQueryItem) * static_cast<std::size_t>(n);
     });

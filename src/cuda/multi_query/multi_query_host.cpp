@@ -32,22 +32,6 @@ std::string kernel_text(const MultiQueryKernel& k) {
          std::to_string(k.shape.stages) + (k.sm90 ? " wgmma" : " mma_sync");
 }
 
-Status create_staging(ScheduledMultiQuery& s, Device device) {
-  auto staging = PinnedStaging::create(device, s.sizing.staging_bytes);
-  if (!staging) return staging.status();
-  s.staging = std::move(*staging);
-  return Status::ok();
-}
-
-Status stage_schedule(std::string_view op, Device device, ScheduledMultiQuery& s, Workspace ws, Stream stream,
-                      const std::function<std::size_t(void* staging)>& build) {
-  return on_device(device, op, [&]() -> Status {
-    auto buffer = s.staging->acquire(op);
-    if (!buffer) return buffer.status();
-    return s.staging->copy_to_device(op, ws.data, build(*buffer), stream_of(stream));
-  });
-}
-
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim) {
   const LogitScales scales = logit_scales(attn, head_dim);
   p->q_scale = scales.q_scale, p->cap_log2 = scales.cap_log2;

@@ -3,7 +3,6 @@
 // addressing, the schedule pointers into the workspace and the launches.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,14 +50,6 @@ struct ScheduledMultiQueryTraits {
   // The schedule is a pure function of the lengths: deterministic.
   static Precision precision_of(bool batch_invariant) { return {DType::f32, DType::f32, true, batch_invariant}; }
 };
-
-// create(): the pinned staging prepare() builds schedules in.
-Status create_staging(ScheduledMultiQuery& s, Device device);
-
-// prepare(): builds the schedule in pinned staging (`build` returns the
-// bytes written) and copies it into the workspace on `stream`.
-Status stage_schedule(std::string_view op, Device device, ScheduledMultiQuery& s, Workspace ws, Stream stream,
-                      const std::function<std::size_t(void* staging)>& build);
 
 // Logits in base 2 from sm_scale (default 1 / sqrt(head_dim)) and soft-cap.
 void set_logit_scales(MultiQueryParams* p, const AttentionParams& attn, int head_dim);

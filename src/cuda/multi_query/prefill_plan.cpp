@@ -61,7 +61,7 @@ void set_contiguous_kv(MultiQueryParams* prm, const TensorView& k, const TensorV
 // of q, its keys `kv[b]`.
 Status prepare_requests(std::string_view op, Device device, ScheduledMultiQuery& s, std::span<const std::int32_t> qo_indptr,
                         std::span<const KvSpan> kv, Workspace ws, Stream stream) {
-  return stage_schedule(op, device, s, ws, stream, [&](void* staging) {
+  return stage_schedule(op, device, *s.staging, ws, stream, [&](void* staging) -> Result<std::size_t> {
     return build_prefill_schedule(s.sizing, qo_indptr, kv, staging);
   });
 }

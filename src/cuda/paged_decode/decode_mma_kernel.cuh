@@ -163,16 +163,7 @@ __global__ void __launch_bounds__(DecodeMmaTraits<T, HeadDim>::kThreads)
         s[j][e] = x;
         row_max[e / 2] = fmaxf(row_max[e / 2], x);
       }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 1));
-      row_max[r] = fmaxf(row_max[r], __shfl_xor_sync(0xffffffffu, row_max[r], 2));
-      const float factor = st[r].rescale_to(row_max[r]);
-      if (factor != 1.f) {  // once the max settles, most tiles skip the 2 x d/8 multiplies
-#pragma unroll
-        for (int n = 0; n < Tr::kDTiles; ++n) o[n][2 * r] *= factor, o[n][2 * r + 1] *= factor;
-      }
-    }
+    rescale_row_pair(st, row_max, o);
     // P as the A fragment of O += P V (k = the 16 tokens): the two S n-tiles
     // are exactly its two k halves.
     unsigned pa[4];

@@ -3,6 +3,7 @@
 // into the workspace. Built by decode_plan.cpp, read by decode_kernel.cuh.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda/common/paged_pool.hpp"
@@ -25,7 +26,29 @@ struct DecodeWorkItem {
 };
 static_assert(sizeof(DecodeWorkItem) == 32);
 
-struct DecodeParams {
+// The split schedule in a plan's workspace as both paged decode kernels
+// (BatchPagedDecode, BatchPagedMlaDecode) read it: one block per item and
+// head chunk; the items of a split request write partial states that the last
+// of its blocks merges.
+struct SplitSchedule {
+  const std::int32_t* num_items = nullptr;  // device scalar
+  const DecodeWorkItem* items = nullptr;    // [max_items]
+  unsigned* split_counters = nullptr;       // [max_batch * blocks per item], zero between runs
+  float* partial_out = nullptr;             // [partial slots, Hq, D_v] normalised
+  float* partial_lse = nullptr;             // [partial slots, Hq] natural log
+  int max_items = 0;                        // grid.y
+
+  // The regions of a workspace at `ws`, from their byte offsets (num_items at 0).
+  static SplitSchedule in(void* ws, std::size_t items, std::size_t counters, std::size_t partial_lse,
+                          std::size_t partial_out, int max_items) {
+    auto* base = static_cast<char*>(ws);
+    return {reinterpret_cast<const std::int32_t*>(base), reinterpret_cast<const DecodeWorkItem*>(base + items),
+            reinterpret_cast<unsigned*>(base + counters), reinterpret_cast<float*>(base + partial_out),
+            reinterpret_cast<float*>(base + partial_lse), max_items};
+  }
+};
+
+struct DecodeParams : SplitSchedule {
   // q and out [B, Hq, D]; lse [B, Hq] (null when not asked for). Strides in
   // elements; the last dimension is contiguous.
   const void* q = nullptr;
@@ -49,16 +72,9 @@ struct DecodeParams {
   float q_scale = 1.f;
   float cap_log2 = 0.f;  // 0: no soft-cap
 
-  // Schedule, in the workspace.
-  const std::int32_t* num_items = nullptr;   // device scalar
-  const DecodeWorkItem* items = nullptr;     // [max_items]
-  const float* k_scale = nullptr;            // [Hkv] (fp8 pools), else null
-  const float* v_scale = nullptr;            // [Hkv]
-  unsigned* split_counters = nullptr;        // [max_batch * Hkv * head_chunks], zero between runs
-  float* partial_out = nullptr;              // [max_partials, Hq, D] normalised
-  float* partial_lse = nullptr;              // [max_partials, Hq] natural log
-  int max_items = 0;                         // grid.y
-  int head_chunks = 1;                       // grid.x = num_kv_heads * head_chunks
+  const float* k_scale = nullptr;  // [Hkv] (fp8 pools, in the workspace), else null
+  const float* v_scale = nullptr;  // [Hkv]
+  int head_chunks = 1;             // grid.x = num_kv_heads * head_chunks
 };
 
 // Launches the decode kernel for one compiled configuration on `stream`

@@ -52,28 +52,17 @@ struct BatchPagedDecodeTraits {
   }
   static std::size_t workspace_bytes(const Selected& s) { return s.sizing.workspace_bytes; }
 
-  static Status create(Selected& s, const BatchPagedDecodeDesc&, Device device) {
-    auto staging = PinnedStaging::create(device, s.sizing.staging_bytes);
-    if (!staging) return staging.status();
-    s.staging = std::move(*staging);
-    return Status::ok();
-  }
+  static Status create(Selected& s, const BatchPagedDecodeDesc&, Device device) { return create_staging(s, device); }
 
   static Status prepare(Selected& s, const BatchPagedDecodeDesc& d, Device device, const PagedKvLengths& host,
                         Workspace ws, Stream stream) {
-    return on_device(device, Op::kName, [&]() -> Status {
-      auto buffer = s.staging->acquire(Op::kName);
-      if (!buffer) return buffer.status();
-      const DecodeSizing& z = s.sizing;
-      const int n = build_decode_schedule(z, d, host, *buffer);
-      KVSERVE_TRY(s.staging->copy_to_device(Op::kName, ws.data, z.items_offset + sizeof(DecodeWorkItem) * n,
-                                            stream_of(stream)));
-      // The kernels leave the split counters at zero; clearing them here as
-      // well recovers from a run that never finished (e.g. an aborted graph).
-      return cuda_status(cudaMemsetAsync(static_cast<char*>(ws.data) + z.counters_offset, 0,
-                                         z.partial_lse_offset - z.counters_offset, stream_of(stream)),
-                         Op::kName, "clearing the split counters");
-    });
+    const DecodeSizing& z = s.sizing;
+    return stage_schedule(
+        Op::kName, device, *s.staging, ws, stream,
+        [&](void* staging) -> Result<std::size_t> {
+          return z.items_offset + sizeof(DecodeWorkItem) * build_decode_schedule(z, d, host, staging);
+        },
+        z.counters_offset, z.partial_lse_offset - z.counters_offset);
   }
 
   static Status run(const Selected& s, const BatchPagedDecodeDesc& d, Device device, const BatchPagedDecodeArgs& a,
@@ -103,16 +92,12 @@ struct BatchPagedDecodeTraits {
     prm.q_scale = scales.q_scale, prm.cap_log2 = scales.cap_log2;
 
     auto* base = static_cast<char*>(ws.data);
-    prm.num_items = reinterpret_cast<const std::int32_t*>(base);
-    prm.items = reinterpret_cast<const DecodeWorkItem*>(base + z.items_offset);
+    static_cast<SplitSchedule&>(prm) = SplitSchedule::in(ws.data, z.items_offset, z.counters_offset,
+                                                         z.partial_lse_offset, z.partial_out_offset, z.max_items);
     if (is_fp8(d.kv.dtype)) {
       prm.k_scale = reinterpret_cast<const float*>(base + z.scales_offset);
       prm.v_scale = prm.k_scale + z.num_kv_heads;
     }
-    prm.split_counters = reinterpret_cast<unsigned*>(base + z.counters_offset);
-    prm.partial_lse = reinterpret_cast<float*>(base + z.partial_lse_offset);
-    prm.partial_out = reinterpret_cast<float*>(base + z.partial_out_offset);
-    prm.max_items = z.max_items;
     prm.head_chunks = z.head_chunks;
     return launch_on(device, Op::kName, [&] { return s.launch(prm, stream.handle); });
   }
