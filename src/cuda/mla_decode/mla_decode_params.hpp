@@ -22,12 +22,12 @@ inline constexpr int kMlaHeadsPerBlock = 64;
 inline constexpr int kMlaThreads = 256;
 // 32-token tiles of [ckv | kpe] (36 KB in bf16) in 3 stages, the 64 heads'
 // queries (72 KB) and the S exchange between the two warps of a head group
-// (32 KB): 212 KB, one block per SM.
+// (16 KB): 196 KB, one block per SM.
 inline constexpr int kMlaTileTokens = 32;
 inline constexpr int kMlaStages = 3;
 inline constexpr int kMlaRowElems = kMlaCkvDim + kMlaKpeDim;
 inline constexpr int kMlaSmemBytes = kMlaStages * kMlaTileTokens * kMlaRowElems * 2 +
-                                     kMlaHeadsPerBlock * kMlaRowElems * 2 + 2 * 8 * 32 * 16 * 4 + 16;
+                                     kMlaHeadsPerBlock * kMlaRowElems * 2 + 8 * 32 * 16 * 4 + 16;
 
 // The split schedule (decode_params.hpp): counters [max_batch * head_chunks],
 // partial states [partial slots, H, 512].

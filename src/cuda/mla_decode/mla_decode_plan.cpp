@@ -46,7 +46,7 @@ MlaDecodeSizing mla_decode_sizing(const BatchPagedMlaDecodeDesc& d, int sm_count
     z.max_items = d.max_batch * z.split.max_splits;
     z.partial_slots = z.max_items;
   } else {
-    // One wave: a block per SM (212 KB of shared memory each), e.g. 132
+    // One wave: a block per SM (196 KB of shared memory each), e.g. 132
     // SMs over 2 head chunks at 128 heads = 66 slices for the batch. The
     // split requests' slices number at most target_items (each gets
     // floor(tokens * target / total) at most), so that many partial slots do.
