@@ -41,11 +41,19 @@ if [ "$stage" = install ] || [ "$stage" = all ]; then
   # Where the build backend is installed already (the GPU machine's python3 has
   # scikit-build-core, nanobind and cmake), build without isolation: an
   # isolated build would have to find cmake among the carried wheels.
+  # The carried nanobind and scikit-build-core first, so the GPU build binds
+  # with the versions CI builds with (the machine's venv may hold others; the
+  # pytest run of 2026-12-07 crashed there, not in CI, with whichever it had).
+  "$py" -c 'import nanobind, scikit_build_core; print("before: nanobind", nanobind.__version__,
+        "scikit-build-core", scikit_build_core.__version__)' >"$logs/install.log" 2>&1
+  "$py" -m pip install -q --no-index --find-links "$wheels" --upgrade nanobind scikit-build-core >>"$logs/install.log" 2>&1
+  "$py" -c 'import nanobind, numpy; print("building with nanobind", nanobind.__version__, "numpy", numpy.__version__)' 2>&1 |
+    tee -a "$logs/install.log"
   isolation=
   "$py" -c 'import scikit_build_core, nanobind' 2>/dev/null && isolation=--no-build-isolation
   timeout "${KVSERVE_INSTALL_TIMEOUT:-570}" "$py" -m pip install --no-index --find-links "$wheels" $isolation ".[test]" \
     -C cmake.define.KVSERVE_ENABLE_CUDA="${KVSERVE_GPU_PYTHON_CUDA:-ON}" -C cmake.define.KVSERVE_CUDA_ARCHS=90a \
-    -C build-dir="$work/build" >"$logs/install.log" 2>&1 || { status=$?; tail -20 "$logs/install.log"; }
+    -C build-dir="$work/build" >>"$logs/install.log" 2>&1 || { status=$?; tail -20 "$logs/install.log"; }
   "$py" -c "import kvserve; print('kvserve', kvserve.__version__, 'cuda built:', kvserve.cuda_backend_built(),
         'devices:', kvserve.cuda_device_count())" 2>&1 | tee -a "$logs/install.log"
 fi
