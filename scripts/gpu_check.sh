@@ -187,7 +187,7 @@ memcheck() {
 
 demo() {
   note "demo on the GPU, every step checked"
-  logged '>' "$out/demo.log" timeout 300 "$build_dir/bench/kvserve" demo --device cuda --check || status=1
+  logged '>' "$out/demo.log" timeout 300 "$build_dir/bench/kvserve" demo --device cuda --mla --gdn --check || status=1
   dry || tail -12 "$out/demo.log"
 }
 
@@ -212,12 +212,13 @@ peers() {
 }
 
 # Issue 14: the GPU tests of every op on the multi-query kernels under
-# racecheck and synccheck (the mbarrier protocol of the wgmma kernel), the
-# prefill table on both kernels and its SDPA peers.
+# racecheck and synccheck (the mbarrier protocol of the wgmma kernel), and of
+# the MLA decode kernel (its S exchange between warps); then the prefill table
+# on both kernels and its SDPA peers.
 racecheck() {
-  local tool filter='*Prefill*cuda0*:*Cascade*cuda0*:CudaCascade*'
+  local tool filter='*Prefill*cuda0*:*Cascade*cuda0*:CudaCascade*:*MlaDecode*cuda0*:CudaMla*'
   for tool in racecheck synccheck; do
-    note "compute-sanitizer $tool on the prefill and cascade GPU tests"
+    note "compute-sanitizer $tool on the prefill, cascade and MLA decode GPU tests"
     logged '>' "$out/$tool.log" timeout "$test_timeout" compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
       "$tests_bin" --gtest_filter="$filter" || status=1
     dry || grep -E "ERROR SUMMARY|RACECHECK SUMMARY|tests ran|FAILED" "$out/$tool.log" | tail -6
