@@ -237,6 +237,43 @@ def test_append_paged_mla_kv_cache(gen, device):
     assert torch.equal(ckv_cache[2], ckv[:2]) and torch.equal(kpe_cache[0, 0], kpe[2])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("page_size", [1, 16])
+def test_batch_mla_decode(gen, device, page_size):
+    """The absorbed MLA decode: attention with one KV head, keys [ckv | kpe],
+    values ckv; kv_len_arr in FlashInfer's form; empty and one-token requests."""
+    dtype, heads, ckv_dim, kpe_dim, sm_scale = DTYPES[device], 16, 512, 64, 192 ** -0.5
+    lengths = [37, 0, 1, 100]
+    counts = [-(-n // page_size) for n in lengths]
+    num_pages = sum(counts) + 3
+    i32 = dict(dtype=torch.int32, device=device)
+    indptr = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), **i32)
+    indices = torch.randperm(num_pages, generator=gen).to(**i32)[: int(indptr[-1])]
+    ckv_cache = randn(gen, num_pages, page_size, ckv_dim, dtype=dtype, device=device)
+    kpe_cache = randn(gen, num_pages, page_size, kpe_dim, dtype=dtype, device=device)
+    q_nope = randn(gen, len(lengths), heads, ckv_dim, dtype=dtype, device=device)
+    q_pe = randn(gen, len(lengths), heads, kpe_dim, dtype=dtype, device=device)
+    w = flashinfer.mla.BatchMLAPagedAttentionWrapper(workspace(device))
+    w.plan(torch.arange(len(lengths) + 1, **i32), indptr, indices, torch.tensor(lengths, **i32), heads, ckv_dim,
+           kpe_dim, page_size, False, sm_scale, dtype, dtype)
+    out, lse = w.run(q_nope, q_pe, ckv_cache, kpe_cache, return_lse=True)
+    for b, n in enumerate(lengths):
+        pages = indices[indptr[b]:indptr[b + 1]].long()
+        c = ckv_cache[pages].reshape(-1, ckv_dim)[:n]
+        k = torch.cat([c, kpe_cache[pages].reshape(-1, kpe_dim)[:n]], -1)[:, None]
+        q = torch.cat([q_nope[b], q_pe[b]], -1)[None]
+        ref, ref_lse = ref_attention(q, k, c[:, None], sm_scale=sm_scale)
+        torch.testing.assert_close(out[b].double(), ref[0], **tol(dtype))
+        if n:
+            torch.testing.assert_close(lse[b].double(), ref_lse[0], **tol(dtype))
+    with pytest.raises(NotImplementedError, match="qo_indptr"):
+        w.plan(torch.tensor([0, 2, 2, 3, 4], **i32), indptr, indices, torch.tensor(lengths, **i32), heads,
+               ckv_dim, kpe_dim, page_size, True, sm_scale, dtype, dtype)
+    with pytest.raises(ValueError, match="kv_len_arr"):
+        w.plan(torch.arange(len(lengths) + 1, **i32), indptr, indices, torch.tensor([37, 0, 1, 100 + page_size], **i32),
+               heads, ckv_dim, kpe_dim, page_size, False, sm_scale, dtype, dtype)
+
+
 def sorted_prefix_distribution(p, top_k=None, top_p=None, min_p=None):
     """The truncated, renormalised distribution by sorting (FlashInfer's test reference)."""
     order = torch.argsort(-p, stable=True)

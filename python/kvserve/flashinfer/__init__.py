@@ -5,7 +5,7 @@ equivalent for raises NotImplementedError naming it; docs/python.md has the
 compatibility table. Needs torch (this is a torch API).
 
 Submodules mirror FlashInfer's (decode, prefill, cascade, page, sampling,
-norm, gdn_prefill); every function is also here at the top level."""
+norm, gdn_prefill, mla); every function is also here at the top level."""
 
 import sys as _sys
 import types as _types
@@ -16,7 +16,7 @@ except ImportError as e:  # pragma: no cover - exercised where torch is missing
     raise ImportError("kvserve.flashinfer needs torch (pip install torch); the kvserve module itself does not") from e
 
 
-from . import cascade, gdn_prefill, norm, page, sampling
+from . import cascade, gdn_prefill, mla, norm, page, sampling
 from .attention import (BatchDecodeWithPagedKVCacheWrapper, BatchPrefillWithPagedKVCacheWrapper,
                         BatchPrefillWithRaggedKVCacheWrapper, CUDAGraphBatchDecodeWithPagedKVCacheWrapper,
                         MultiLevelCascadeAttentionWrapper,
@@ -24,6 +24,7 @@ from .attention import (BatchDecodeWithPagedKVCacheWrapper, BatchPrefillWithPage
                         single_prefill_with_kv_cache_return_lse)
 from .cascade import merge_state, merge_state_in_place, merge_states
 from .gdn_prefill import chunk_gated_delta_rule
+from .mla import BatchMLAPagedAttentionWrapper
 from .norm import fused_add_rmsnorm, gemma_fused_add_rmsnorm, gemma_rmsnorm, rmsnorm
 from .page import append_paged_kv_cache, append_paged_mla_kv_cache, get_batch_indices_positions, get_seq_lens
 from .sampling import (apply_token_penalties, chain_speculative_sampling, min_p_sampling_from_probs,
