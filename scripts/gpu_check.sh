@@ -173,7 +173,8 @@ tests() {
   # once more in its closing list: count each test name once.
   local skipped
   skipped=$(sed -n 's/^\[  SKIPPED \] \([^ ]*\.[^ ]*\).*/\1/p' "$out/gpu-tests.log" | sort -u | wc -l)
-  echo "$skipped skipped (no CUDA kernel for the op yet, or one GPU only)"
+  echo "$skipped skipped (no case with a CUDA kernel, or one GPU only);" \
+    "$(grep -c '^\[ NOT BUILT\]' "$out/gpu-tests.log") cases left out for want of a CUDA row"
 }
 
 memcheck() {

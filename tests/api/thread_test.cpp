@@ -51,7 +51,7 @@ void run_in_threads(Device device, const std::function<Status(int, Stream)>& job
   for (int t = 0; t < kThreads; ++t) EXPECT_TRUE(last[t]) << "thread " << t << ": " << last[t].to_string();
 }
 
-class Threads : public ::testing::TestWithParam<Device> {};
+class Threads : public DeviceTest {};
 
 // One split-KV decode plan, four threads, each over its own cache (lengths
 // differ, so each workspace holds a different schedule).

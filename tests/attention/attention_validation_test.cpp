@@ -153,7 +153,7 @@ std::span<const T> first(const std::vector<T>& v, std::size_t n) {
   return std::span<const T>(v).first(n);
 }
 
-class AttentionValidationTest : public ::testing::TestWithParam<Device> {};
+class AttentionValidationTest : public DeviceTest {};
 
 // ------------------------------------------------------- BatchPagedDecode --
 

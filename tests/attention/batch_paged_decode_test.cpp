@@ -64,7 +64,7 @@ void run_case(const DecodeCase& c, Device device) {
   expect_attention(out, lse, ref);
 }
 
-class BatchPagedDecodeTest : public ::testing::TestWithParam<Device> {};
+class BatchPagedDecodeTest : public DeviceTest {};
 
 TEST_P(BatchPagedDecodeTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

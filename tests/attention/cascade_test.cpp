@@ -101,7 +101,7 @@ void expect_matches_oracle(const CascadeCase& c, Device device) {
   expect_attention(r.out, r.lse, ref);
 }
 
-class CascadeAttentionTest : public ::testing::TestWithParam<Device> {};
+class CascadeAttentionTest : public DeviceTest {};
 
 TEST_P(CascadeAttentionTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

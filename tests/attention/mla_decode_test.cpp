@@ -75,7 +75,7 @@ void run_case(const MlaCase& c, Device device) {
   expect_attention(out, lse, ref);
 }
 
-class BatchPagedMlaDecodeTest : public ::testing::TestWithParam<Device> {};
+class BatchPagedMlaDecodeTest : public DeviceTest {};
 
 TEST_P(BatchPagedMlaDecodeTest, DtypesAndPageSizes) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -57,7 +57,7 @@ void run_case(const PagedPrefillCase& c, Device device) {
   expect_attention(out, lse, ref);
 }
 
-class BatchPagedPrefillTest : public ::testing::TestWithParam<Device> {};
+class BatchPagedPrefillTest : public DeviceTest {};
 
 TEST_P(BatchPagedPrefillTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -62,7 +62,7 @@ void run_case(const RaggedCase& c, Device device) {
   expect_attention(out, lse, ref);
 }
 
-class BatchRaggedPrefillTest : public ::testing::TestWithParam<Device> {};
+class BatchRaggedPrefillTest : public DeviceTest {};
 
 TEST_P(BatchRaggedPrefillTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

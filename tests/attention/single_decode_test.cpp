@@ -67,7 +67,7 @@ void run_case(const SingleDecodeCase& c, Device device) {
   expect_attention(out, lse, ref);
 }
 
-class SingleDecodeTest : public ::testing::TestWithParam<Device> {};
+class SingleDecodeTest : public DeviceTest {};
 
 TEST_P(SingleDecodeTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -58,7 +58,7 @@ void run_case(const SinglePrefillCase& c, Device device) {
   expect_attention(out, lse, ref_out, ref_lse);
 }
 
-class SinglePrefillTest : public ::testing::TestWithParam<Device> {};
+class SinglePrefillTest : public DeviceTest {};
 
 TEST_P(SinglePrefillTest, DtypesAndHeadDims) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

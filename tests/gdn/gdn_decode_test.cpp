@@ -139,7 +139,7 @@ void run_decode_case(const DecodeCase& c, Device device) {
         ASSERT_EQ(after[slot * state_size + e], pool_before[slot * state_size + e]) << "spare slot " << slot;
 }
 
-class GdnDecodeTest : public ::testing::TestWithParam<Device> {};
+class GdnDecodeTest : public DeviceTest {};
 
 TEST_P(GdnDecodeTest, EqualsPrefillTokenByToken) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -44,7 +44,7 @@ void run_oracle_case(const OracleCase& c, Device device) {
   if (c.options.want_final) expect_close(got.final_state, ref_final, DType::f32, "final_state");
 }
 
-class GdnPrefillTest : public ::testing::TestWithParam<Device> {};
+class GdnPrefillTest : public DeviceTest {};
 
 TEST_P(GdnPrefillTest, DtypesAgainstOracle) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -8,6 +8,11 @@
 
 namespace kvserve::test {
 
+CaseTally& case_tally() {
+  static CaseTally tally;
+  return tally;
+}
+
 std::vector<Device> test_devices() {
   std::vector<Device> d{Device::cpu()};
   if (cuda_device_count() > 0) d.push_back(Device::cuda(0));

@@ -6,6 +6,8 @@
 // reference/, shared with the CLI.)
 #pragma once
 
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -42,15 +44,40 @@ Device other_device(Device d);
 #define KVS_NEEDS_CUDA_BACKEND(Suite) \
   TEST(Suite, NeedsTheCudaBackend) { GTEST_SKIP() << "this build has no CUDA backend: GPU tests skipped"; }
 
-// Creates a plan into `var`; on a GPU whose build has no kernel for the
-// configuration (Unsupported) the test is skipped with the reason, anywhere
-// else a failure to create fails the test.
+// The cases of the running test: created (ran) and left out for want of a
+// CUDA kernel for their configuration (not built). KVS_CREATE_OR_SKIP counts
+// them, DeviceTest resets them as each test starts.
+struct CaseTally {
+  int ran = 0, not_built = 0;
+};
+CaseTally& case_tally();
+
+// The fixture of every test parametrised over test_devices(): a test reads
+// SKIPPED only when every case it met was left out (a GPU build without
+// that kernel), not when one of several was; the cases left out are printed.
+class DeviceTest : public ::testing::TestWithParam<Device> {
+ protected:
+  void SetUp() override { case_tally() = {}; }
+  void TearDown() override {
+    if (case_tally().ran == 0 && case_tally().not_built > 0)
+      GTEST_SKIP() << "no case of this test has a kernel on " << GetParam().to_string();
+  }
+};
+
+// Creates a plan into `var`. On a GPU whose build has no kernel for the
+// configuration (Unsupported) the case is left out: noted, counted, and the
+// enclosing function returns (a test body, or the helper running one case of
+// it). Anywhere else a failure to create fails the test.
 #define KVS_CREATE_OR_SKIP(var, PlanType, desc, device)                                  \
   auto var = PlanType::create(desc, device);                                             \
   do {                                                                                   \
-    if (!var && (device).is_cuda() && var.status().code() == ::kvserve::StatusCode::unsupported) \
-      GTEST_SKIP() << var.status().to_string();                                          \
+    if (!var && (device).is_cuda() && var.status().code() == ::kvserve::StatusCode::unsupported) { \
+      ++::kvserve::test::case_tally().not_built;                                         \
+      std::printf("[ NOT BUILT] %s\n", var.status().to_string().c_str());               \
+      return;                                                                            \
+    }                                                                                    \
     ASSERT_TRUE(var) << var.status().to_string();                                        \
+    ++::kvserve::test::case_tally().ran;                                                 \
   } while (0)
 
 // A page table's indptr and last_page_len for requests of `lens` tokens on

@@ -118,7 +118,7 @@ void run_case(const CacheCase& c, Device device) {
   expect_close(cache.logical(cache.v), want_v, c.dtype, "v_cache");
 }
 
-class KvCacheAppendTest : public ::testing::TestWithParam<Device> {};
+class KvCacheAppendTest : public DeviceTest {};
 
 TEST_P(KvCacheAppendTest, DtypesAndLayouts) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

@@ -82,7 +82,7 @@ void run_case(const MlaCase& c, Device device) {
   expect_close(cache.kpe_pages.values(), want_kpe, c.dtype, "kpe_pages");
 }
 
-class PagedMlaAppendTest : public ::testing::TestWithParam<Device> {};
+class PagedMlaAppendTest : public DeviceTest {};
 
 TEST_P(PagedMlaAppendTest, DtypesAndPageSizes) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

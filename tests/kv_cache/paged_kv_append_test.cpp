@@ -95,7 +95,7 @@ void run_case(const AppendCase& c, Device device) {
   expect_close(cache.v.values(), want_v, c.kv_dtype, "v_pages");
 }
 
-class PagedKvAppendTest : public ::testing::TestWithParam<Device> {};
+class PagedKvAppendTest : public DeviceTest {};
 
 TEST_P(PagedKvAppendTest, DecodeDtypesAndLayouts) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

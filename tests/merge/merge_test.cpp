@@ -104,7 +104,7 @@ void expect_pair_merged(const MergeCase& c, bool in_place, Device device) {
   expect_attention(out, out_lse, ref, ref_lse);
 }
 
-class MergeTest : public ::testing::TestWithParam<Device> {};
+class MergeTest : public DeviceTest {};
 
 TEST_P(MergeTest, MergeStatesDtypesAndCounts) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

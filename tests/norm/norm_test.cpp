@@ -146,7 +146,7 @@ void run_case(const NormCase& c, Device device) {
   if (!c.in_place) EXPECT_EQ(x.values(), x_before) << "x was written";
 }
 
-class RmsNormTest : public ::testing::TestWithParam<Device> {};
+class RmsNormTest : public DeviceTest {};
 
 TEST_P(RmsNormTest, DtypesAndOddHiddenSizes) {
   for (DType t : {DType::f16, DType::bf16, DType::f32})

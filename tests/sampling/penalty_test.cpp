@@ -83,7 +83,7 @@ void run_case(const PenaltyCase& c, Device device) {
   expect_close(x.values(), want, DType::f32, "logits");
 }
 
-class TokenPenaltyTest : public ::testing::TestWithParam<Device> {};
+class TokenPenaltyTest : public DeviceTest {};
 
 TEST_P(TokenPenaltyTest, FromTokenCounts) {
   run_case({PenaltyHistory::token_counts, ParamSource::scalar, 1000, 16, 64}, GetParam());

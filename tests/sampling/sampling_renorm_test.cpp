@@ -90,7 +90,7 @@ void run_case(const RenormCase& c, Device device) {
   expect_close(got, want, DType::f32, "out");
 }
 
-class SamplingRenormTest : public ::testing::TestWithParam<Device> {};
+class SamplingRenormTest : public DeviceTest {};
 
 TEST_P(SamplingRenormTest, TopKRenormalisedProbs) {
   for (int vocab : {1, 7, 33, 1000}) run_case({RenormKind::top_k_renorm_probs, vocab, 64}, GetParam());

@@ -70,7 +70,7 @@ float midpoint_min_p(const std::vector<double>& ranked, std::size_t r) {
 
 // ------------------------------------------------------- distributions ----
 
-class SamplingTest : public ::testing::TestWithParam<Device> {};
+class SamplingTest : public DeviceTest {};
 
 struct FilterCase {
   std::string name;

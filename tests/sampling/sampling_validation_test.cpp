@@ -72,7 +72,7 @@ void add_tensor_spoilers(std::vector<BadArg<Args>>* bad, const std::string& name
     bad->push_back({name, [member, change = f.apply](Args& a) { change(a.*member); }});
 }
 
-class SamplingValidationTest : public ::testing::TestWithParam<Device> {};
+class SamplingValidationTest : public DeviceTest {};
 
 // ---------------------------------------------------------------- Sampling --
 

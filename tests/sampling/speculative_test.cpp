@@ -63,7 +63,7 @@ Problem repeated(const std::vector<std::vector<float>>& draft, const std::vector
   return p;
 }
 
-class SpeculativeTest : public ::testing::TestWithParam<Device> {};
+class SpeculativeTest : public DeviceTest {};
 
 // n = 3 over 5 tokens, drafts (1, 3, 0): the tests pass with probabilities
 // min(1, p/q) = 0.5, 0.75 and 1, so
