@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/common/device_types.cuh"
+#include "cuda/common/kernel_attributes.cuh"
 #include "cuda/common/mma.cuh"
 #include "cuda/mla_decode/mla_decode_params.hpp"
 #include "cuda/registry/instantiate.hpp"
@@ -256,11 +257,8 @@ struct MlaDecodeRow {
   static int launch(const MlaDecodeParams& p, void* stream) {
     static_assert(R.head_dim == kMlaCkvDim, "the rows are ckv 512 + kpe 64");
     const auto kernel = mla_decode_kernel<R.q>;
-    // 196 KB: above the 48 KB a launch gets without opting in.
-    if (const cudaError_t e =
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMlaSmemBytes);
-        e != cudaSuccess)
-      return e;
+    static std::atomic<std::uint64_t> configured_devices{0};
+    if (const cudaError_t e = configure_once(kernel, kMlaSmemBytes, configured_devices); e != cudaSuccess) return e;
     const dim3 grid(p.head_chunks, p.max_items);
     kernel<<<grid, kMlaThreads, kMlaSmemBytes, static_cast<cudaStream_t>(stream)>>>(p);
     return cudaGetLastError();

@@ -25,15 +25,13 @@ const LaunchTable<MlaDecodeLaunch> kMlaDecodeLaunchers{mla_decode_launchers()};
 // is 256 KB (paged decode's 1024 would be 256 MB here).
 constexpr int kMlaFixedSplitPartials = 256;
 
-std::size_t align256(std::size_t n) { return (n + 255) / 256 * 256; }
-
 // Everything the plan derives from (desc, device). Workspace:
-// [num_items] | items | split counters | partial lse | partial out.
+// [num_items] | items | split counters | partial lse | partial out (SplitRegions).
 struct MlaDecodeSizing {
   SplitPolicy split;
   int head_chunks = 1, max_items = 0, partial_slots = 0;
-  std::size_t items_offset = 256, counters_offset = 0, partial_lse_offset = 0, partial_out_offset = 0,
-              workspace_bytes = 0, staging_bytes = 0;
+  std::size_t items_offset = 256, staging_bytes = 0;
+  SplitRegions regions;  // regions.end: the workspace size
 };
 
 MlaDecodeSizing mla_decode_sizing(const BatchPagedMlaDecodeDesc& d, int sm_count) {
@@ -47,20 +45,16 @@ MlaDecodeSizing mla_decode_sizing(const BatchPagedMlaDecodeDesc& d, int sm_count
     z.partial_slots = z.max_items;
   } else {
     // One wave: a block per SM (196 KB of shared memory each), e.g. 132
-    // SMs over 2 head chunks at 128 heads = 66 slices for the batch. The
-    // split requests' slices number at most target_items (each gets
-    // floor(tokens * target / total) at most), so that many partial slots do.
+    // SMs over 2 head chunks at 128 heads = 66 slices for the batch; the
+    // split requests take at most target_items partial slots.
     z.split.target_items = std::max(1, sm_count / z.head_chunks);
     z.max_items = d.max_batch + z.split.target_items;
     z.partial_slots = z.split.target_items;
   }
-  const std::size_t heads = static_cast<std::size_t>(d.num_heads), slots = static_cast<std::size_t>(z.partial_slots);
   z.staging_bytes = z.items_offset + sizeof(DecodeWorkItem) * static_cast<std::size_t>(z.max_items);
-  z.counters_offset = align256(z.staging_bytes);
-  z.partial_lse_offset =
-      align256(z.counters_offset + sizeof(unsigned) * static_cast<std::size_t>(d.max_batch) * z.head_chunks);
-  z.partial_out_offset = align256(z.partial_lse_offset + sizeof(float) * heads * slots);
-  z.workspace_bytes = align256(z.partial_out_offset + sizeof(float) * heads * kMlaCkvDim * slots);
+  z.regions = SplitRegions::after(z.staging_bytes, static_cast<std::size_t>(d.max_batch) * z.head_chunks,
+                                  static_cast<std::size_t>(z.partial_slots), static_cast<std::size_t>(d.num_heads),
+                                  kMlaCkvDim);
   return z;
 }
 
@@ -79,11 +73,7 @@ struct BatchPagedMlaDecodeTraits {
       return no_kernel(Op::kName, "cache.kpe_dim " + std::to_string(d.cache.kpe_dim),
                        "kpe_dim " + std::to_string(kMlaKpeDim));
     Selected s{kMlaDecodeLaunchers[*row], mla_decode_sizing(d, facts.sm_count), nullptr};
-    if (s.sizing.max_items > 65535)  // grid.y
-      return no_kernel(Op::kName,
-                       "max_batch " + std::to_string(d.max_batch) + " (" + std::to_string(s.sizing.max_items) +
-                           " work items)",
-                       "up to the 65535 work items one launch holds");
+    KVSERVE_TRY(check_item_grid(Op::kName, d.max_batch, s.sizing.max_items));
     return s;
   }
   static std::string config(const BatchPagedMlaDecodeDesc& d, const Selected& s) {
@@ -99,7 +89,7 @@ struct BatchPagedMlaDecodeTraits {
   static Precision precision(const BatchPagedMlaDecodeDesc& d) {
     return {DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/d.kv_split_tokens > 0};
   }
-  static std::size_t workspace_bytes(const Selected& s) { return s.sizing.workspace_bytes; }
+  static std::size_t workspace_bytes(const Selected& s) { return s.sizing.regions.end; }
 
   static Status create(Selected& s, const BatchPagedMlaDecodeDesc&, Device device) {
     return create_staging(s, device);
@@ -113,16 +103,16 @@ struct BatchPagedMlaDecodeTraits {
         [&](void* staging) -> Result<std::size_t> {
           auto* bytes = static_cast<unsigned char*>(staging);
           auto* items = reinterpret_cast<DecodeWorkItem*>(bytes + z.items_offset);
-          const int n = build_work_items(z.split, host, d.cache.page_size, /*window_left=*/-1, items);
-          for (int i = 0; i < n; ++i)  // the bound the sizing relies on
-            if (items[i].num_splits > 1 && items[i].partial_base + items[i].num_splits > z.partial_slots)
-              return Status::internal(std::string(Op::kName) + ": the schedule needs more than the " +
-                                      std::to_string(z.partial_slots) + " partial slots sized");
+          int partials = 0;
+          const int n = build_work_items(z.split, host, d.cache.page_size, /*window_left=*/-1, items, &partials);
+          if (partials > z.partial_slots)  // the bound the sizing relies on (decode_schedule.hpp)
+            return Status::internal(std::string(Op::kName) + ": the schedule takes " + std::to_string(partials) +
+                                    " partial slots, " + std::to_string(z.partial_slots) + " sized");
           std::fill(bytes, bytes + z.items_offset, 0);
           std::copy_n(reinterpret_cast<const unsigned char*>(&n), sizeof n, bytes);
           return z.items_offset + sizeof(DecodeWorkItem) * n;
         },
-        z.counters_offset, z.partial_lse_offset - z.counters_offset);
+        z.regions.counters, z.regions.counter_bytes());
   }
 
   static Status run(const Selected& s, const BatchPagedMlaDecodeDesc& d, Device device,
@@ -148,8 +138,7 @@ struct BatchPagedMlaDecodeTraits {
     p.num_heads = d.num_heads;
     p.head_chunks = z.head_chunks;
     p.q_scale = d.sm_scale * 1.4426950408889634f;  // log2 e: the kernel's exp2
-    static_cast<SplitSchedule&>(p) = SplitSchedule::in(ws.data, z.items_offset, z.counters_offset,
-                                                       z.partial_lse_offset, z.partial_out_offset, z.max_items);
+    static_cast<SplitSchedule&>(p) = SplitSchedule::in(ws.data, z.items_offset, z.regions, z.max_items);
     return launch_on(device, Op::kName, [&] { return s.launch(p, stream.handle); });
   }
 };

@@ -8,12 +8,11 @@
 
 #include <cuda_runtime.h>
 
-#include <atomic>
-
 #include "cuda/paged_decode/decode_epilogue.cuh"
 #include "cuda/paged_decode/decode_mma_kernel.cuh"
 #include "cuda/paged_decode/decode_params.hpp"
 #include "cuda/common/device_types.cuh"
+#include "cuda/common/kernel_attributes.cuh"
 #include "cuda/registry/instantiate.hpp"
 
 namespace kvserve::detail::cuda {
@@ -218,24 +217,6 @@ __global__ void __launch_bounds__(DecodeKernelTraits<Q, KV, HeadDim>::kThreads, 
   if (!arrive_last(p, item, kv_head, head_chunk, reinterpret_cast<int*>(row_md + 2 * T::kRows)) || !writer) return;
   // 32 floats of slices in flight: the kernel runs on 64 registers a thread.
   merge_slices<Q, T::kElems, (T::kElems < 32 ? 32 / T::kElems : 1)>(p, item, qo_head, e0, HeadDim, lane == 0);
-}
-
-// Sets a kernel's shared-memory attributes once per device: the largest
-// carveout (4 CUDA-core blocks of 48 KB, or 2 tensor-core blocks of 96 KB,
-// need it; the driver may otherwise favour L1) and, past 48 KB, the opt-in
-// to more dynamic shared memory.
-template <class Kernel>
-cudaError_t configure_once(Kernel kernel, int smem_bytes, std::atomic<std::uint64_t>& configured_devices) {
-  int device = 0;
-  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
-  const std::uint64_t bit = std::uint64_t{1} << (device % 64);
-  if (configured_devices.load(std::memory_order_relaxed) & bit) return cudaSuccess;
-  cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-  if (e == cudaSuccess && smem_bytes > 48 * 1024)
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  if (e == cudaSuccess) configured_devices.fetch_or(bit, std::memory_order_relaxed);
-  return e;
 }
 
 template <DType Q, DType KV, int HeadDim>

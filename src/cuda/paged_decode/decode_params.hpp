@@ -26,6 +26,25 @@ struct DecodeWorkItem {
 };
 static_assert(sizeof(DecodeWorkItem) == 32);
 
+// Where a split plan's workspace keeps, after the schedule it stages, the
+// split counters and the partial states (lse, then out), each region
+// 256-byte aligned; `end` is the workspace size.
+struct SplitRegions {
+  std::size_t counters = 0, partial_lse = 0, partial_out = 0, end = 0;
+
+  static SplitRegions after(std::size_t staging_bytes, std::size_t counters, std::size_t partial_slots,
+                            std::size_t heads, std::size_t dim_v) {
+    const auto align256 = [](std::size_t n) { return (n + 255) / 256 * 256; };
+    SplitRegions r;
+    r.counters = align256(staging_bytes);
+    r.partial_lse = align256(r.counters + sizeof(unsigned) * counters);
+    r.partial_out = align256(r.partial_lse + sizeof(float) * heads * partial_slots);
+    r.end = align256(r.partial_out + sizeof(float) * heads * dim_v * partial_slots);
+    return r;
+  }
+  std::size_t counter_bytes() const { return partial_lse - counters; }
+};
+
 // The split schedule in a plan's workspace as both paged decode kernels
 // (BatchPagedDecode, BatchPagedMlaDecode) read it: one block per item and
 // head chunk; the items of a split request write partial states that the last
@@ -38,13 +57,13 @@ struct SplitSchedule {
   float* partial_lse = nullptr;             // [partial slots, Hq] natural log
   int max_items = 0;                        // grid.y
 
-  // The regions of a workspace at `ws`, from their byte offsets (num_items at 0).
-  static SplitSchedule in(void* ws, std::size_t items, std::size_t counters, std::size_t partial_lse,
-                          std::size_t partial_out, int max_items) {
+  // The schedule in a workspace at `ws`: num_items at 0, the items at
+  // items_offset, the rest where `r` says.
+  static SplitSchedule in(void* ws, std::size_t items_offset, const SplitRegions& r, int max_items) {
     auto* base = static_cast<char*>(ws);
-    return {reinterpret_cast<const std::int32_t*>(base), reinterpret_cast<const DecodeWorkItem*>(base + items),
-            reinterpret_cast<unsigned*>(base + counters), reinterpret_cast<float*>(base + partial_out),
-            reinterpret_cast<float*>(base + partial_lse), max_items};
+    return {reinterpret_cast<const std::int32_t*>(base), reinterpret_cast<const DecodeWorkItem*>(base + items_offset),
+            reinterpret_cast<unsigned*>(base + r.counters), reinterpret_cast<float*>(base + r.partial_out),
+            reinterpret_cast<float*>(base + r.partial_lse), max_items};
   }
 };
 

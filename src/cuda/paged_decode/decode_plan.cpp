@@ -30,11 +30,7 @@ struct BatchPagedDecodeTraits {
     auto row = find_row(Op::kName, Family::paged_decode, {d.q_dtype, d.kv.dtype, d.kv.head_dim});
     if (!row) return row.status();
     Selected s{kDecodeLaunchers[*row], decode_sizing(d, facts.sm_count), nullptr};
-    if (s.sizing.max_items > 65535)  // grid.y
-      return no_kernel(Op::kName,
-                       "max_batch " + std::to_string(d.max_batch) + " (" + std::to_string(s.sizing.max_items) +
-                           " work items)",
-                       "up to the 65535 work items one launch holds");
+    KVSERVE_TRY(check_item_grid(Op::kName, d.max_batch, s.sizing.max_items));
     return s;
   }
   static std::string config(const BatchPagedDecodeDesc& d, const Selected& s) {
@@ -50,7 +46,7 @@ struct BatchPagedDecodeTraits {
   static Precision precision(const BatchPagedDecodeDesc& d) {
     return {DType::f32, DType::f32, /*deterministic=*/true, /*batch_invariant=*/d.kv_split_tokens > 0};
   }
-  static std::size_t workspace_bytes(const Selected& s) { return s.sizing.workspace_bytes; }
+  static std::size_t workspace_bytes(const Selected& s) { return s.sizing.regions.end; }
 
   static Status create(Selected& s, const BatchPagedDecodeDesc&, Device device) { return create_staging(s, device); }
 
@@ -62,7 +58,7 @@ struct BatchPagedDecodeTraits {
         [&](void* staging) -> Result<std::size_t> {
           return z.items_offset + sizeof(DecodeWorkItem) * build_decode_schedule(z, d, host, staging);
         },
-        z.counters_offset, z.partial_lse_offset - z.counters_offset);
+        z.regions.counters, z.regions.counter_bytes());
   }
 
   static Status run(const Selected& s, const BatchPagedDecodeDesc& d, Device device, const BatchPagedDecodeArgs& a,
@@ -92,8 +88,7 @@ struct BatchPagedDecodeTraits {
     prm.q_scale = scales.q_scale, prm.cap_log2 = scales.cap_log2;
 
     auto* base = static_cast<char*>(ws.data);
-    static_cast<SplitSchedule&>(prm) = SplitSchedule::in(ws.data, z.items_offset, z.counters_offset,
-                                                         z.partial_lse_offset, z.partial_out_offset, z.max_items);
+    static_cast<SplitSchedule&>(prm) = SplitSchedule::in(ws.data, z.items_offset, z.regions, z.max_items);
     if (is_fp8(d.kv.dtype)) {
       prm.k_scale = reinterpret_cast<const float*>(base + z.scales_offset);
       prm.v_scale = prm.k_scale + z.num_kv_heads;

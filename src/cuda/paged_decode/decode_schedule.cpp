@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "core/paged_kv_rules.hpp"
+#include "cuda/registry/registry.hpp"
 
 namespace kvserve::detail::cuda {
 namespace {
@@ -45,16 +47,13 @@ DecodeSizing decode_sizing(const BatchPagedDecodeDesc& d, int sm_count) {
   z.scales_offset = 16;
   z.items_offset = align256(z.scales_offset + 2 * sizeof(float) * static_cast<std::size_t>(z.num_kv_heads));
   z.staging_bytes = z.items_offset + sizeof(DecodeWorkItem) * static_cast<std::size_t>(z.max_items);
-  z.counters_offset = align256(z.staging_bytes);
-  z.partial_lse_offset =
-      align256(z.counters_offset + sizeof(unsigned) * static_cast<std::size_t>(d.max_batch) * blocks_per_item);
-  z.partial_out_offset = align256(z.partial_lse_offset + sizeof(float) * hq * z.max_items);
-  z.workspace_bytes = align256(z.partial_out_offset + sizeof(float) * hq * z.head_dim * z.max_items);
+  z.regions = SplitRegions::after(z.staging_bytes, static_cast<std::size_t>(d.max_batch) * blocks_per_item,
+                                  static_cast<std::size_t>(z.max_items), hq, static_cast<std::size_t>(z.head_dim));
   return z;
 }
 
 int build_work_items(const SplitPolicy& sp, const PagedKvLengths& host, int page_size, int window_left,
-                     DecodeWorkItem* items) {
+                     DecodeWorkItem* items, int* partials_out) {
   const std::int64_t batch = static_cast<std::int64_t>(host.indptr.size()) - 1;
   auto visible = [&](std::int64_t b, std::int64_t* begin) {
     const std::int64_t len = paged_kv_len(host.indptr.data(), host.last_page_len.data(), b, page_size);
@@ -104,7 +103,14 @@ int build_work_items(const SplitPolicy& sp, const PagedKvLengths& host, int page
     }
     if (splits > 1) partials += splits;
   }
+  if (partials_out) *partials_out = partials;
   return n;
+}
+
+Status check_item_grid(std::string_view op, int max_batch, int max_items) {
+  if (max_items <= 65535) return Status::ok();
+  return no_kernel(op, "max_batch " + std::to_string(max_batch) + " (" + std::to_string(max_items) + " work items)",
+                   "up to the 65535 work items one launch holds");
 }
 
 int build_decode_schedule(const DecodeSizing& z, const BatchPagedDecodeDesc& d, const PagedKvLengths& host,

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "cuda/paged_decode/decode_params.hpp"
 #include "kvserve/attention.hpp"
@@ -25,8 +26,8 @@ struct DecodeSizing {
   int max_items = 0;      // grid.x
   // Workspace layout, in bytes from its start (each region 256-byte aligned):
   // [num_items][k_scale, v_scale] | items | split counters | partial lse | partial out.
-  std::size_t scales_offset = 0, items_offset = 0, counters_offset = 0, partial_lse_offset = 0,
-              partial_out_offset = 0, workspace_bytes = 0;
+  std::size_t scales_offset = 0, items_offset = 0;
+  SplitRegions regions;  // regions.end: the workspace size
   std::size_t staging_bytes = 0;  // header, scales and max_items items: what prepare() copies at most
 };
 
@@ -53,9 +54,15 @@ struct SplitPolicy {
 // Writes the work items of the batch `host` describes (keys visible to a
 // query at the last position, a window of window_left keys when >= 0) and
 // returns their number, at most max_batch + target_items (auto) or
-// max_batch * max_splits (fixed).
+// max_batch * max_splits (fixed). *partials (when given) receives the partial
+// state slots the split requests take: at most target_items (auto; each
+// request takes at most floor(tokens * target / total)) or max_batch *
+// max_splits (fixed).
 int build_work_items(const SplitPolicy& policy, const PagedKvLengths& host, int page_size, int window_left,
-                     DecodeWorkItem* items);
+                     DecodeWorkItem* items, int* partials = nullptr);
+
+// Unsupported naming `op` when a plan's work items exceed one launch's grid.y.
+Status check_item_grid(std::string_view op, int max_batch, int max_items);
 
 // Writes the schedule for the batch `host` describes into `staging` (laid
 // out as the workspace's first sizing.items_offset + n * 32 bytes) and
